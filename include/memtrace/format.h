@@ -1,0 +1,118 @@
+/* memtrace dump format, version 1: the single definition of the file that
+ * `memtrace run` writes and `memtrace report` reads. Both sides include this
+ * header; nothing else may describe the layout.
+ *
+ * A dump is:
+ *
+ *   offset 0   struct mt_file_header (16 bytes, not compressed)
+ *   offset 16  one zstd stream (one or more frames, flushed at least every
+ *              MT_FLUSH_INTERVAL_MS so that a dump cut short at any byte still
+ *              decompresses up to its last flushed block)
+ *
+ * The decompressed stream is a sequence of records. Each record is one type
+ * byte (enum mt_record) followed by its fields, in the order listed below.
+ * Field encodings:
+ *   u   unsigned LEB128 varint (at most 10 bytes)
+ *   s   signed varint: zigzag-encoded, then as u
+ *   str u length, then that many bytes (no terminating NUL)
+ *   dt  s: time delta in nanoseconds against the previous record that carried
+ *       a time (the first such record is against header.start_mono_ns). So
+ *       every record's absolute time is known while streaming.
+ *
+ * Times are CLOCK_MONOTONIC nanoseconds. Events of all threads of a process
+ * are merged by the consumer in time order; a free is stamped before the real
+ * free runs and an allocation after the real allocator returned, so a block
+ * freed on one thread and its address reused on another are always ordered
+ * free-then-alloc. RSS samples may be slightly out of order with events.
+ *
+ * Stack addresses are return addresses as captured (innermost first, the
+ * caller of the allocation function first); a symbolizer looks up addr - 1.
+ * A stack refers to the modules loaded when its STACK record was written.
+ */
+#ifndef MEMTRACE_FORMAT_H
+#define MEMTRACE_FORMAT_H
+
+#include <stdint.h>
+
+#define MT_MAGIC "MEMTRACE"
+#define MT_FORMAT_VERSION 1u
+#define MT_FLUSH_INTERVAL_MS 200
+
+struct mt_file_header {
+    char magic[8];    /* MT_MAGIC, no NUL */
+    uint32_t version; /* MT_FORMAT_VERSION, little-endian */
+    uint32_t flags;   /* reserved, 0 */
+};
+
+enum mt_record {
+    /* First record of every dump.
+     *   u pid, u ppid, u start_mono_ns, u start_realtime_ns,
+     *   u flags (MT_PROC_*), u unwind (enum mt_unwind), u max_depth,
+     *   str exe, u argc, argc x str argv */
+    MT_REC_PROCESS = 1,
+    /* A module (executable or shared object) mapped into the process.
+     *   dt, u module_id, u load_bias, str path, str build_id (raw bytes),
+     *   u nsegments, nsegments x (u vaddr, u memsz, u flags: 1=exec) */
+    MT_REC_MODULE_LOAD = 2,
+    /* dt, u module_id */
+    MT_REC_MODULE_UNLOAD = 3,
+    /* u stack_id (1, 2, ... in order of appearance), u depth,
+     *   depth x s (address delta against the previous address of this
+     *   stack; the first against 0) */
+    MT_REC_STACK = 4,
+    /* A thread seen for the first time. u thread_index, u tid */
+    MT_REC_THREAD = 5,
+    /* dt, u thread_index, u function (enum mt_function), u address,
+     *   u size, u stack_id (0 = no stack) */
+    MT_REC_ALLOC = 6,
+    /* dt, u thread_index, u function, u address */
+    MT_REC_FREE = 7,
+    /* dt, u rss_bytes (resident set size of the process) */
+    MT_REC_RSS = 8,
+    /* A block the process owned from birth: a fork child inherits the
+     * parent's heap. u address, u size, u stack_id. Appears before any
+     * ALLOC/FREE. */
+    MT_REC_INHERIT = 9,
+    /* Counters a fork child inherits with its parent's heap, so that its
+     * totals match memcheck's (which copies them at fork).
+     *   u allocations, u frees, u bytes_allocated */
+    MT_REC_INHERIT_TOTALS = 10,
+    /* How the process ended. dt, u how (enum mt_exit), s value
+     * (exit status, signal number, or 0) */
+    MT_REC_EXIT = 11,
+    /* Last record of a dump whose consumer finished normally. dt */
+    MT_REC_END = 12,
+};
+
+enum mt_exit {
+    MT_EXIT_STATUS = 1, /* exit(value) or return from main */
+    MT_EXIT_SIGNAL = 2, /* killed by signal value */
+    MT_EXIT_EXEC = 3,   /* replaced its image with execve */
+    MT_EXIT_UNKNOWN = 4 /* the process vanished; how is not known */
+};
+
+enum mt_unwind { MT_UNWIND_DWARF = 1, MT_UNWIND_FP = 2 };
+
+/* MT_REC_PROCESS flags */
+#define MT_PROC_FORKED 1u /* started by fork() of a traced parent */
+
+/* The interposed function an event came from. */
+enum mt_function {
+    MT_FN_MALLOC = 1,
+    MT_FN_CALLOC,
+    MT_FN_REALLOC,
+    MT_FN_REALLOCARRAY,
+    MT_FN_FREE,
+    MT_FN_POSIX_MEMALIGN,
+    MT_FN_ALIGNED_ALLOC,
+    MT_FN_MEMALIGN,
+    MT_FN_VALLOC,
+    MT_FN_PVALLOC,
+    MT_FN_NEW,
+    MT_FN_NEW_ARRAY,
+    MT_FN_DELETE,
+    MT_FN_DELETE_ARRAY,
+    MT_FN_COUNT_
+};
+
+#endif

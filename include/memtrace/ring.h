@@ -1,0 +1,145 @@
+/* The shared-memory ring between a traced thread (producer, in preload/) and
+ * the `memtrace run` consumer (cli/), and the messages on the unix socket
+ * through which a traced process hands its rings over. Internal to memtrace:
+ * both sides are built from the same tree, so only MT_IPC_VERSION guards it.
+ *
+ * One ring per thread, in its own memfd: a control page, then `capacity`
+ * bytes of data (a power of two). head and tail count bytes ever written and
+ * ever consumed; the producer owns head, the consumer owns tail, each on its
+ * own cache line. Records are 8-byte aligned and never straddle the end of
+ * the data area (a PAD record fills the gap).
+ *
+ * Ordering protocol (why `busy` exists): the consumer merges the rings of a
+ * process by timestamp and may only emit a record once no ring can still
+ * produce an earlier one. A producer therefore announces an event before it
+ * reads the clock:
+ *     busy = MT_BUSY_STAMPING; full fence; ts = now(); busy = ts;
+ *     ... real free / write record ...; head += len (release); busy = 0
+ * and the consumer reads its own clock c, full fence, then each ring's busy:
+ *   0        -> any event not yet in the ring will be stamped after c
+ *   STAMPING -> wait (a few nanoseconds) until it becomes a time
+ *   ts       -> that ring's next event has time ts
+ * so every record with time < min(c, busy times, ring heads) is final.
+ */
+#ifndef MEMTRACE_RING_H
+#define MEMTRACE_RING_H
+
+#include <stdint.h>
+
+#define MT_IPC_VERSION 1u
+#define MT_RING_MAGIC 0x31474e4952544d4dull /* "MMTRING1" */
+#define MT_RING_DATA_OFFSET 4096u
+#define MT_RING_DEFAULT_CAPACITY (1u << 20)
+#define MT_BUSY_STAMPING 1ull
+
+struct mt_ring_control {
+    _Alignas(64) uint64_t head; /* producer: bytes published */
+    uint64_t busy;              /* producer: 0, MT_BUSY_STAMPING or a time */
+    _Alignas(64) uint64_t tail; /* consumer: bytes consumed */
+    _Alignas(64) uint64_t magic;
+    uint64_t capacity;
+};
+
+enum mt_ring_type {
+    MT_RING_PAD = 1,    /* skip to the end of the data area */
+    MT_RING_ALLOC,      /* ptr, size, stack_id, function */
+    MT_RING_FREE,       /* ptr, function */
+    MT_RING_STACK,      /* id, depth, ips[depth] */
+    MT_RING_MODULE_LOAD,
+    MT_RING_MODULE_UNLOAD,
+    MT_RING_THREAD_START, /* a thread took this ring: thread_index, tid */
+    MT_RING_THREAD_END,   /* that thread let it go (it may be reused) */
+    MT_RING_EXIT,         /* how, value */
+    MT_RING_FORK,         /* fork_seq: the parent side of a fork() */
+};
+
+/* Every record starts with this header; len is the whole record in bytes,
+ * a multiple of 8. */
+struct mt_ring_record {
+    uint32_t type;
+    uint32_t len;
+    uint64_t ts;
+};
+
+struct mt_ring_alloc {
+    struct mt_ring_record hdr;
+    uint64_t ptr;
+    uint64_t size;
+    uint32_t stack_id;
+    uint32_t function;
+};
+
+struct mt_ring_free {
+    struct mt_ring_record hdr;
+    uint64_t ptr;
+    uint32_t function;
+    uint32_t pad;
+};
+
+struct mt_ring_stack {
+    struct mt_ring_record hdr;
+    uint32_t id;
+    uint32_t depth;
+    uint64_t ips[];
+};
+
+struct mt_ring_segment {
+    uint64_t vaddr;
+    uint64_t memsz;
+    uint64_t flags; /* 1 = executable */
+};
+
+/* followed by nsegments segments, then path bytes, then build id bytes */
+struct mt_ring_module_load {
+    struct mt_ring_record hdr;
+    uint32_t module_id;
+    uint32_t nsegments;
+    uint64_t load_bias;
+    uint32_t path_len;
+    uint32_t build_id_len;
+};
+
+struct mt_ring_u32pair {
+    struct mt_ring_record hdr;
+    uint32_t a; /* module id / thread index / exit how / fork seq */
+    int32_t b;  /* tid / exit value */
+};
+
+/* ---- socket messages (SOCK_SEQPACKET) ---------------------------------- */
+
+enum mt_msg_type { MT_MSG_HELLO = 1, MT_MSG_REPLY, MT_MSG_RING };
+
+/* process -> consumer, first message of a connection */
+struct mt_msg_hello {
+    uint32_t type;
+    uint32_t version;
+    int32_t pid;
+    int32_t ppid;
+    int32_t fork_parent; /* pid of the traced parent if forked, else 0 */
+    uint32_t fork_seq;   /* which fork() of that parent */
+    uint64_t start_mono_ns;
+};
+
+enum mt_reply_status { MT_REPLY_OK = 0, MT_REPLY_UNTRACED = 1, MT_REPLY_ERROR = 2 };
+
+/* consumer -> process, answer to HELLO and to RING */
+struct mt_msg_reply {
+    uint32_t type;
+    uint32_t status; /* enum mt_reply_status */
+    uint32_t unwind; /* enum mt_unwind */
+    uint32_t max_depth;
+    uint32_t follow_fork;
+    uint32_t pad;
+    char message[232];
+};
+
+/* process -> consumer, with the ring's memfd as SCM_RIGHTS */
+struct mt_msg_ring {
+    uint32_t type;
+    uint32_t ring_index;
+    uint64_t capacity;
+};
+
+#define MT_MAX_DEPTH_LIMIT 256
+
+#endif
