@@ -51,6 +51,7 @@ enum mt_ring_type {
     MT_RING_THREAD_END,   /* that thread let it go (it may be reused) */
     MT_RING_EXIT,         /* how, value */
     MT_RING_FORK,         /* fork_seq: the parent side of a fork() */
+    MT_RING_EXEC,         /* a = 1: about to execve; a = 0: that execve failed */
 };
 
 /* Every record starts with this header; len is the whole record in bytes,

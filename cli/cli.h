@@ -1,0 +1,18 @@
+/* Shared by the subcommands of the memtrace command. */
+#ifndef MEMTRACE_CLI_H
+#define MEMTRACE_CLI_H
+
+#include <stdint.h>
+
+int cmd_run(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+
+/* Prints "memtrace: MESSAGE" on stderr; returns 1 (the exit status). */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Reports an unknown option or a missing argument; returns 1. */
+int cli_bad_option(const char *command, const char *arg, int optopt);
+int parse_unwind(const char *s, uint32_t *out);
+int parse_depth(const char *s, uint32_t *out);
+
+#endif

@@ -1,0 +1,550 @@
+/* The consumer's event loop (see consumer.h): connections from traced
+ * processes, their rings, their life cycle from HELLO to the end of their
+ * dump, and the summary printed for each.
+ *
+ * A process has ended when its socket reaches EOF: every fd is closed only
+ * once all its threads are gone (or it exec'd: the exec record says so).
+ * Then its rings are drained completely, so the dump holds every event made
+ * before death, SIGKILL included.
+ */
+#define _GNU_SOURCE
+#include "consumer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../report/text_format.h"
+#include "memtrace/format.h"
+#include "process.h"
+
+struct consumer {
+    const struct consumer_options *opt;
+    int listen_fd;
+    struct process **procs;
+    size_t nprocs, procs_cap;
+    struct fork_snapshot *snapshots;
+    char **created; /* dump paths made in this run, to number collisions */
+    size_t ncreated;
+    int child_reaped;
+    int child_status;
+    int accepted_any;
+    int first_hello_done;
+    int had_error;
+};
+
+int consumer_expand_pattern(const char *pattern, pid_t pid, const char *program, char *buf,
+                            size_t size)
+{
+    size_t n = 0;
+    for (const char *c = pattern; *c; c++) {
+        char tmp[32];
+        const char *piece = tmp;
+        if (c[0] == '%' && c[1] == 'p') {
+            snprintf(tmp, sizeof tmp, "%d", (int)pid);
+            c++;
+        } else if (c[0] == '%' && c[1] == 'n') {
+            piece = program;
+            c++;
+        } else if (c[0] == '%' && c[1] == '%') {
+            piece = "%";
+            c++;
+        } else {
+            tmp[0] = *c;
+            tmp[1] = '\0';
+        }
+        size_t k = strlen(piece);
+        if (n + k + 1 > size)
+            return -1;
+        memcpy(buf + n, piece, k);
+        n += k;
+    }
+    buf[n] = '\0';
+    return 0;
+}
+
+/* ---- process information ---------------------------------------------- */
+
+static void read_command_line(struct process *p)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)p->pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    while (fd >= 0 && buf) {
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len == cap) {
+            char *q = cap < (1u << 24) ? realloc(buf, cap * 2) : NULL;
+            if (!q)
+                break;
+            buf = q;
+            cap *= 2;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    int argc = 0;
+    for (size_t i = 0; i < len; i++)
+        argc += buf[i] == '\0';
+    if (len && buf[len - 1] != '\0')
+        argc++;
+    p->argv = calloc((size_t)argc + 1, sizeof *p->argv);
+    for (size_t i = 0, start = 0; p->argv && i <= len && p->argc < argc; i++) {
+        if (i == len || buf[i] == '\0') {
+            p->argv[p->argc++] = strndup(buf + start, i - start);
+            start = i + 1;
+        }
+    }
+    free(buf);
+    snprintf(path, sizeof path, "/proc/%d/exe", (int)p->pid);
+    char exe[PATH_MAX];
+    ssize_t n = readlink(path, exe, sizeof exe - 1);
+    p->exe = strndup(exe, n > 0 ? (size_t)n : 0);
+}
+
+static const char *program_name(const struct process *p)
+{
+    const char *s = p->exe && *p->exe ? p->exe : (p->argc ? p->argv[0] : "unknown");
+    const char *slash = strrchr(s, '/');
+    return slash ? slash + 1 : s;
+}
+
+/* Creates the dump for p; numbers it when this run already made that path
+ * (a pid that execs a program of the same name). */
+static int create_dump(struct consumer *c, struct process *p, char *err, size_t errlen)
+{
+    char path[PATH_MAX], numbered[PATH_MAX + 16];
+    if (consumer_expand_pattern(c->opt->output_pattern, p->pid, program_name(p), path,
+                                sizeof path) != 0) {
+        snprintf(err, errlen, "the output path is too long");
+        return -1;
+    }
+    const char *try = path;
+    for (int n = 1;; n++) {
+        int e = dump_writer_create(&p->dump, try, p->start_ns);
+        if (e == 0)
+            break;
+        int ours = 0;
+        for (size_t i = 0; i < c->ncreated; i++)
+            ours |= strcmp(c->created[i], try) == 0;
+        if (e != EEXIST || !ours || n > 1000) {
+            snprintf(err, errlen, "cannot create the dump %s: %s", try,
+                     e == EEXIST ? "the file already exists (dumps are never overwritten)"
+                     : e == ELOOP ? "it is a symbolic link (never followed)"
+                                  : strerror(e));
+            return -1;
+        }
+        size_t len = strlen(path);
+        int has_ext = len > 4 && strcmp(path + len - 4, ".mtr") == 0;
+        snprintf(numbered, sizeof numbered, "%.*s.%d%s", (int)(has_ext ? len - 4 : len), path, n,
+                 has_ext ? ".mtr" : "");
+        try = numbered;
+    }
+    p->dump_path = strdup(try);
+    char **grown = realloc(c->created, (c->ncreated + 1) * sizeof *grown);
+    if (grown) {
+        c->created = grown;
+        c->created[c->ncreated++] = strdup(try);
+    }
+    return 0;
+}
+
+static void write_process_record(struct process *p, const struct consumer_options *o, int forked)
+{
+    struct dump_writer *w = &p->dump;
+    struct timespec real;
+    clock_gettime(CLOCK_REALTIME, &real);
+    dw_byte(w, MT_REC_PROCESS);
+    dw_u(w, (uint64_t)p->pid);
+    dw_u(w, (uint64_t)p->ppid);
+    dw_u(w, p->start_ns);
+    dw_u(w, (uint64_t)real.tv_sec * 1000000000ull + (uint64_t)real.tv_nsec);
+    dw_u(w, forked ? MT_PROC_FORKED : 0);
+    dw_u(w, o->unwind);
+    dw_u(w, o->max_depth);
+    dw_str(w, p->exe, strlen(p->exe));
+    dw_u(w, (uint64_t)p->argc);
+    for (int i = 0; i < p->argc; i++)
+        dw_str(w, p->argv[i], strlen(p->argv[i]));
+}
+
+/* ---- messages ----------------------------------------------------------- */
+
+static void reply(int fd, uint32_t status, const struct consumer_options *o, const char *message)
+{
+    struct mt_msg_reply r = {.type = MT_MSG_REPLY, .status = status, .unwind = o->unwind,
+                             .max_depth = o->max_depth, .follow_fork = (uint32_t)o->follow_fork};
+    if (message)
+        snprintf(r.message, sizeof r.message, "%s", message);
+    send(fd, &r, sizeof r, MSG_NOSIGNAL);
+}
+
+static struct process *find_running(struct consumer *c, pid_t pid)
+{
+    for (size_t i = c->nprocs; i-- > 0;)
+        if (c->procs[i]->pid == pid)
+            return c->procs[i];
+    return NULL;
+}
+
+static void try_inherit(struct consumer *c, struct process *child)
+{
+    for (struct fork_snapshot **s = &c->snapshots; *s; s = &(*s)->next) {
+        if ((*s)->parent == child->fork_parent && (*s)->seq == child->fork_seq) {
+            struct fork_snapshot *found = *s;
+            *s = found->next;
+            process_inherit(child, found);
+            fork_snapshot_free(found);
+            return;
+        }
+    }
+    /* No snapshot and the parent is gone for good: nothing will come. */
+    struct process *parent = find_running(c, child->fork_parent);
+    if (!parent || parent->phase == PHASE_DONE)
+        child->waiting_for_fork = 0;
+}
+
+static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
+{
+    if (h->version != MT_IPC_VERSION) {
+        reply(fd, MT_REPLY_ERROR, c->opt, "memtrace: the shim and the consumer are of different versions");
+        close(fd);
+        return;
+    }
+    if (!c->opt->follow_fork && c->first_hello_done) {
+        reply(fd, MT_REPLY_UNTRACED, c->opt, NULL);
+        close(fd);
+        return;
+    }
+    struct process *p = calloc(1, sizeof *p);
+    if (!p || heap_table_init(&p->live) != 0 || stack_store_init(&p->stacks) != 0) {
+        reply(fd, MT_REPLY_ERROR, c->opt, "memtrace: out of memory");
+        close(fd);
+        free(p);
+        return;
+    }
+    p->pid = h->pid;
+    p->ppid = h->ppid;
+    p->conn = fd;
+    p->start_ns = h->start_mono_ns;
+    p->rss_fd = -1;
+    p->fork_parent = h->fork_parent;
+    p->fork_seq = h->fork_seq;
+    read_command_line(p);
+    char err[PATH_MAX + 128];
+    if (create_dump(c, p, err, sizeof err) != 0) {
+        char line[sizeof err + 16];
+        snprintf(line, sizeof line, "memtrace: %s", err);
+        reply(fd, MT_REPLY_ERROR, c->opt, line);
+        c->had_error = 1;
+        close(fd);
+        heap_table_free(&p->live);
+        stack_store_free(&p->stacks);
+        free(p);
+        return;
+    }
+    write_process_record(p, c->opt, h->fork_parent != 0);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/statm", (int)p->pid);
+    p->rss_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (c->nprocs == c->procs_cap) {
+        c->procs_cap = c->procs_cap ? c->procs_cap * 2 : 16;
+        c->procs = realloc(c->procs, c->procs_cap * sizeof *c->procs);
+    }
+    c->procs[c->nprocs++] = p;
+    c->first_hello_done = 1;
+    if (h->fork_parent) {
+        p->waiting_for_fork = 1;
+        try_inherit(c, p);
+    }
+    reply(fd, MT_REPLY_OK, c->opt, NULL);
+}
+
+static void on_ring(struct process *p, const struct mt_msg_ring *m, int memfd)
+{
+    uint64_t cap = m->capacity;
+    int ok = memfd >= 0 && cap >= 4096 && (cap & (cap - 1)) == 0 && cap <= (1ull << 32);
+    void *mem = MAP_FAILED;
+    if (ok)
+        mem = mmap(NULL, MT_RING_DATA_OFFSET + cap, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    if (memfd >= 0)
+        close(memfd);
+    struct mt_ring_control *ctl = mem;
+    if (mem == MAP_FAILED || ctl->magic != MT_RING_MAGIC || ctl->capacity != cap) {
+        if (mem != MAP_FAILED)
+            munmap(mem, MT_RING_DATA_OFFSET + cap);
+        reply(p->conn, MT_REPLY_ERROR, &(struct consumer_options){0}, NULL);
+        return;
+    }
+    if (p->nrings == p->rings_cap) {
+        p->rings_cap = p->rings_cap ? p->rings_cap * 2 : 8;
+        p->rings = realloc(p->rings, p->rings_cap * sizeof *p->rings);
+    }
+    p->rings[p->nrings++] = (struct consumer_ring){
+        .ctl = ctl, .data = (uint8_t *)mem + MT_RING_DATA_OFFSET, .capacity = cap,
+        .map_size = MT_RING_DATA_OFFSET + cap, .tail = ctl->head, .head_seen = ctl->head};
+    struct mt_msg_reply r = {.type = MT_MSG_REPLY, .status = MT_REPLY_OK};
+    send(p->conn, &r, sizeof r, MSG_NOSIGNAL);
+}
+
+/* Reads one message from a process's socket: 1 read, 2 nothing to read,
+ * 0 the process closed it. */
+static int read_message(struct process *p)
+{
+    union {
+        struct mt_msg_hello hello;
+        struct mt_msg_ring ring;
+        uint32_t type;
+    } msg;
+    char control[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = &msg, .iov_len = sizeof msg};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                        .msg_controllen = sizeof control};
+    ssize_t n = recvmsg(p->conn, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return 2;
+    if (n <= 0)
+        return 0;
+    int fd = -1;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+            memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+    if (msg.type == MT_MSG_RING && n == (ssize_t)sizeof msg.ring)
+        on_ring(p, &msg.ring, fd);
+    else if (fd >= 0)
+        close(fd);
+    return 1;
+}
+
+/* ---- ending ------------------------------------------------------------- */
+
+static void print_summary(const struct process *p, const char *how)
+{
+    const struct heap_totals *t = &p->totals;
+    char a[32], b[32], d[32];
+    fprintf(stderr, "==memtrace== pid %d:", (int)p->pid);
+    for (int i = 0; i < p->argc && i < 8; i++)
+        fprintf(stderr, " %s", p->argv[i]);
+    fprintf(stderr, "%s (%s)\n", p->argc > 8 ? " ..." : "", how);
+    fprintf(stderr, "==memtrace==   in use at exit: %s bytes in %s blocks\n",
+            fmt_count(a, t->in_use_bytes), fmt_count(b, t->in_use_blocks));
+    fprintf(stderr, "==memtrace==   total heap usage: %s allocs, %s frees, %s bytes allocated\n",
+            fmt_count(a, t->allocations), fmt_count(b, t->frees), fmt_count(d, t->bytes_allocated));
+    fprintf(stderr, "==memtrace==   peak: %s bytes in %s blocks at %.3f s\n",
+            fmt_count(a, t->peak_bytes), fmt_count(b, t->peak_blocks), t->peak_time_ns / 1e9);
+    fprintf(stderr, "==memtrace==   dump: %s\n", p->dump_path);
+}
+
+/* Finishes p's dump once it is known how the process ended. Returns 0 while
+ * that is not known yet (the direct child not reaped). */
+static int finish(struct consumer *c, struct process *p)
+{
+    int how = MT_EXIT_UNKNOWN, value = 0;
+    if (p->exec_pending) {
+        how = MT_EXIT_EXEC;
+    } else if (p->pid == c->opt->direct_child) {
+        if (!c->child_reaped)
+            return 0;
+        if (WIFSIGNALED(c->child_status)) {
+            how = MT_EXIT_SIGNAL;
+            value = WTERMSIG(c->child_status);
+        } else {
+            how = MT_EXIT_STATUS;
+            value = WEXITSTATUS(c->child_status);
+        }
+    } else if (p->saw_exit) {
+        how = MT_EXIT_STATUS;
+        value = p->exit_value;
+    }
+    process_drain(p, 1, &c->snapshots);
+    uint64_t end = p->last_event_ns > p->start_ns ? p->last_event_ns : p->start_ns;
+    uint64_t now = consumer_now_ns();
+    if (now > end)
+        end = now;
+    struct dump_writer *w = &p->dump;
+    dw_byte(w, MT_REC_EXIT);
+    dw_time(w, end);
+    dw_u(w, (uint64_t)how);
+    dw_s(w, value);
+    dw_byte(w, MT_REC_END);
+    dw_time(w, end);
+    int e = dump_writer_close(w);
+    if (e) {
+        fprintf(stderr, "memtrace: the dump %s is incomplete: %s\n", p->dump_path, strerror(e));
+        c->had_error = 1;
+    }
+    for (uint32_t i = 0; i < p->nrings; i++)
+        munmap(p->rings[i].ctl, p->rings[i].map_size);
+    p->nrings = 0;
+    if (p->rss_fd >= 0)
+        close(p->rss_fd);
+    p->rss_fd = -1;
+    if (p->corrupt)
+        fprintf(stderr, "memtrace: pid %d wrote a malformed record; its dump stops there\n",
+                (int)p->pid);
+    char how_text[64];
+    switch (how) {
+    case MT_EXIT_STATUS: snprintf(how_text, sizeof how_text, "exited with status %d", value); break;
+    case MT_EXIT_SIGNAL: snprintf(how_text, sizeof how_text, "killed by signal %d", value); break;
+    case MT_EXIT_EXEC: snprintf(how_text, sizeof how_text, "replaced by exec"); break;
+    default: snprintf(how_text, sizeof how_text, "ended");
+    }
+    if (!c->opt->quiet)
+        print_summary(p, how_text);
+    p->phase = PHASE_DONE;
+    /* A fork child still waiting for this process's snapshot gets none. */
+    for (size_t i = 0; i < c->nprocs; i++)
+        if (c->procs[i]->waiting_for_fork && c->procs[i]->fork_parent == p->pid)
+            try_inherit(c, c->procs[i]);
+    return 1;
+}
+
+static void release(struct process *p)
+{
+    heap_table_free(&p->live);
+    stack_store_free(&p->stacks);
+    for (int i = 0; i < p->argc; i++)
+        free(p->argv[i]);
+    free(p->argv);
+    free(p->exe);
+    free(p->dump_path);
+    free(p->rings);
+    free(p);
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+static void accept_new(struct consumer *c)
+{
+    for (;;) {
+        int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        c->accepted_any = 1;
+        struct mt_msg_hello h;
+        ssize_t n;
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        poll(&pf, 1, 2000);
+        do {
+            n = recv(fd, &h, sizeof h, MSG_DONTWAIT);
+        } while (n < 0 && errno == EINTR);
+        if (n == (ssize_t)sizeof h && h.type == MT_MSG_HELLO)
+            on_hello(c, fd, &h);
+        else
+            close(fd);
+    }
+}
+
+static int all_done(const struct consumer *c)
+{
+    for (size_t i = 0; i < c->nprocs; i++)
+        if (c->procs[i]->phase != PHASE_DONE)
+            return 0;
+    return 1;
+}
+
+int consumer_serve(const struct consumer_options *options, int listen_fd, int *had_error)
+{
+    struct consumer c = {.opt = options, .listen_fd = listen_fd};
+    fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
+    uint64_t idle_since = consumer_now_ns();
+    struct pollfd *fds = NULL;
+    size_t fds_cap = 0;
+    for (;;) {
+        if (options->direct_child && !c.child_reaped) {
+            int st;
+            pid_t r = waitpid(options->direct_child, &st, WNOHANG);
+            if (r == options->direct_child) {
+                c.child_reaped = 1;
+                c.child_status = st;
+            } else if (r < 0 && errno == ECHILD) {
+                c.child_reaped = 1;
+            }
+        }
+        accept_new(&c);
+        long moved = 0;
+        uint64_t now = consumer_now_ns();
+        for (size_t i = 0; i < c.nprocs; i++) {
+            struct process *p = c.procs[i];
+            if (p->phase == PHASE_DONE)
+                continue;
+            while (p->conn >= 0) {
+                int r = read_message(p);
+                if (r == 0) {
+                    close(p->conn);
+                    p->conn = -1;
+                    p->phase = PHASE_CLOSING;
+                }
+                if (r != 1)
+                    break;
+            }
+            if (p->waiting_for_fork)
+                try_inherit(&c, p);
+            moved += process_drain(p, 0, &c.snapshots);
+            process_sample_rss(p, now);
+            dump_writer_tick(&p->dump, now);
+            if (p->phase == PHASE_CLOSING && !p->waiting_for_fork)
+                finish(&c, p);
+        }
+        /* Drop finished processes that no one can refer to any more. */
+        size_t kept = 0;
+        for (size_t i = 0; i < c.nprocs; i++) {
+            if (c.procs[i]->phase == PHASE_DONE)
+                release(c.procs[i]);
+            else
+                c.procs[kept++] = c.procs[i];
+        }
+        c.nprocs = kept;
+        int done = all_done(&c);
+        if (options->direct_child) {
+            if (c.child_reaped && done)
+                break;
+        } else {
+            if (!done || moved)
+                idle_since = now;
+            /* serve mode: stop after a quiet second with nobody connected */
+            uint64_t quiet = c.accepted_any ? 1000000000ull : 60000000000ull;
+            if (done && now - idle_since > quiet)
+                break;
+        }
+        if (moved)
+            continue;
+        if (fds_cap < c.nprocs + 1) {
+            fds_cap = (c.nprocs + 1) * 2;
+            fds = realloc(fds, fds_cap * sizeof *fds);
+        }
+        size_t nfds = 0;
+        fds[nfds++] = (struct pollfd){.fd = listen_fd, .events = POLLIN};
+        for (size_t i = 0; i < c.nprocs; i++)
+            if (c.procs[i]->conn >= 0)
+                fds[nfds++] = (struct pollfd){.fd = c.procs[i]->conn, .events = POLLIN};
+        poll(fds, nfds, 1);
+    }
+    free(fds);
+    while (c.snapshots) {
+        struct fork_snapshot *s = c.snapshots;
+        c.snapshots = s->next;
+        fork_snapshot_free(s);
+    }
+    for (size_t i = 0; i < c.ncreated; i++)
+        free(c.created[i]);
+    free(c.created);
+    free(c.procs);
+    if (had_error)
+        *had_error = c.had_error;
+    return c.child_status;
+}

@@ -1,0 +1,29 @@
+/* The consumer: accepts traced processes on the unix socket, maps the rings
+ * they hand over, merges each process's rings by timestamp, keeps the live
+ * heap and totals, and writes one dump per process. Used by `memtrace run`
+ * and, in plain LD_PRELOAD mode, by the detached `memtrace __serve`. */
+#ifndef MEMTRACE_CONSUMER_H
+#define MEMTRACE_CONSUMER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct consumer_options {
+    const char *output_pattern; /* %p pid, %n program name, %% */
+    uint32_t unwind;            /* enum mt_unwind */
+    uint32_t max_depth;
+    int follow_fork;
+    int quiet;          /* no summary on stderr */
+    pid_t direct_child; /* run mode: the program we started; 0 in serve mode */
+};
+
+/* Serves until every traced process has ended (and, in run mode, the
+ * direct child has been reaped). Returns the direct child's wait status, or
+ * 0 in serve mode; *had_error is set when a dump could not be written. */
+int consumer_serve(const struct consumer_options *options, int listen_fd, int *had_error);
+
+/* Expands an output pattern for one process into buf; 0 or -1 if too long. */
+int consumer_expand_pattern(const char *pattern, pid_t pid, const char *program, char *buf,
+                            size_t size);
+
+#endif

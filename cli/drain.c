@@ -1,0 +1,440 @@
+/* From rings to dump: the consumer's merge of one process's per-thread rings
+ * in timestamp order, the bookkeeping of live blocks and totals, and the
+ * records written for each event. Also the fork snapshot that gives a child
+ * its parent's heap.
+ *
+ * The rings are memory shared with a process that may be buggy or dying, so
+ * every record header is checked before it is trusted; a bad one stops the
+ * reading of that process (its dump keeps what came before).
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "memtrace/format.h"
+#include "process.h"
+
+/* ---- stack store -------------------------------------------------------- */
+
+int stack_store_init(struct stack_store *s)
+{
+    memset(s, 0, sizeof *s);
+    s->index_mask = 1023;
+    s->index = calloc(s->index_mask + 1, sizeof *s->index);
+    return s->index ? 0 : -1;
+}
+
+void stack_store_free(struct stack_store *s)
+{
+    free(s->ips);
+    free(s->offset);
+    free(s->depth);
+    free(s->index);
+    free(s->local);
+    memset(s, 0, sizeof *s);
+}
+
+static uint64_t hash_stack(const uint64_t *ips, uint32_t depth)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ depth;
+    for (uint32_t i = 0; i < depth; i++) {
+        h ^= ips[i];
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    return h;
+}
+
+static int grow_array(void **p, uint32_t *cap, size_t elem, uint32_t need)
+{
+    if (need < *cap)
+        return 0;
+    uint32_t n = *cap ? *cap : 256;
+    while (n <= need)
+        n *= 2;
+    void *q = realloc(*p, (size_t)n * elem);
+    if (!q)
+        return -1;
+    memset((char *)q + (size_t)*cap * elem, 0, (size_t)(n - *cap) * elem);
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+static int rehash(struct stack_store *s)
+{
+    uint32_t mask = s->index_mask * 2 + 1;
+    uint32_t *index = calloc((size_t)mask + 1, sizeof *index);
+    if (!index)
+        return -1;
+    for (uint32_t id = 1; id <= s->count; id++) {
+        uint32_t i = (uint32_t)hash_stack(s->ips + s->offset[id], s->depth[id]) & mask;
+        while (index[i])
+            i = (i + 1) & mask;
+        index[i] = id;
+    }
+    free(s->index);
+    s->index = index;
+    s->index_mask = mask;
+    return 0;
+}
+
+uint32_t stack_store_add(struct stack_store *s, const uint64_t *ips, uint32_t depth,
+                         struct dump_writer *w)
+{
+    uint32_t i = (uint32_t)hash_stack(ips, depth) & s->index_mask;
+    for (; s->index[i]; i = (i + 1) & s->index_mask) {
+        uint32_t id = s->index[i];
+        if (s->depth[id] == depth && memcmp(s->ips + s->offset[id], ips, depth * 8ull) == 0)
+            return id;
+    }
+    uint32_t id = s->count + 1;
+    uint32_t cap = s->cap;
+    if (grow_array((void **)&s->offset, &cap, sizeof *s->offset, id) != 0)
+        return 0;
+    cap = s->cap;
+    if (grow_array((void **)&s->depth, &cap, sizeof *s->depth, id) != 0)
+        return 0;
+    s->cap = cap;
+    if (s->ips_len + depth > s->ips_cap) {
+        size_t n = s->ips_cap ? s->ips_cap * 2 : 4096;
+        while (n < s->ips_len + depth)
+            n *= 2;
+        uint64_t *q = realloc(s->ips, n * sizeof *q);
+        if (!q)
+            return 0;
+        s->ips = q;
+        s->ips_cap = n;
+    }
+    memcpy(s->ips + s->ips_len, ips, depth * 8ull);
+    s->offset[id] = s->ips_len;
+    s->depth[id] = depth;
+    s->ips_len += depth;
+    s->count = id;
+    s->index[i] = id;
+    if ((s->count + 1) * 4 > (s->index_mask + 1) * 3)
+        rehash(s);
+    if (w) {
+        dw_byte(w, MT_REC_STACK);
+        dw_u(w, id);
+        dw_u(w, depth);
+        uint64_t prev = 0;
+        for (uint32_t k = 0; k < depth; k++) {
+            dw_s(w, (int64_t)(ips[k] - prev));
+            prev = ips[k];
+        }
+    }
+    return id;
+}
+
+static uint32_t local_to_dump(const struct stack_store *s, uint32_t local)
+{
+    return local < s->local_cap ? s->local[local] : 0;
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+static void account_alloc(struct process *p, uint64_t ts, const struct heap_block *b)
+{
+    struct heap_block old;
+    struct heap_totals *t = &p->totals;
+    int r = heap_table_insert(&p->live, b, &old);
+    if (r == 1) { /* a free we never saw: the old block is gone */
+        t->in_use_bytes -= old.size;
+        t->in_use_blocks--;
+    }
+    t->allocations++;
+    t->bytes_allocated += b->size;
+    t->in_use_bytes += b->size;
+    t->in_use_blocks++;
+    if (t->in_use_bytes > t->peak_bytes) {
+        t->peak_bytes = t->in_use_bytes;
+        t->peak_blocks = t->in_use_blocks;
+        t->peak_time_ns = ts - p->start_ns;
+    }
+}
+
+static void on_alloc(struct process *p, struct consumer_ring *ring, const struct mt_ring_alloc *a)
+{
+    uint32_t stack = local_to_dump(&p->stacks, a->stack_id);
+    struct heap_block b = {a->ptr, a->size, stack, ring->thread};
+    account_alloc(p, a->hdr.ts, &b);
+    struct dump_writer *w = &p->dump;
+    dw_byte(w, MT_REC_ALLOC);
+    dw_time(w, a->hdr.ts);
+    dw_u(w, ring->thread);
+    dw_u(w, a->function);
+    dw_u(w, a->ptr);
+    dw_u(w, a->size);
+    dw_u(w, stack);
+}
+
+static void on_free(struct process *p, struct consumer_ring *ring, const struct mt_ring_free *f)
+{
+    struct heap_block b;
+    if (heap_table_remove(&p->live, f->ptr, &b)) {
+        p->totals.frees++;
+        p->totals.in_use_bytes -= b.size;
+        p->totals.in_use_blocks--;
+    }
+    struct dump_writer *w = &p->dump;
+    dw_byte(w, MT_REC_FREE);
+    dw_time(w, f->hdr.ts);
+    dw_u(w, ring->thread);
+    dw_u(w, f->function);
+    dw_u(w, f->ptr);
+}
+
+static int on_stack(struct process *p, const struct mt_ring_stack *s, uint32_t len)
+{
+    if (s->depth > MT_MAX_DEPTH_LIMIT || sizeof *s + s->depth * 8ull > len)
+        return -1;
+    uint32_t id = stack_store_add(&p->stacks, s->ips, s->depth, &p->dump);
+    uint32_t cap = p->stacks.local_cap;
+    if (s->id >= (1u << 30) ||
+        grow_array((void **)&p->stacks.local, &cap, sizeof *p->stacks.local, s->id) != 0)
+        return -1;
+    p->stacks.local_cap = cap;
+    p->stacks.local[s->id] = id;
+    return 0;
+}
+
+static int on_module_load(struct process *p, const struct mt_ring_module_load *m, uint32_t len)
+{
+    uint64_t need = sizeof *m + (uint64_t)m->nsegments * sizeof(struct mt_ring_segment) +
+                    m->path_len + m->build_id_len;
+    if (need > len)
+        return -1;
+    const struct mt_ring_segment *seg = (const void *)(m + 1);
+    const char *path = (const char *)(seg + m->nsegments);
+    struct dump_writer *w = &p->dump;
+    dw_byte(w, MT_REC_MODULE_LOAD);
+    dw_time(w, m->hdr.ts);
+    dw_u(w, m->module_id);
+    dw_u(w, m->load_bias);
+    dw_str(w, path, m->path_len);
+    dw_str(w, path + m->path_len, m->build_id_len);
+    dw_u(w, m->nsegments);
+    for (uint32_t i = 0; i < m->nsegments; i++) {
+        dw_u(w, seg[i].vaddr);
+        dw_u(w, seg[i].memsz);
+        dw_u(w, seg[i].flags);
+    }
+    return 0;
+}
+
+/* ---- fork snapshots ----------------------------------------------------- */
+
+static void take_snapshot(struct process *p, uint32_t seq, struct fork_snapshot **list)
+{
+    struct fork_snapshot *s = calloc(1, sizeof *s);
+    if (!s || stack_store_init(&s->stacks) != 0) {
+        free(s);
+        return;
+    }
+    s->parent = p->pid;
+    s->seq = seq;
+    s->totals = p->totals;
+    s->nblocks = heap_table_snapshot(&p->live, &s->blocks);
+    if (s->nblocks < 0)
+        s->nblocks = 0;
+    for (long i = 0; i < s->nblocks; i++) {
+        uint32_t id = s->blocks[i].stack;
+        if (id && id <= p->stacks.count)
+            s->blocks[i].stack = stack_store_add(&s->stacks, p->stacks.ips + p->stacks.offset[id],
+                                                 p->stacks.depth[id], NULL);
+        else
+            s->blocks[i].stack = 0;
+    }
+    s->next = *list;
+    *list = s;
+}
+
+void fork_snapshot_free(struct fork_snapshot *s)
+{
+    free(s->blocks);
+    stack_store_free(&s->stacks);
+    free(s);
+}
+
+void process_inherit(struct process *child, const struct fork_snapshot *snap)
+{
+    struct dump_writer *w = &child->dump;
+    uint32_t *map = calloc((size_t)snap->stacks.count + 1, sizeof *map);
+    for (uint32_t id = 1; map && id <= snap->stacks.count; id++)
+        map[id] = stack_store_add(&child->stacks, snap->stacks.ips + snap->stacks.offset[id],
+                                  snap->stacks.depth[id], w);
+    for (long i = 0; i < snap->nblocks; i++) {
+        struct heap_block b = snap->blocks[i];
+        b.stack = map && b.stack ? map[b.stack] : 0;
+        struct heap_block old;
+        heap_table_insert(&child->live, &b, &old);
+        dw_byte(w, MT_REC_INHERIT);
+        dw_u(w, b.address);
+        dw_u(w, b.size);
+        dw_u(w, b.stack);
+    }
+    free(map);
+    child->totals = snap->totals;
+    child->totals.peak_bytes = snap->totals.in_use_bytes;
+    child->totals.peak_blocks = snap->totals.in_use_blocks;
+    child->totals.peak_time_ns = 0;
+    dw_byte(w, MT_REC_INHERIT_TOTALS);
+    dw_u(w, snap->totals.allocations);
+    dw_u(w, snap->totals.frees);
+    dw_u(w, snap->totals.bytes_allocated);
+    child->waiting_for_fork = 0;
+}
+
+/* ---- the merge ---------------------------------------------------------- */
+
+static int is_ordered(uint32_t type) { return type != MT_RING_PAD; }
+
+/* Reads the record at the ring's tail; NULL if none or malformed. */
+static const struct mt_ring_record *front(struct process *p, struct consumer_ring *r)
+{
+    while (r->tail < r->head_seen) {
+        uint64_t offset = r->tail & (r->capacity - 1);
+        const struct mt_ring_record *rec = (const void *)(r->data + offset);
+        uint32_t len = rec->len;
+        if (len < sizeof *rec || (len & 7) || offset + len > r->capacity ||
+            r->tail + len > r->head_seen) {
+            p->corrupt = 1;
+            return NULL;
+        }
+        if (rec->type == MT_RING_PAD) {
+            r->tail += len;
+            continue;
+        }
+        return rec;
+    }
+    return NULL;
+}
+
+static void process_record(struct process *p, struct consumer_ring *r,
+                           const struct mt_ring_record *rec, struct fork_snapshot **snapshots)
+{
+    const struct mt_ring_u32pair *pair = (const void *)rec;
+    int bad = 0;
+    switch (rec->type) {
+    case MT_RING_ALLOC:
+        bad = rec->len < sizeof(struct mt_ring_alloc);
+        if (!bad)
+            on_alloc(p, r, (const void *)rec);
+        break;
+    case MT_RING_FREE:
+        bad = rec->len < sizeof(struct mt_ring_free);
+        if (!bad)
+            on_free(p, r, (const void *)rec);
+        break;
+    case MT_RING_STACK:
+        bad = rec->len < sizeof(struct mt_ring_stack) || on_stack(p, (const void *)rec, rec->len);
+        break;
+    case MT_RING_MODULE_LOAD:
+        bad = rec->len < sizeof(struct mt_ring_module_load) ||
+              on_module_load(p, (const void *)rec, rec->len);
+        break;
+    case MT_RING_MODULE_UNLOAD:
+        dw_byte(&p->dump, MT_REC_MODULE_UNLOAD);
+        dw_time(&p->dump, rec->ts);
+        dw_u(&p->dump, pair->a);
+        break;
+    case MT_RING_THREAD_START:
+        r->thread = pair->a;
+        dw_byte(&p->dump, MT_REC_THREAD);
+        dw_u(&p->dump, pair->a);
+        dw_u(&p->dump, (uint32_t)pair->b);
+        break;
+    case MT_RING_THREAD_END:
+        break;
+    case MT_RING_EXIT:
+        p->saw_exit = 1;
+        p->exit_value = pair->b;
+        break;
+    case MT_RING_FORK:
+        take_snapshot(p, pair->a, snapshots);
+        break;
+    case MT_RING_EXEC:
+        p->exec_pending = pair->a == 1;
+        break;
+    default:
+        bad = 1;
+    }
+    if (bad)
+        p->corrupt = 1;
+    p->last_event_ns = rec->ts;
+}
+
+long process_drain(struct process *p, int final, struct fork_snapshot **snapshots)
+{
+    if (p->corrupt || p->waiting_for_fork)
+        return 0;
+    /* Our clock first, then each ring's busy word, then its head. */
+    uint64_t horizon = final ? UINT64_MAX : consumer_now_ns();
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    for (uint32_t i = 0; i < p->nrings; i++) {
+        struct consumer_ring *r = &p->rings[i];
+        if (!final) {
+            uint64_t busy = __atomic_load_n(&r->ctl->busy, __ATOMIC_ACQUIRE);
+            for (int spin = 0; busy == MT_BUSY_STAMPING && spin < 200; spin++) {
+                __builtin_ia32_pause();
+                busy = __atomic_load_n(&r->ctl->busy, __ATOMIC_ACQUIRE);
+            }
+            /* Still stamping: its stamp is at least its last record's. */
+            uint64_t bound = busy == MT_BUSY_STAMPING ? r->last_ts : busy;
+            if (busy && bound < horizon)
+                horizon = bound;
+        }
+        uint64_t head = __atomic_load_n(&r->ctl->head, __ATOMIC_ACQUIRE);
+        if (head - r->tail > r->capacity) { /* nonsense from the producer */
+            p->corrupt = 1;
+            return 0;
+        }
+        r->head_seen = head;
+    }
+    long moved = 0;
+    for (;;) {
+        struct consumer_ring *best = NULL;
+        const struct mt_ring_record *best_rec = NULL;
+        for (uint32_t i = 0; i < p->nrings; i++) {
+            const struct mt_ring_record *rec = front(p, &p->rings[i]);
+            if (rec && is_ordered(rec->type))
+                p->rings[i].last_ts = rec->ts > p->rings[i].last_ts ? rec->ts : p->rings[i].last_ts;
+            if (rec && rec->ts <= horizon && (!best_rec || rec->ts < best_rec->ts)) {
+                best = &p->rings[i];
+                best_rec = rec;
+            }
+        }
+        if (p->corrupt || !best)
+            break;
+        process_record(p, best, best_rec, snapshots);
+        best->tail += best_rec->len;
+        if ((++moved & 255) == 0)
+            __atomic_store_n(&best->ctl->tail, best->tail, __ATOMIC_RELEASE);
+        if (p->corrupt)
+            break;
+    }
+    for (uint32_t i = 0; i < p->nrings; i++)
+        __atomic_store_n(&p->rings[i].ctl->tail, p->rings[i].tail, __ATOMIC_RELEASE);
+    return moved;
+}
+
+void process_sample_rss(struct process *p, uint64_t now)
+{
+    if (p->rss_fd < 0 || now - p->last_rss_ns < 10000000ull)
+        return;
+    p->last_rss_ns = now;
+    char buf[128];
+    ssize_t n = pread(p->rss_fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    unsigned long long size, resident;
+    if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+        return;
+    dw_byte(&p->dump, MT_REC_RSS);
+    dw_time(&p->dump, now);
+    dw_u(&p->dump, resident * (uint64_t)sysconf(_SC_PAGESIZE));
+}

@@ -1,0 +1,37 @@
+/* Writes one dump file (include/memtrace/format.h): the plain header, then
+ * records encoded as varints into a zstd stream, flushed every
+ * MT_FLUSH_INTERVAL_MS so a dump cut short still reads up to there. */
+#ifndef MEMTRACE_DUMP_WRITER_H
+#define MEMTRACE_DUMP_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct dump_writer {
+    int fd;
+    void *cctx; /* ZSTD_CCtx */
+    unsigned char *buf;
+    size_t len, cap;
+    unsigned char *out;
+    size_t out_cap;
+    uint64_t last_ts;
+    uint64_t last_flush_ns;
+    uint64_t bytes_on_disk;
+    int error; /* errno of the first failed write; nothing is written after */
+};
+
+/* Creates path (O_EXCL|O_NOFOLLOW, mode 0600) and takes an exclusive flock
+ * that is held until dump_writer_close. Returns 0, or an errno value. */
+int dump_writer_create(struct dump_writer *w, const char *path, uint64_t start_ts);
+void dw_byte(struct dump_writer *w, unsigned v);
+void dw_u(struct dump_writer *w, uint64_t v);
+void dw_s(struct dump_writer *w, int64_t v);
+void dw_str(struct dump_writer *w, const void *s, size_t n);
+void dw_time(struct dump_writer *w, uint64_t ts);
+/* Compresses what is buffered when the buffer is large, and flushes the
+ * zstd stream when MT_FLUSH_INTERVAL_MS have passed since the last flush. */
+void dump_writer_tick(struct dump_writer *w, uint64_t now_ns);
+/* Ends the zstd stream and closes; returns 0 or the errno of a failure. */
+int dump_writer_close(struct dump_writer *w);
+
+#endif

@@ -1,0 +1,58 @@
+/* The memtrace command: dispatches to its subcommands. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#ifndef MEMTRACE_VERSION
+#define MEMTRACE_VERSION "0.1.0"
+#endif
+
+static const char usage[] =
+    "usage: memtrace [--help] [--version] COMMAND [ARGS...]\n"
+    "A memory-leak and heap profiler for Linux.\n"
+    "\n"
+    "Commands:\n"
+    "  run      run a program with every heap allocation recorded\n"
+    "  report   read a dump and print what it holds\n"
+    "\n"
+    "'memtrace COMMAND --help' describes each command.\n";
+
+int cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("memtrace: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int cli_bad_option(const char *command, const char *arg, int optopt)
+{
+    if (optopt && strchr("ou", optopt))
+        return cli_error("%s: option -%c needs an argument (memtrace %s --help)", command, optopt,
+                         command);
+    return cli_error("%s: unknown option or missing argument: %s (memtrace %s --help)", command,
+                     arg ? arg : "?", command);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return fputs(usage, stderr), 1;
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0)
+        return fputs(usage, stdout), 0;
+    if (strcmp(cmd, "--version") == 0)
+        return puts("memtrace " MEMTRACE_VERSION), 0;
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "__serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    return cli_error("unknown command '%s' (memtrace --help)", cmd);
+}

@@ -1,0 +1,364 @@
+/* `memtrace run`: checks that the program can be traced at all, starts it
+ * with the shim preloaded, serves as its consumer, and exits with its
+ * status. Everything that can be refused is refused before the program
+ * starts, in one line, so no dump is left half-written.
+ */
+#define _GNU_SOURCE
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "consumer.h"
+#include "memtrace/format.h"
+#include "memtrace/ring.h"
+
+static const char run_usage[] =
+    "usage: memtrace run [OPTIONS] [--] PROGRAM [ARGS...]\n"
+    "Run PROGRAM with every heap allocation recorded; write one dump per process\n"
+    "and print memcheck's HEAP SUMMARY figures for each when it ends.\n"
+    "\n"
+    "  -o, --output PATTERN   dump path; %p = pid, %n = program name, %% = %\n"
+    "                         (default ./memtrace.%n.%p.mtr)\n"
+    "      --no-follow-fork   trace only the first process, not its children\n"
+    "      --unwind MODE      stack capture: dwarf (libunwind, default) or fp\n"
+    "                         (frame pointers)\n"
+    "      --max-depth N      frames kept per stack, 1..256 (default 64)\n"
+    "  -q, --quiet            no summary on stderr\n"
+    "  -h, --help             show this help\n"
+    "\n"
+    "Exit status: the program's (128+N when killed by signal N); 1 when memtrace\n"
+    "itself cannot run it.\n";
+
+static char socket_dir[PATH_MAX];
+static char socket_path[PATH_MAX];
+static volatile pid_t child_pid;
+
+static void forward_signal(int sig)
+{
+    if (child_pid > 0)
+        kill(child_pid, sig);
+}
+
+/* Finds PROGRAM the way execvp would; 0 and the path, or an errno. */
+static int resolve_program(const char *name, char *out, size_t size)
+{
+    if (strchr(name, '/')) {
+        snprintf(out, size, "%s", name);
+        return access(out, F_OK) == 0 ? 0 : errno;
+    }
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    int found_but_not_executable = 0;
+    for (const char *p = path;; p++) {
+        const char *end = strchrnul(p, ':');
+        snprintf(out, size, "%.*s/%s", (int)(end - p), end == p ? "." : p, name);
+        struct stat st;
+        if (stat(out, &st) == 0 && S_ISREG(st.st_mode)) {
+            if (access(out, X_OK) == 0)
+                return 0;
+            found_but_not_executable = 1;
+        }
+        if (!*end)
+            break;
+        p = end;
+    }
+    return found_but_not_executable ? EACCES : ENOENT;
+}
+
+/* 1 if the ELF file is dynamically linked (has an interpreter), 0 if
+ * static, -1 if it is not ELF. */
+static int elf_is_dynamic(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    Elf64_Ehdr eh;
+    int result = -1;
+    if (pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh && memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0) {
+        result = 0;
+        if (eh.e_ident[EI_CLASS] == ELFCLASS64) {
+            for (int i = 0; i < eh.e_phnum; i++) {
+                Elf64_Phdr ph;
+                if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + (uint64_t)i * eh.e_phentsize)) !=
+                    (ssize_t)sizeof ph)
+                    break;
+                if (ph.p_type == PT_INTERP)
+                    result = 1;
+            }
+        } else {
+            result = 1; /* 32-bit: let the loader decide */
+        }
+    }
+    close(fd);
+    return result;
+}
+
+/* Refuses what LD_PRELOAD cannot trace; prints the reason. */
+static int check_program(const char *given, const char *path, int depth)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, "memtrace: cannot run '%s': %s\n", given, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode) || access(path, X_OK) != 0) {
+        fprintf(stderr, "memtrace: cannot run '%s': %s\n", given,
+                S_ISDIR(st.st_mode) ? "it is a directory" : "permission denied (not executable)");
+        return -1;
+    }
+    if (st.st_mode & (S_ISUID | S_ISGID)) {
+        fprintf(stderr,
+                "memtrace: cannot trace '%s': it is set%cid, and the loader ignores LD_PRELOAD for "
+                "such programs; trace a copy without the set%cid bit\n",
+                given, (st.st_mode & S_ISUID) ? 'u' : 'g', (st.st_mode & S_ISUID) ? 'u' : 'g');
+        return -1;
+    }
+    int dyn = elf_is_dynamic(path);
+    if (dyn == 0) {
+        fprintf(stderr,
+                "memtrace: cannot trace '%s': it is statically linked, so LD_PRELOAD cannot "
+                "interpose its allocator; rebuild it dynamically linked\n",
+                given);
+        return -1;
+    }
+    if (dyn < 0 && depth == 0) { /* a script: check its interpreter */
+        char line[PATH_MAX];
+        FILE *f = fopen(path, "re");
+        if (f && fgets(line, sizeof line, f) && line[0] == '#' && line[1] == '!') {
+            char *interp = line + 2;
+            interp += strspn(interp, " \t");
+            interp[strcspn(interp, " \t\n")] = '\0';
+            fclose(f);
+            return *interp ? check_program(interp, interp, 1) : 0;
+        }
+        if (f)
+            fclose(f);
+    }
+    return 0;
+}
+
+/* Checks that a dump can be created where the pattern says, before the
+ * program runs. */
+static int check_output(const char *pattern, const char *program)
+{
+    char path[PATH_MAX];
+    const char *base = strrchr(program, '/');
+    if (consumer_expand_pattern(pattern, 0, base ? base + 1 : program, path, sizeof path) != 0) {
+        fprintf(stderr, "memtrace: the output path '%s' is too long\n", pattern);
+        return -1;
+    }
+    if (!strstr(pattern, "%p")) {
+        struct stat st;
+        if (lstat(path, &st) == 0) {
+            fprintf(stderr, "memtrace: cannot write the dump %s: %s\n", path,
+                    S_ISLNK(st.st_mode) ? "it is a symbolic link (never followed)"
+                                        : "the file already exists (dumps are never overwritten)");
+            return -1;
+        }
+    }
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    const char *d = dirname(dir);
+    if (access(d, W_OK | X_OK) != 0) {
+        fprintf(stderr, "memtrace: cannot write the dump in %s: %s\n", d, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The shim next to this executable, or one installed beside it. */
+static int find_shim(char *out, size_t size)
+{
+    const char *env = getenv("MEMTRACE_PRELOAD");
+    if (env && *env) {
+        snprintf(out, size, "%s", env);
+        return access(out, R_OK) == 0 ? 0 : -1;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    char *dir = dirname(self);
+    const char *candidates[] = {"%s/libmemtrace.so", "%s/../lib/memtrace/libmemtrace.so",
+                                "%s/../lib/libmemtrace.so"};
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
+        snprintf(out, size, candidates[i], dir);
+        if (access(out, R_OK) == 0) {
+            char real[PATH_MAX];
+            if (realpath(out, real))
+                snprintf(out, size, "%s", real);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int make_socket(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp || strlen(tmp) > 60)
+        tmp = "/tmp";
+    snprintf(socket_dir, sizeof socket_dir, "%s/memtrace-XXXXXX", tmp);
+    if (!mkdtemp(socket_dir)) {
+        snprintf(socket_dir, sizeof socket_dir, "/tmp/memtrace-XXXXXX");
+        if (!mkdtemp(socket_dir)) {
+            fprintf(stderr, "memtrace: cannot create a private directory in /tmp: %s\n",
+                    strerror(errno));
+            return -1;
+        }
+    }
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(socket_dir) + 3 > sizeof addr.sun_path) {
+        fprintf(stderr, "memtrace: the socket path under %s is too long\n", socket_dir);
+        rmdir(socket_dir);
+        return -1;
+    }
+    strcpy(socket_path, socket_dir);
+    strcat(socket_path, "/s");
+    memcpy(addr.sun_path, socket_path, strlen(socket_path) + 1);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 128) != 0) {
+        fprintf(stderr, "memtrace: cannot listen on %s: %s\n", socket_path, strerror(errno));
+        rmdir(socket_dir);
+        return -1;
+    }
+    return fd;
+}
+
+static void remove_socket(void)
+{
+    unlink(socket_path);
+    rmdir(socket_dir);
+}
+
+int parse_unwind(const char *s, uint32_t *out)
+{
+    if (strcmp(s, "dwarf") == 0)
+        *out = MT_UNWIND_DWARF;
+    else if (strcmp(s, "fp") == 0)
+        *out = MT_UNWIND_FP;
+    else
+        return -1;
+    return 0;
+}
+
+int parse_depth(const char *s, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < 1 || v > MT_MAX_DEPTH_LIMIT)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    struct consumer_options o = {.output_pattern = "./memtrace.%n.%p.mtr",
+                                 .unwind = MT_UNWIND_DWARF, .max_depth = 64, .follow_fork = 1};
+    static const struct option longopts[] = {
+        {"output", required_argument, 0, 'o'}, {"no-follow-fork", no_argument, 0, 'F'},
+        {"unwind", required_argument, 0, 'u'}, {"max-depth", required_argument, 0, 'd'},
+        {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    int opt;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "+o:qh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'o': o.output_pattern = optarg; break;
+        case 'F': o.follow_fork = 0; break;
+        case 'q': o.quiet = 1; break;
+        case 'h': fputs(run_usage, stdout); return 0;
+        case 'u':
+            if (parse_unwind(optarg, &o.unwind) != 0)
+                return cli_error("--unwind takes dwarf or fp, not '%s'", optarg);
+            break;
+        case 'd':
+            if (parse_depth(optarg, &o.max_depth) != 0)
+                return cli_error("--max-depth takes a number from 1 to %d, not '%s'",
+                                 MT_MAX_DEPTH_LIMIT, optarg);
+            break;
+        default:
+            return cli_bad_option("run", argv[optind - 1], optopt);
+        }
+    }
+    if (optind >= argc)
+        return cli_error("run needs a program to run (memtrace run --help)");
+    const char *given = argv[optind];
+    char program[PATH_MAX];
+    int e = resolve_program(given, program, sizeof program);
+    if (e)
+        return cli_error("cannot run '%s': %s", given, strerror(e));
+    if (check_program(given, program, 0) != 0 || check_output(o.output_pattern, program) != 0)
+        return 1;
+    char shim[PATH_MAX];
+    if (find_shim(shim, sizeof shim) != 0)
+        return cli_error("cannot find libmemtrace.so next to this memtrace (set MEMTRACE_PRELOAD)");
+    int listen_fd = make_socket();
+    if (listen_fd < 0)
+        return 1;
+
+    int errpipe[2];
+    if (pipe2(errpipe, O_CLOEXEC) != 0) {
+        remove_socket();
+        return cli_error("cannot create a pipe: %s", strerror(errno));
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        remove_socket();
+        return cli_error("cannot fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        close(errpipe[0]);
+        const char *old = getenv("LD_PRELOAD");
+        char preload[2 * PATH_MAX];
+        snprintf(preload, sizeof preload, "%s%s%s", shim, old && *old ? ":" : "", old ? old : "");
+        setenv("LD_PRELOAD", preload, 1);
+        setenv("MEMTRACE_SOCKET", socket_path, 1);
+        execv(program, argv + optind);
+        int err = errno;
+        ssize_t ignored = write(errpipe[1], &err, sizeof err);
+        (void)ignored;
+        _exit(127);
+    }
+    child_pid = pid;
+    close(errpipe[1]);
+    int exec_errno = 0;
+    if (read(errpipe[0], &exec_errno, sizeof exec_errno) == (ssize_t)sizeof exec_errno) {
+        waitpid(pid, NULL, 0);
+        remove_socket();
+        return cli_error("cannot run '%s': %s", given, strerror(exec_errno));
+    }
+    close(errpipe[0]);
+    /* The terminal sends ^C and ^\ to the program too; we wait for it. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    signal(SIGTERM, forward_signal);
+    signal(SIGHUP, forward_signal);
+    signal(SIGPIPE, SIG_IGN);
+    o.direct_child = pid;
+    int had_error = 0;
+    int status = consumer_serve(&o, listen_fd, &had_error);
+    close(listen_fd);
+    remove_socket();
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}

@@ -1,0 +1,420 @@
+/* Start-up of the shim: resolving the real allocator, connecting to the
+ * consumer (or, in plain LD_PRELOAD mode, starting one), and what happens to
+ * that connection across fork().
+ *
+ * Init runs on the first interposed call, which can come before our own
+ * constructor and from inside the loader: dlsym itself calls calloc, so
+ * allocations made while resolving are served from a static bootstrap arena
+ * (never freed; free() recognises and ignores them). While one thread
+ * initializes, others wait. Nothing here calls the traced malloc: the guard
+ * is raised so that libc's own allocations pass through unrecorded.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <sched.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+struct mt_real_functions mt_real;
+volatile int mt_state;
+__thread struct mt_thread mt_thread_state __attribute__((tls_model("initial-exec")));
+struct mt_config mt_config = {MT_UNWIND_DWARF, 64, 1, MT_RING_DEFAULT_CAPACITY};
+uint32_t mt_generation = 1;
+
+static int socket_fd = -1;
+static struct sockaddr_un socket_address;
+static socklen_t socket_address_len;
+static pid_t traced_pid; /* the pid this state belongs to */
+static uint32_t fork_count;
+
+extern char **environ;
+
+/* ---- bootstrap arena --------------------------------------------------- */
+
+static _Alignas(64) unsigned char bootstrap[512 * 1024];
+static size_t bootstrap_used;
+
+void *mt_bootstrap_alloc(size_t size, size_t align)
+{
+    if (align < 16)
+        align = 16;
+    for (;;) {
+        size_t used = __atomic_load_n(&bootstrap_used, __ATOMIC_RELAXED);
+        size_t start = (used + 16 + align - 1) & ~(align - 1);
+        if (start + size > sizeof bootstrap || start + size < start)
+            return NULL;
+        if (__atomic_compare_exchange_n(&bootstrap_used, &used, start + size, 0, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED)) {
+            memcpy(bootstrap + start - sizeof(size_t), &size, sizeof size);
+            return bootstrap + start;
+        }
+    }
+}
+
+int mt_is_bootstrap(const void *p)
+{
+    return (const unsigned char *)p >= bootstrap && (const unsigned char *)p < bootstrap + sizeof bootstrap;
+}
+
+size_t mt_bootstrap_size(const void *p)
+{
+    size_t size;
+    memcpy(&size, (const unsigned char *)p - sizeof(size_t), sizeof size);
+    return size;
+}
+
+/* ---- messages ---------------------------------------------------------- */
+
+void mt_log(const char *fmt, ...)
+{
+    char buf[512];
+    int n = snprintf(buf, sizeof buf, "memtrace: ");
+    va_list ap;
+    va_start(ap, fmt);
+    n += vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (n > (int)sizeof buf - 2)
+        n = (int)sizeof buf - 2;
+    buf[n++] = '\n';
+    ssize_t ignored = write(STDERR_FILENO, buf, (size_t)n);
+    (void)ignored;
+}
+
+void mt_disable(const char *why)
+{
+    if (mt_state != MT_STATE_OFF && why)
+        mt_log("pid %d is no longer traced: %s", (int)getpid(), why);
+    mt_state = MT_STATE_OFF;
+}
+
+int mt_socket_fd(void) { return socket_fd; }
+
+/* ---- resolving the real functions -------------------------------------- */
+
+extern void *__libc_malloc(size_t);
+extern void __libc_free(void *);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+
+#define RESOLVE(field, name) mt_real.field = (__typeof__(mt_real.field))dlsym(RTLD_NEXT, name)
+
+static void resolve_real_functions(void)
+{
+    RESOLVE(malloc, "malloc");
+    RESOLVE(free, "free");
+    RESOLVE(calloc, "calloc");
+    RESOLVE(realloc, "realloc");
+    if (!mt_real.malloc || !mt_real.free || !mt_real.calloc || !mt_real.realloc) {
+        mt_real.malloc = __libc_malloc;
+        mt_real.free = __libc_free;
+        mt_real.calloc = __libc_calloc;
+        mt_real.realloc = __libc_realloc;
+    }
+    RESOLVE(reallocarray, "reallocarray");
+    RESOLVE(posix_memalign, "posix_memalign");
+    RESOLVE(aligned_alloc, "aligned_alloc");
+    RESOLVE(memalign, "memalign");
+    if (!mt_real.memalign)
+        mt_real.memalign = __libc_memalign;
+    RESOLVE(valloc, "valloc");
+    RESOLVE(pvalloc, "pvalloc");
+    RESOLVE(dlopen, "dlopen");
+    RESOLVE(dlmopen, "dlmopen");
+    RESOLVE(dlclose, "dlclose");
+    RESOLVE(_exit, "_exit");
+    RESOLVE(_Exit, "_Exit");
+    RESOLVE(execve, "execve");
+    RESOLVE(execvpe, "execvpe");
+    RESOLVE(fexecve, "fexecve");
+    RESOLVE(execveat, "execveat");
+}
+
+/* The address range of libmemtrace itself, so stacks can skip our frames. */
+static int find_own_range(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    Dl_info *self = data;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        if (start < lo)
+            lo = start;
+        if (start + ph->p_memsz > hi)
+            hi = start + ph->p_memsz;
+    }
+    if ((uintptr_t)self->dli_fbase >= lo && (uintptr_t)self->dli_fbase < hi) {
+        mt_stacks_set_own_range(lo, hi);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- connecting -------------------------------------------------------- */
+
+static int set_socket_name(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len >= sizeof socket_address.sun_path)
+        return -1;
+    memset(&socket_address, 0, sizeof socket_address);
+    socket_address.sun_family = AF_UNIX;
+    memcpy(socket_address.sun_path, name, len);
+    if (name[0] == '@') /* abstract namespace */
+        socket_address.sun_path[0] = '\0';
+    socket_address_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    return 0;
+}
+
+/* Connects and says hello; returns the reply status, or -1. */
+static int connect_and_hello(pid_t fork_parent, uint32_t fork_seq)
+{
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&socket_address, socket_address_len) != 0) {
+        close(fd);
+        return -1;
+    }
+    struct mt_msg_hello hello = {.type = MT_MSG_HELLO, .version = MT_IPC_VERSION,
+                                 .pid = getpid(), .ppid = getppid(), .fork_parent = fork_parent,
+                                 .fork_seq = fork_seq, .start_mono_ns = mt_now_ns()};
+    struct mt_msg_reply reply;
+    ssize_t n = send(fd, &hello, sizeof hello, MSG_NOSIGNAL);
+    if (n == (ssize_t)sizeof hello) {
+        do {
+            n = recv(fd, &reply, sizeof reply, 0);
+        } while (n < 0 && errno == EINTR);
+    }
+    if (n != (ssize_t)sizeof reply) {
+        close(fd);
+        return -1;
+    }
+    if (reply.status != MT_REPLY_OK) {
+        if (reply.status == MT_REPLY_ERROR && reply.message[0])
+            mt_log("%.*s", (int)sizeof reply.message, reply.message);
+        close(fd);
+        return (int)reply.status;
+    }
+    mt_config.unwind = reply.unwind == MT_UNWIND_FP ? MT_UNWIND_FP : MT_UNWIND_DWARF;
+    mt_config.max_depth = reply.max_depth >= 1 && reply.max_depth <= MT_MAX_DEPTH_LIMIT
+                              ? reply.max_depth : 64;
+    mt_config.follow_fork = reply.follow_fork;
+    socket_fd = fd;
+    traced_pid = hello.pid;
+    return MT_REPLY_OK;
+}
+
+/* Plain LD_PRELOAD mode: start `memtrace __serve` as a detached process
+ * (it binds the socket, forks, and its first half exits, so we never keep a
+ * child the program could reap), then connect to it. */
+static int spawn_consumer(const char *output)
+{
+    static char bin[4096], name[64], depth_arg[16];
+    static char *argv[12];
+    static char *envp[4096];
+    const char *explicit_bin = getenv("MEMTRACE_BIN");
+    if (explicit_bin && strlen(explicit_bin) < sizeof bin) {
+        strcpy(bin, explicit_bin);
+    } else {
+        Dl_info self;
+        if (!dladdr((void *)spawn_consumer, &self) || !self.dli_fname ||
+            strlen(self.dli_fname) >= sizeof bin - 16)
+            return -1;
+        strcpy(bin, self.dli_fname);
+        char *slash = strrchr(bin, '/');
+        strcpy(slash ? slash + 1 : bin, "memtrace");
+    }
+    snprintf(name, sizeof name, "@memtrace-%d-%llx", (int)getpid(),
+             (unsigned long long)mt_now_ns());
+    const char *unwind = getenv("MEMTRACE_UNWIND");
+    const char *depth = getenv("MEMTRACE_MAX_DEPTH");
+    int argc = 0;
+    argv[argc++] = bin;
+    argv[argc++] = "__serve";
+    argv[argc++] = "--socket";
+    argv[argc++] = name;
+    argv[argc++] = "--output";
+    argv[argc++] = (char *)output;
+    if (unwind) {
+        argv[argc++] = "--unwind";
+        argv[argc++] = (char *)unwind;
+    }
+    if (depth && strlen(depth) < sizeof depth_arg) {
+        strcpy(depth_arg, depth);
+        argv[argc++] = "--max-depth";
+        argv[argc++] = depth_arg;
+    }
+    argv[argc] = NULL;
+    int envc = 0;
+    for (char **e = environ; e && *e && envc < 4095; e++)
+        if (strncmp(*e, "LD_PRELOAD=", 11) != 0 && strncmp(*e, "MEMTRACE_", 9) != 0)
+            envp[envc++] = *e;
+    envp[envc] = NULL;
+    pid_t pid;
+    if (posix_spawn(&pid, bin, NULL, NULL, argv, envp) != 0) {
+        mt_log("cannot start the consumer %s", bin);
+        return -1;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return -1;
+    if (set_socket_name(name) != 0)
+        return -1;
+    setenv("MEMTRACE_SOCKET", name, 1); /* exec'd children join the same consumer */
+    return 0;
+}
+
+/* ---- fork and exit ------------------------------------------------------ */
+
+static void atfork_prepare(void)
+{
+    mt_thread_state.guard++;
+    mt_modules_lock();
+}
+
+static void atfork_parent(void)
+{
+    mt_modules_unlock();
+    struct mt_thread *t = &mt_thread_state;
+    uint32_t seq = ++fork_count;
+    if (mt_state == MT_STATE_ACTIVE && mt_config.follow_fork) {
+        struct mt_ring *r = mt_ring_get(t);
+        if (r) {
+            mt_ring_write_pair(r, MT_RING_FORK, mt_ring_stamp(r), seq, 0);
+            mt_ring_idle(r);
+        }
+    }
+    t->guard--;
+}
+
+static void atfork_child(void)
+{
+    mt_modules_unlock();
+    struct mt_thread *t = &mt_thread_state;
+    uint32_t seq = ++fork_count;
+    pid_t parent = traced_pid;
+    mt_generation++;
+    fork_count = 0;
+    if (socket_fd >= 0)
+        close(socket_fd);
+    socket_fd = -1;
+    mt_rings_forget_all();
+    mt_modules_forget_announced();
+    t->ring = NULL;
+    t->stack_hi = 0;
+    if (mt_state == MT_STATE_ACTIVE) {
+        if (!mt_config.follow_fork)
+            mt_state = MT_STATE_OFF;
+        else if (connect_and_hello(parent, seq) != MT_REPLY_OK)
+            mt_state = MT_STATE_OFF;
+    }
+    t->guard--;
+}
+
+static void record_exit(int status)
+{
+    struct mt_thread *t = &mt_thread_state;
+    if (mt_state != MT_STATE_ACTIVE)
+        return;
+    t->guard++;
+    struct mt_ring *r = mt_ring_get(t);
+    if (r) {
+        mt_ring_write_pair(r, MT_RING_EXIT, mt_ring_stamp(r), MT_EXIT_STATUS, status);
+        mt_ring_idle(r);
+    }
+    t->guard--;
+}
+
+static void on_exit_handler(int status, void *arg)
+{
+    (void)arg;
+    record_exit(status);
+}
+
+void mt_note_exit(int status) MT_HIDDEN;
+void mt_note_exit(int status) { record_exit(status); }
+
+/* ---- init ---------------------------------------------------------------- */
+
+void mt_init(void)
+{
+    int expected = MT_STATE_UNINIT;
+    if (!__atomic_compare_exchange_n(&mt_state, &expected, MT_STATE_STARTING, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        while (mt_state == MT_STATE_STARTING)
+            sched_yield();
+        return;
+    }
+    int saved_errno = errno;
+    struct mt_thread *t = &mt_thread_state;
+    t->guard++;
+    t->generation = mt_generation;
+    resolve_real_functions();
+
+    int state = MT_STATE_OFF;
+    const char *sock = getenv("MEMTRACE_SOCKET");
+    const char *output = getenv("MEMTRACE_OUTPUT");
+    const char *ring_kib = getenv("MEMTRACE_RING_KIB");
+    if (ring_kib) {
+        unsigned long kib = strtoul(ring_kib, NULL, 10);
+        if (kib >= 64 && kib <= (1ul << 20) && (kib & (kib - 1)) == 0)
+            mt_config.ring_capacity = kib * 1024;
+    }
+    int have_socket = sock && *sock && set_socket_name(sock) == 0;
+    if (!have_socket && output && *output)
+        have_socket = spawn_consumer(output) == 0;
+    if (have_socket) {
+        int status = connect_and_hello(0, 0);
+        if (status == MT_REPLY_OK)
+            state = MT_STATE_ACTIVE;
+        else if (status < 0)
+            mt_log("cannot reach the memtrace consumer; pid %d runs untraced", (int)getpid());
+    }
+    if (state == MT_STATE_ACTIVE) {
+        Dl_info self;
+        if (dladdr((void *)mt_init, &self))
+            dl_iterate_phdr(find_own_range, &self);
+        mt_ring_setup_key();
+        pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+        on_exit(on_exit_handler, NULL);
+    }
+    __atomic_store_n(&mt_state, state, __ATOMIC_RELEASE);
+    if (state == MT_STATE_ACTIVE) {
+        /* Announce the modules now, so the dump has them from the start. */
+        struct mt_ring *r = mt_ring_get(t);
+        if (r) {
+            uint64_t ts = 0;
+            mt_modules_lock();
+            mt_modules_sync(r, &ts);
+            mt_modules_unlock();
+            mt_ring_idle(r);
+        }
+    }
+    t->guard--;
+    errno = saved_errno;
+}
+
+__attribute__((constructor)) static void mt_constructor(void)
+{
+    if (mt_state == MT_STATE_UNINIT)
+        mt_init();
+}

@@ -1,0 +1,562 @@
+/* The interposed functions: the malloc family, C++ operators new/delete (all
+ * variants, defined in C under their mangled names), dlopen/dlclose, _exit
+ * and the exec family.
+ *
+ * The hot path of every function: check the thread's guard and the process
+ * state, call the real function, and write one event into the thread's ring.
+ * Timestamps: an allocation is stamped after the real function returned, a
+ * free before the real free runs (ring.h says why). errno is what the real
+ * function left. Anything unusual (first call of the process, re-entry from
+ * inside the shim, tracing off) goes to the slow path.
+ *
+ * Compiled with -fexceptions: the real operator new may throw, and the
+ * guard is released by a cleanup handler as the exception passes through.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+void mt_note_exit(int status) MT_HIDDEN;
+extern char **environ;
+
+#define EXPORT __attribute__((visibility("default")))
+
+static inline struct mt_thread *self(void) { return &mt_thread_state; }
+
+/* 1 when this call should be recorded; starts the shim on the first call. */
+static inline int should_record(struct mt_thread *t)
+{
+    if (MT_LIKELY(mt_state == MT_STATE_ACTIVE && !t->guard))
+        return 1;
+    if (t->guard)
+        return 0;
+    if (mt_state == MT_STATE_UNINIT || mt_state == MT_STATE_STARTING)
+        mt_init();
+    return mt_state == MT_STATE_ACTIVE;
+}
+
+static void guard_release(int **guard) { (**guard)--; }
+#define GUARD_SCOPE(t)                                                                             \
+    int *guard_scope_ __attribute__((cleanup(guard_release))) = &(t)->guard;                       \
+    (t)->guard++
+
+/* Writes the event of an allocation that returned p. Guard raised. */
+static void emit_alloc(struct mt_thread *t, void *p, size_t size, uint32_t function)
+{
+    struct mt_ring *r = mt_ring_get(t);
+    if (!r)
+        return;
+    uint64_t ips[MT_MAX_DEPTH_LIMIT];
+    int depth = mt_stack_capture(t, ips, (int)mt_config.max_depth);
+    uint64_t ts = mt_ring_stamp(r);
+    uint32_t id = mt_stack_intern(t, r, ips, depth, &ts);
+    struct mt_ring_alloc *rec = mt_ring_reserve(r, sizeof *rec);
+    if (rec) {
+        *rec = (struct mt_ring_alloc){{MT_RING_ALLOC, sizeof *rec, ts}, (uint64_t)p, size, id, function};
+        mt_ring_commit(r, sizeof *rec);
+    }
+    mt_ring_idle(r);
+}
+
+static void write_free(struct mt_ring *r, uint64_t ts, void *p, uint32_t function)
+{
+    struct mt_ring_free *rec = mt_ring_reserve(r, sizeof *rec);
+    if (rec) {
+        *rec = (struct mt_ring_free){{MT_RING_FREE, sizeof *rec, ts}, (uint64_t)p, function, 0};
+        mt_ring_commit(r, sizeof *rec);
+    }
+}
+
+static inline void record_alloc(struct mt_thread *t, void *p, size_t size, uint32_t function)
+{
+    int saved = errno;
+    t->guard++;
+    emit_alloc(t, p, size, function);
+    t->guard--;
+    errno = saved;
+}
+
+/* ---- pass-through (guard raised, tracing off, or still resolving) ------ */
+
+static void *pass_malloc(size_t n)
+{
+    return mt_real.malloc ? mt_real.malloc(n) : mt_bootstrap_alloc(n, 16);
+}
+
+static void pass_free(void *p)
+{
+    if (p && !mt_is_bootstrap(p) && mt_real.free)
+        mt_real.free(p);
+}
+
+static void *pass_calloc(size_t n, size_t size)
+{
+    if (mt_real.calloc)
+        return mt_real.calloc(n, size);
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total))
+        return NULL;
+    return mt_bootstrap_alloc(total, 16); /* static memory: already zero */
+}
+
+static void *pass_realloc(void *p, size_t n)
+{
+    if (p && mt_is_bootstrap(p)) {
+        void *q = pass_malloc(n);
+        if (q) {
+            size_t old = mt_bootstrap_size(p);
+            memcpy(q, p, old < n ? old : n);
+        }
+        return q;
+    }
+    return mt_real.realloc ? mt_real.realloc(p, n) : mt_bootstrap_alloc(n, 16);
+}
+
+/* ---- the C allocation functions ------------------------------------------ */
+
+EXPORT void *malloc(size_t n)
+{
+    struct mt_thread *t = self();
+    if (MT_UNLIKELY(!should_record(t)))
+        return pass_malloc(n);
+    t->guard++;
+    void *p = mt_real.malloc(n);
+    t->guard--;
+    if (p)
+        record_alloc(t, p, n, MT_FN_MALLOC);
+    return p;
+}
+
+EXPORT void *calloc(size_t n, size_t size)
+{
+    struct mt_thread *t = self();
+    if (MT_UNLIKELY(!should_record(t)))
+        return pass_calloc(n, size);
+    t->guard++;
+    void *p = mt_real.calloc(n, size);
+    t->guard--;
+    if (p)
+        record_alloc(t, p, n * size, MT_FN_CALLOC);
+    return p;
+}
+
+static void free_as(void *p, uint32_t function, void (*real_free)(void *))
+{
+    struct mt_thread *t = self();
+    if (MT_UNLIKELY(!should_record(t) || mt_is_bootstrap(p))) {
+        if (real_free && !mt_is_bootstrap(p))
+            real_free(p);
+        else
+            pass_free(p);
+        return;
+    }
+    int saved = errno;
+    t->guard++;
+    struct mt_ring *r = mt_ring_get(t);
+    if (r) {
+        uint64_t ts = mt_ring_stamp(r);
+        real_free(p);
+        write_free(r, ts, p, function);
+        mt_ring_idle(r);
+    } else {
+        real_free(p);
+    }
+    t->guard--;
+    errno = saved;
+}
+
+static void real_libc_free(void *p) { mt_real.free(p); }
+
+EXPORT void free(void *p)
+{
+    if (p)
+        free_as(p, MT_FN_FREE, mt_real.free ? real_libc_free : NULL);
+}
+
+EXPORT void cfree(void *p) { free(p); }
+
+/* realloc and reallocarray: a move is one free (stamped before) and one
+ * allocation (stamped after); realloc(p, 0) is one free. */
+static void *realloc_as(void *p, size_t n, size_t count, int is_array)
+{
+    struct mt_thread *t = self();
+    if (MT_UNLIKELY(!should_record(t) || (p && mt_is_bootstrap(p)))) {
+        if (!is_array)
+            return pass_realloc(p, n);
+        size_t total;
+        if (__builtin_mul_overflow(n, count, &total)) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        return pass_realloc(p, total);
+    }
+    uint32_t function = is_array ? MT_FN_REALLOCARRAY : MT_FN_REALLOC;
+    size_t size = n;
+    if (is_array && __builtin_mul_overflow(n, count, &size))
+        size = SIZE_MAX; /* the real reallocarray fails with ENOMEM */
+    if (!p) {
+        t->guard++;
+        void *q = is_array ? mt_real.reallocarray(NULL, n, count) : mt_real.realloc(NULL, n);
+        t->guard--;
+        if (q)
+            record_alloc(t, q, size, function);
+        return q;
+    }
+    t->guard++;
+    struct mt_ring *r = mt_ring_get(t);
+    uint64_t ts_free = r ? mt_ring_stamp(r) : 0;
+    void *q = is_array ? mt_real.reallocarray(p, n, count) : mt_real.realloc(p, n);
+    int saved = errno;
+    if (r) {
+        if (q || size == 0) /* moved, resized, or freed by realloc(p, 0) */
+            write_free(r, ts_free, p, function);
+        mt_ring_idle(r);
+        if (q)
+            emit_alloc(t, q, size, function);
+    }
+    t->guard--;
+    errno = saved;
+    return q;
+}
+
+EXPORT void *realloc(void *p, size_t n) { return realloc_as(p, n, 1, 0); }
+
+EXPORT void *reallocarray(void *p, size_t n, size_t size)
+{
+    if (!mt_real.reallocarray && mt_state != MT_STATE_UNINIT) {
+        size_t total;
+        if (__builtin_mul_overflow(n, size, &total)) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        return realloc(p, total);
+    }
+    return realloc_as(p, n, size, 1);
+}
+
+EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+    struct mt_thread *t = self();
+    if (MT_UNLIKELY(!should_record(t))) {
+        if (mt_real.posix_memalign)
+            return mt_real.posix_memalign(out, align, n);
+        void *p = mt_bootstrap_alloc(n, align);
+        if (!p)
+            return ENOMEM;
+        *out = p;
+        return 0;
+    }
+    t->guard++;
+    int rc = mt_real.posix_memalign(out, align, n);
+    t->guard--;
+    if (rc == 0)
+        record_alloc(t, *out, n, MT_FN_POSIX_MEMALIGN);
+    return rc;
+}
+
+/* aligned_alloc, memalign, valloc, pvalloc: same shape, different real. */
+#define ALIGNED_FUNCTION(name, params, call, bootstrap_call, size_expr, function)                  \
+    EXPORT void *name params                                                                       \
+    {                                                                                              \
+        struct mt_thread *t = self();                                                              \
+        if (MT_UNLIKELY(!should_record(t)))                                                        \
+            return mt_real.name ? mt_real.name call : bootstrap_call;                              \
+        t->guard++;                                                                                \
+        void *p = mt_real.name call;                                                               \
+        t->guard--;                                                                                \
+        if (p)                                                                                     \
+            record_alloc(t, p, size_expr, function);                                               \
+        return p;                                                                                  \
+    }
+
+ALIGNED_FUNCTION(aligned_alloc, (size_t align, size_t n), (align, n), mt_bootstrap_alloc(n, align),
+                 n, MT_FN_ALIGNED_ALLOC)
+ALIGNED_FUNCTION(memalign, (size_t align, size_t n), (align, n), mt_bootstrap_alloc(n, align), n,
+                 MT_FN_MEMALIGN)
+ALIGNED_FUNCTION(valloc, (size_t n), (n), mt_bootstrap_alloc(n, 4096), n, MT_FN_VALLOC)
+ALIGNED_FUNCTION(pvalloc, (size_t n), (n), mt_bootstrap_alloc((n + 4095) & ~(size_t)4095, 4096), n,
+                 MT_FN_PVALLOC)
+
+/* ---- C++ operators --------------------------------------------------------
+ * Forwarded to the next definition (libstdc++'s, which keeps its own
+ * new_handler loop and bad_alloc), resolved when first called; the malloc
+ * it makes inside is not recorded, so each new is one event, as memcheck
+ * counts it. Without libstdc++ they fall back to the C allocator. */
+
+static void *next_symbol(void **cache, const char *name)
+{
+    void *f = __atomic_load_n(cache, __ATOMIC_RELAXED);
+    if (!f) {
+        struct mt_thread *t = self();
+        t->guard++;
+        f = dlsym(RTLD_NEXT, name);
+        t->guard--;
+        __atomic_store_n(cache, f, __ATOMIC_RELAXED);
+    }
+    return f;
+}
+
+static void *fallback_new(size_t n, size_t align)
+{
+    if (n == 0)
+        n = 1;
+    if (align <= 16)
+        return pass_malloc(n);
+    void *p = NULL;
+    return mt_real.posix_memalign && mt_real.posix_memalign(&p, align, n) == 0 ? p : NULL;
+}
+
+#define NEW_FUNCTION(mangled, params, args, size, align, function)                                 \
+    EXPORT void *mangled params                                                                    \
+    {                                                                                              \
+        static void *real;                                                                         \
+        struct mt_thread *t = self();                                                              \
+        int record = should_record(t);                                                             \
+        void *(*next) params = next_symbol(&real, #mangled);                                       \
+        void *p;                                                                                   \
+        {                                                                                          \
+            GUARD_SCOPE(t);                                                                        \
+            p = next ? next args : fallback_new(size, align);                                      \
+        }                                                                                          \
+        if (p && record)                                                                           \
+            record_alloc(t, p, size, function);                                                    \
+        return p;                                                                                  \
+    }
+
+typedef const struct nothrow_tag *nothrow_ref;
+
+NEW_FUNCTION(_Znwm, (size_t n), (n), n, 0, MT_FN_NEW)
+NEW_FUNCTION(_Znam, (size_t n), (n), n, 0, MT_FN_NEW_ARRAY)
+NEW_FUNCTION(_ZnwmRKSt9nothrow_t, (size_t n, nothrow_ref nt), (n, nt), n, 0, MT_FN_NEW)
+NEW_FUNCTION(_ZnamRKSt9nothrow_t, (size_t n, nothrow_ref nt), (n, nt), n, 0, MT_FN_NEW_ARRAY)
+NEW_FUNCTION(_ZnwmSt11align_val_t, (size_t n, size_t al), (n, al), n, al, MT_FN_NEW)
+NEW_FUNCTION(_ZnamSt11align_val_t, (size_t n, size_t al), (n, al), n, al, MT_FN_NEW_ARRAY)
+NEW_FUNCTION(_ZnwmSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, nothrow_ref nt),
+             (n, al, nt), n, al, MT_FN_NEW)
+NEW_FUNCTION(_ZnamSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, nothrow_ref nt),
+             (n, al, nt), n, al, MT_FN_NEW_ARRAY)
+
+/* The next operator delete, called with the arguments it was given. */
+#define DELETE_FUNCTION(mangled, params, args, function)                                           \
+    static void *real_##mangled;                                                                   \
+    static void call_##mangled params                                                              \
+    {                                                                                              \
+        void (*next) params = next_symbol(&real_##mangled, #mangled);                              \
+        if (next)                                                                                  \
+            next args;                                                                             \
+        else                                                                                       \
+            pass_free(p);                                                                          \
+    }                                                                                              \
+    EXPORT void mangled params                                                                     \
+    {                                                                                              \
+        if (!p)                                                                                    \
+            return;                                                                                \
+        struct mt_thread *t = self();                                                              \
+        if (MT_UNLIKELY(!should_record(t) || mt_is_bootstrap(p))) {                                \
+            if (mt_is_bootstrap(p))                                                                \
+                return;                                                                            \
+            GUARD_SCOPE(t);                                                                        \
+            call_##mangled args;                                                                   \
+            return;                                                                                \
+        }                                                                                          \
+        int saved = errno;                                                                         \
+        GUARD_SCOPE(t);                                                                            \
+        struct mt_ring *r = mt_ring_get(t);                                                        \
+        uint64_t ts = r ? mt_ring_stamp(r) : 0;                                                    \
+        call_##mangled args;                                                                       \
+        if (r) {                                                                                   \
+            write_free(r, ts, p, function);                                                        \
+            mt_ring_idle(r);                                                                       \
+        }                                                                                          \
+        errno = saved;                                                                             \
+    }
+
+DELETE_FUNCTION(_ZdlPv, (void *p), (p), MT_FN_DELETE)
+DELETE_FUNCTION(_ZdaPv, (void *p), (p), MT_FN_DELETE_ARRAY)
+DELETE_FUNCTION(_ZdlPvm, (void *p, size_t n), (p, n), MT_FN_DELETE)
+DELETE_FUNCTION(_ZdaPvm, (void *p, size_t n), (p, n), MT_FN_DELETE_ARRAY)
+DELETE_FUNCTION(_ZdlPvSt11align_val_t, (void *p, size_t al), (p, al), MT_FN_DELETE)
+DELETE_FUNCTION(_ZdaPvSt11align_val_t, (void *p, size_t al), (p, al), MT_FN_DELETE_ARRAY)
+DELETE_FUNCTION(_ZdlPvmSt11align_val_t, (void *p, size_t n, size_t al), (p, n, al), MT_FN_DELETE)
+DELETE_FUNCTION(_ZdaPvmSt11align_val_t, (void *p, size_t n, size_t al), (p, n, al),
+                MT_FN_DELETE_ARRAY)
+DELETE_FUNCTION(_ZdlPvRKSt9nothrow_t, (void *p, nothrow_ref nt), (p, nt), MT_FN_DELETE)
+DELETE_FUNCTION(_ZdaPvRKSt9nothrow_t, (void *p, nothrow_ref nt), (p, nt), MT_FN_DELETE_ARRAY)
+DELETE_FUNCTION(_ZdlPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t al, nothrow_ref nt),
+                (p, al, nt), MT_FN_DELETE)
+DELETE_FUNCTION(_ZdaPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t al, nothrow_ref nt),
+                (p, al, nt), MT_FN_DELETE_ARRAY)
+
+/* ---- modules: dlopen / dlclose --------------------------------------------- */
+
+static void sync_modules_now(void)
+{
+    struct mt_thread *t = self();
+    if (!should_record(t))
+        return;
+    int saved = errno;
+    t->guard++;
+    struct mt_ring *r = mt_ring_get(t);
+    if (r) {
+        uint64_t ts = 0;
+        mt_modules_lock();
+        mt_modules_sync(r, &ts);
+        mt_modules_unlock();
+        mt_ring_idle(r);
+    }
+    t->guard--;
+    errno = saved;
+}
+
+EXPORT void *dlopen(const char *file, int flags)
+{
+    if (!mt_real.dlopen)
+        mt_init();
+    void *h = mt_real.dlopen(file, flags);
+    sync_modules_now();
+    return h;
+}
+
+EXPORT void *dlmopen(long ns, const char *file, int flags)
+{
+    if (!mt_real.dlmopen)
+        mt_init();
+    void *h = mt_real.dlmopen(ns, file, flags);
+    sync_modules_now();
+    return h;
+}
+
+EXPORT int dlclose(void *handle)
+{
+    if (!mt_real.dlclose)
+        mt_init();
+    int rc = mt_real.dlclose(handle);
+    sync_modules_now();
+    return rc;
+}
+
+/* ---- how the process ends ------------------------------------------------- */
+
+EXPORT void _exit(int status)
+{
+    mt_note_exit(status);
+    if (!mt_real._exit)
+        mt_init();
+    mt_real._exit(status);
+    __builtin_unreachable();
+}
+
+EXPORT void _Exit(int status)
+{
+    mt_note_exit(status);
+    if (!mt_real._Exit)
+        mt_init();
+    mt_real._Exit(status);
+    __builtin_unreachable();
+}
+
+/* Marks an exec attempt (1) or its failure (0), so the consumer can tell a
+ * connection closed by exec from a process that died. */
+static void note_exec(int attempt)
+{
+    struct mt_thread *t = self();
+    if (mt_state != MT_STATE_ACTIVE || t->guard)
+        return;
+    int saved = errno;
+    t->guard++;
+    struct mt_ring *r = mt_ring_get(t);
+    if (r) {
+        mt_ring_write_pair(r, MT_RING_EXEC, mt_ring_stamp(r), (uint32_t)attempt, 0);
+        mt_ring_idle(r);
+    }
+    t->guard--;
+    errno = saved;
+}
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    if (!mt_real.execve)
+        mt_init();
+    note_exec(1);
+    int rc = mt_real.execve(path, argv, envp);
+    note_exec(0);
+    return rc;
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    if (!mt_real.execvpe)
+        mt_init();
+    note_exec(1);
+    int rc = mt_real.execvpe(file, argv, envp);
+    note_exec(0);
+    return rc;
+}
+
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+    if (!mt_real.fexecve)
+        mt_init();
+    note_exec(1);
+    int rc = mt_real.fexecve(fd, argv, envp);
+    note_exec(0);
+    return rc;
+}
+
+EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+    if (!mt_real.execveat)
+        mt_init();
+    note_exec(1);
+    int rc = mt_real.execveat(dirfd, path, argv, envp, flags);
+    note_exec(0);
+    return rc;
+}
+
+EXPORT int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
+
+EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
+
+/* execl, execle, execlp: gather the variadic list, then as above. */
+#define GATHER_ARGS(first, ap, argv)                                                               \
+    size_t count_ = 1;                                                                             \
+    va_start(ap, first);                                                                           \
+    while (va_arg(ap, char *))                                                                     \
+        count_++;                                                                                  \
+    va_end(ap);                                                                                    \
+    char *argv[count_ + 1];                                                                        \
+    argv[0] = (char *)first;                                                                       \
+    va_start(ap, first);                                                                           \
+    for (size_t i_ = 1; i_ <= count_; i_++)                                                        \
+        argv[i_] = va_arg(ap, char *)
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+    va_list ap;
+    GATHER_ARGS(arg, ap, argv);
+    va_end(ap);
+    return execve(path, argv, environ);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...)
+{
+    va_list ap;
+    GATHER_ARGS(arg, ap, argv);
+    va_end(ap);
+    return execvpe(file, argv, environ);
+}
+
+EXPORT int execle(const char *path, const char *arg, ...)
+{
+    va_list ap;
+    GATHER_ARGS(arg, ap, argv);
+    char *const *envp = va_arg(ap, char *const *);
+    va_end(ap);
+    return execve(path, argv, envp);
+}

@@ -1,0 +1,307 @@
+/* The producer side of the per-thread shared-memory rings (layout and the
+ * ordering protocol: include/memtrace/ring.h).
+ *
+ * A thread gets a ring on its first event: from the process's pool of rings
+ * whose threads have ended, or a new memfd handed to the consumer over the
+ * socket (one round trip per new ring, none per event). When the ring is
+ * full the producer waits for the consumer: an event is never dropped. It
+ * only gives up, and the process goes untraced, if the consumer is gone.
+ *
+ * Runs inside the traced process: ring descriptors come from mmap'd pages,
+ * never from malloc.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+struct mt_ring {
+    struct mt_ring_control *ctl;
+    uint8_t *data;
+    uint64_t capacity;
+    uint64_t head;       /* our copy of ctl->head */
+    uint64_t tail_seen;  /* last tail read from the consumer */
+    size_t map_size;
+    struct mt_ring *next_all;
+    struct mt_ring *next_free;
+};
+
+static struct mt_ring *all_rings;  /* every ring of this process */
+static struct mt_ring *free_rings; /* rings whose thread has ended */
+static int rings_lock;             /* spinlock over the two lists */
+static int socket_lock;            /* one request on the socket at a time */
+static uint32_t next_thread_index = 1;
+static pthread_key_t exit_key;
+
+/* Descriptors are carved from mmap'd pages; a fork child simply forgets
+ * them (a few bytes per ring of the parent). */
+static struct mt_ring *descriptor_pool;
+static size_t descriptor_left;
+
+static void spin_lock(int *lock)
+{
+    while (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE))
+        sched_yield();
+}
+
+static void spin_unlock(int *lock) { __atomic_store_n(lock, 0, __ATOMIC_RELEASE); }
+
+static struct mt_ring *new_descriptor(void)
+{
+    if (descriptor_left == 0) {
+        void *page = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (page == MAP_FAILED)
+            return NULL;
+        descriptor_pool = page;
+        descriptor_left = 65536 / sizeof(struct mt_ring);
+    }
+    descriptor_left--;
+    return descriptor_pool++;
+}
+
+/* Sends the ring's memfd to the consumer and waits for its answer, so that
+ * the consumer merges this ring before any of its events is stamped. */
+static int hand_over(int memfd, uint64_t capacity)
+{
+    static uint32_t ring_index;
+    struct mt_msg_ring msg = {.type = MT_MSG_RING, .capacity = capacity};
+    char control[CMSG_SPACE(sizeof(int))];
+    memset(control, 0, sizeof control);
+    struct iovec iov = {.iov_base = &msg, .iov_len = sizeof msg};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                        .msg_controllen = sizeof control};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &memfd, sizeof(int));
+
+    spin_lock(&socket_lock);
+    msg.ring_index = ++ring_index;
+    int fd = mt_socket_fd();
+    ssize_t n;
+    do {
+        n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    struct mt_msg_reply reply;
+    if (n == (ssize_t)sizeof msg) {
+        do {
+            n = recv(fd, &reply, sizeof reply, 0);
+        } while (n < 0 && errno == EINTR);
+    } else {
+        n = -1;
+    }
+    spin_unlock(&socket_lock);
+    return n == (ssize_t)sizeof reply && reply.status == MT_REPLY_OK ? 0 : -1;
+}
+
+static struct mt_ring *create_ring(void)
+{
+    uint64_t capacity = mt_config.ring_capacity;
+    size_t size = MT_RING_DATA_OFFSET + capacity;
+    int fd = memfd_create("memtrace-ring", MFD_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    void *mem = MAP_FAILED;
+    if (ftruncate(fd, (off_t)size) == 0)
+        mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (mem == MAP_FAILED) {
+        close(fd);
+        return NULL;
+    }
+    struct mt_ring_control *ctl = mem;
+    ctl->magic = MT_RING_MAGIC;
+    ctl->capacity = capacity;
+    int ok = hand_over(fd, capacity);
+    close(fd);
+    spin_lock(&rings_lock);
+    struct mt_ring *r = ok == 0 ? new_descriptor() : NULL;
+    if (r) {
+        *r = (struct mt_ring){.ctl = ctl, .data = (uint8_t *)mem + MT_RING_DATA_OFFSET,
+                              .capacity = capacity, .map_size = size, .next_all = all_rings};
+        all_rings = r;
+    }
+    spin_unlock(&rings_lock);
+    if (!r) {
+        munmap(mem, size);
+        mt_disable("the consumer did not accept a new ring");
+    }
+    return r;
+}
+
+static void thread_key_destructor(void *value)
+{
+    (void)value;
+    mt_ring_thread_exit(&mt_thread_state);
+}
+
+void mt_ring_setup_key(void) { pthread_key_create(&exit_key, thread_key_destructor); }
+
+static void note_stack_bounds(struct mt_thread *t)
+{
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return;
+    if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+        t->stack_lo = (uintptr_t)addr;
+        t->stack_hi = (uintptr_t)addr + size;
+    }
+    pthread_attr_destroy(&attr);
+}
+
+struct mt_ring *mt_ring_get(struct mt_thread *t)
+{
+    if (MT_UNLIKELY(t->generation != mt_generation)) {
+        /* A fork child's first event: this thread's state is the parent's. */
+        t->ring = NULL;
+        mt_stacks_forget_all(t);
+        t->generation = mt_generation;
+    }
+    if (MT_LIKELY(t->ring != NULL))
+        return t->ring;
+    if (mt_state != MT_STATE_ACTIVE)
+        return NULL;
+
+    spin_lock(&rings_lock);
+    struct mt_ring *r = free_rings;
+    if (r)
+        free_rings = r->next_free;
+    spin_unlock(&rings_lock);
+    if (!r)
+        r = create_ring();
+    if (!r)
+        return NULL;
+    t->ring = r;
+    if (t->stack_hi == 0 && mt_config.unwind == MT_UNWIND_FP)
+        note_stack_bounds(t);
+    /* Non-NULL so that the destructor runs at thread exit (and runs again
+     * if the thread allocates after it). */
+    pthread_setspecific(exit_key, (void *)1);
+    uint32_t index = __atomic_fetch_add(&next_thread_index, 1, __ATOMIC_RELAXED);
+    uint64_t ts = mt_ring_stamp(r);
+    mt_ring_write_pair(r, MT_RING_THREAD_START, ts, index, (int32_t)gettid());
+    mt_ring_idle(r);
+    return r;
+}
+
+void mt_ring_thread_exit(struct mt_thread *t)
+{
+    struct mt_ring *r = t->ring;
+    if (!r || t->generation != mt_generation || mt_state != MT_STATE_ACTIVE)
+        return;
+    t->guard++;
+    uint64_t ts = mt_ring_stamp(r);
+    mt_ring_write_pair(r, MT_RING_THREAD_END, ts, 0, 0);
+    mt_ring_idle(r);
+    t->ring = NULL;
+    spin_lock(&rings_lock);
+    r->next_free = free_rings;
+    free_rings = r;
+    spin_unlock(&rings_lock);
+    t->guard--;
+}
+
+uint64_t mt_ring_stamp(struct mt_ring *r)
+{
+    /* Announce first, then read the clock: a consumer that saw busy == 0
+     * after reading its own clock knows our stamp is not earlier. */
+    __atomic_store_n(&r->ctl->busy, MT_BUSY_STAMPING, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint64_t ts = mt_now_ns();
+    __atomic_store_n(&r->ctl->busy, ts, __ATOMIC_RELEASE);
+    return ts;
+}
+
+void mt_ring_idle(struct mt_ring *r) { __atomic_store_n(&r->ctl->busy, 0, __ATOMIC_RELEASE); }
+
+/* 1 while the consumer's end of the socket is open. */
+static int consumer_alive(void)
+{
+    struct pollfd p = {.fd = mt_socket_fd(), .events = POLLIN};
+    if (p.fd < 0)
+        return 0;
+    int n = poll(&p, 1, 0);
+    if (n <= 0)
+        return 1;
+    if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
+        return 0;
+    char c;
+    return recv(p.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 0;
+}
+
+/* Waits until the consumer has made room; 0 when it is gone. */
+static int wait_for_room(struct mt_ring *r, uint64_t need)
+{
+    for (unsigned spins = 0;; spins++) {
+        r->tail_seen = __atomic_load_n(&r->ctl->tail, __ATOMIC_ACQUIRE);
+        if (r->capacity - (r->head - r->tail_seen) >= need)
+            return 1;
+        if (spins < 64) {
+            __builtin_ia32_pause();
+        } else if (spins < 256) {
+            sched_yield();
+        } else {
+            struct timespec pause = {0, 20000};
+            nanosleep(&pause, NULL);
+            if ((spins & 1023) == 0 && !consumer_alive()) {
+                mt_disable("the consumer went away");
+                return 0;
+            }
+        }
+    }
+}
+
+void *mt_ring_reserve(struct mt_ring *r, uint32_t len)
+{
+    uint64_t offset = r->head & (r->capacity - 1);
+    uint64_t to_end = r->capacity - offset;
+    uint64_t need = len <= to_end ? len : to_end + len;
+    if (r->capacity - (r->head - r->tail_seen) < need && !wait_for_room(r, need))
+        return NULL;
+    if (len > to_end) {
+        struct mt_ring_record *pad = (void *)(r->data + offset);
+        pad->type = MT_RING_PAD;
+        pad->len = (uint32_t)to_end;
+        pad->ts = 0;
+        r->head += to_end;
+        offset = 0;
+    }
+    return r->data + offset;
+}
+
+void mt_ring_commit(struct mt_ring *r, uint32_t len)
+{
+    r->head += len;
+    __atomic_store_n(&r->ctl->head, r->head, __ATOMIC_RELEASE);
+}
+
+void mt_ring_write_pair(struct mt_ring *r, uint32_t type, uint64_t ts, uint32_t a, int32_t b)
+{
+    struct mt_ring_u32pair *rec = mt_ring_reserve(r, sizeof *rec);
+    if (!rec)
+        return;
+    *rec = (struct mt_ring_u32pair){{type, sizeof *rec, ts}, a, b};
+    mt_ring_commit(r, sizeof *rec);
+}
+
+void mt_rings_forget_all(void)
+{
+    /* In a fork child the parent's rings are still mapped (MAP_SHARED):
+     * unmap them so that nothing here can write into the parent's stream. */
+    for (struct mt_ring *r = all_rings; r; r = r->next_all)
+        munmap(r->ctl, r->map_size);
+    all_rings = NULL;
+    free_rings = NULL;
+    rings_lock = 0;
+    socket_lock = 0;
+    next_thread_index = 1;
+}

@@ -1,0 +1,133 @@
+/* Internal declarations shared by the files of libmemtrace.so.
+ *
+ * Everything in preload/ runs inside the traced process: it never calls the
+ * traced malloc for its own needs (memory comes from mmap or static storage),
+ * it preserves errno, and it must work before its own constructor has run.
+ * Calls into libc that may allocate (dlsym, pthread_getattr_np, setenv) are
+ * made with the thread's guard raised, so the allocations they make are
+ * passed straight to the real allocator and not recorded.
+ */
+#ifndef MEMTRACE_SHIM_H
+#define MEMTRACE_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "memtrace/format.h"
+#include "memtrace/ring.h"
+
+#define MT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define MT_HIDDEN __attribute__((visibility("hidden")))
+
+/* The allocator the shim forwards to: the next definition after ours. */
+struct mt_real_functions {
+    void *(*malloc)(size_t);
+    void (*free)(void *);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void *(*reallocarray)(void *, size_t, size_t);
+    int (*posix_memalign)(void **, size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*memalign)(size_t, size_t);
+    void *(*valloc)(size_t);
+    void *(*pvalloc)(size_t);
+    void *(*dlopen)(const char *, int);
+    void *(*dlmopen)(long, const char *, int);
+    int (*dlclose)(void *);
+    void (*_exit)(int);
+    void (*_Exit)(int);
+    int (*execve)(const char *, char *const[], char *const[]);
+    int (*execvpe)(const char *, char *const[], char *const[]);
+    int (*fexecve)(int, char *const[], char *const[]);
+    int (*execveat)(int, const char *, char *const[], char *const[], int);
+};
+extern struct mt_real_functions mt_real MT_HIDDEN;
+
+enum mt_state {
+    MT_STATE_UNINIT = 0,   /* nothing resolved yet */
+    MT_STATE_STARTING = 1, /* one thread is resolving and connecting */
+    MT_STATE_ACTIVE = 2,   /* recording */
+    MT_STATE_OFF = 3,      /* pass-through: untraced, or the consumer is gone */
+};
+extern volatile int mt_state MT_HIDDEN;
+
+/* Per-thread state, in static TLS (initial-exec: no allocation on access). */
+struct mt_stack_table;
+struct mt_ring;
+struct mt_thread {
+    int guard;               /* > 0: inside the shim, do not record */
+    uint32_t generation;     /* process generation this state belongs to */
+    struct mt_ring *ring;    /* NULL until the first event */
+    struct mt_stack_table *stacks;
+    uintptr_t stack_lo, stack_hi; /* for frame-pointer walking */
+};
+extern __thread struct mt_thread mt_thread_state
+    __attribute__((tls_model("initial-exec"))) MT_HIDDEN;
+
+/* Process-wide settings, fixed when the process connects. */
+struct mt_config {
+    uint32_t unwind;    /* enum mt_unwind */
+    uint32_t max_depth; /* frames kept */
+    uint32_t follow_fork;
+    uint64_t ring_capacity;
+};
+extern struct mt_config mt_config MT_HIDDEN;
+extern uint32_t mt_generation MT_HIDDEN; /* bumped in every fork child */
+
+/* ---- init.c ---- */
+void mt_init(void) MT_HIDDEN;
+void mt_disable(const char *why) MT_HIDDEN;
+int mt_socket_fd(void) MT_HIDDEN;
+void *mt_bootstrap_alloc(size_t size, size_t align) MT_HIDDEN;
+int mt_is_bootstrap(const void *p) MT_HIDDEN;
+size_t mt_bootstrap_size(const void *p) MT_HIDDEN;
+
+/* ---- ring_writer.c ---- */
+/* Returns the thread's ring, attaching one on first use; NULL when the
+ * process is not recording. */
+struct mt_ring *mt_ring_get(struct mt_thread *t) MT_HIDDEN;
+uint64_t mt_ring_stamp(struct mt_ring *r) MT_HIDDEN;
+void *mt_ring_reserve(struct mt_ring *r, uint32_t len) MT_HIDDEN;
+void mt_ring_commit(struct mt_ring *r, uint32_t len) MT_HIDDEN;
+void mt_ring_idle(struct mt_ring *r) MT_HIDDEN;
+void mt_ring_write_pair(struct mt_ring *r, uint32_t type, uint64_t ts, uint32_t a, int32_t b)
+    MT_HIDDEN;
+void mt_rings_forget_all(void) MT_HIDDEN; /* fork child: drop the parent's */
+void mt_ring_thread_exit(struct mt_thread *t) MT_HIDDEN;
+void mt_ring_setup_key(void) MT_HIDDEN;
+
+static inline uint64_t mt_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- stacks.c ---- */
+/* Captures the caller's stack (frames of libmemtrace skipped) into ips;
+ * returns the depth. Must be called before mt_ring_stamp. */
+int mt_stack_capture(struct mt_thread *t, uint64_t *ips, int max) MT_HIDDEN;
+/* Returns the id of the stack, writing STACK (and module) records into the
+ * ring first if this thread has not sent it yet. May re-stamp: *ts is
+ * updated to the time later records must carry. */
+uint32_t mt_stack_intern(struct mt_thread *t, struct mt_ring *r, const uint64_t *ips, int depth,
+                         uint64_t *ts) MT_HIDDEN;
+void mt_stacks_forget_all(struct mt_thread *t) MT_HIDDEN;
+void mt_stacks_set_own_range(uintptr_t lo, uintptr_t hi) MT_HIDDEN;
+
+/* ---- modules.c ---- */
+/* Compares the loaded modules with those announced and writes LOAD/UNLOAD
+ * records for the differences into r. Returns 1 if anything changed. */
+int mt_modules_sync(struct mt_ring *r, uint64_t *ts) MT_HIDDEN;
+/* 1 if addr lies in an announced module's segment. */
+int mt_modules_contains(uint64_t addr) MT_HIDDEN;
+void mt_modules_lock(void) MT_HIDDEN;
+void mt_modules_unlock(void) MT_HIDDEN;
+void mt_modules_forget_announced(void) MT_HIDDEN; /* fork child: announce again */
+
+/* ---- util ---- */
+void mt_log(const char *fmt, ...) MT_HIDDEN __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,230 @@
+/* Stack capture (libunwind or frame pointers) and the per-thread stack table
+ * that sends each distinct stack to the consumer once.
+ *
+ * A stack is sent as a STACK record the first time a thread sees it; later
+ * events carry only its id. Ids are unique in the process (one atomic counter,
+ * touched only for new stacks), so two threads may send the same stack under
+ * two ids: the consumer merges them. Tables live in mmap'd memory.
+ */
+#define _GNU_SOURCE
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "shim.h"
+
+struct stack_slot {
+    uint64_t hash;
+    uint64_t *ips;
+    uint32_t depth;
+    uint32_t id;
+};
+
+struct mt_stack_table {
+    struct stack_slot *slots;
+    size_t slots_size; /* bytes mapped */
+    uint32_t mask;
+    uint32_t count;
+    unsigned char *arena; /* current chunk for ip arrays */
+    size_t arena_left;
+    void *chunks; /* list of arena chunks, first word = next */
+};
+
+#define ARENA_CHUNK (256 * 1024)
+
+static uintptr_t own_lo, own_hi;
+static uint32_t next_stack_id = 1;
+
+void mt_stacks_set_own_range(uintptr_t lo, uintptr_t hi)
+{
+    own_lo = lo;
+    own_hi = hi;
+}
+
+static int is_own(uint64_t ip) { return ip >= own_lo && ip < own_hi; }
+
+/* Walks the frame-pointer chain; stops at anything that does not look like
+ * a frame of this thread's stack. */
+static int capture_fp(struct mt_thread *t, void **buf, int max)
+{
+    uintptr_t *fp = __builtin_frame_address(0);
+    uintptr_t lo = t->stack_lo, hi = t->stack_hi;
+    int n = 0;
+    while (n < max) {
+        uintptr_t f = (uintptr_t)fp;
+        if ((f & 7) || (hi && (f < lo || f + 16 > hi)) || (!hi && f < 4096))
+            break;
+        uintptr_t ret = fp[1];
+        if (ret < 4096)
+            break;
+        buf[n++] = (void *)ret;
+        uintptr_t *next = (uintptr_t *)fp[0];
+        if (next <= fp)
+            break;
+        fp = next;
+    }
+    return n;
+}
+
+int mt_stack_capture(struct mt_thread *t, uint64_t *ips, int max)
+{
+    void *buf[MT_MAX_DEPTH_LIMIT + 32];
+    int want = max + 32;
+    int n = mt_config.unwind == MT_UNWIND_FP ? capture_fp(t, buf, want) : unw_backtrace(buf, want);
+    int skip = 0;
+    while (skip < n && is_own((uint64_t)buf[skip]))
+        skip++;
+    int depth = n - skip;
+    if (depth > max)
+        depth = max;
+    for (int i = 0; i < depth; i++)
+        ips[i] = (uint64_t)buf[skip + i];
+    return depth;
+}
+
+static uint64_t hash_ips(const uint64_t *ips, int depth)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)depth;
+    for (int i = 0; i < depth; i++) {
+        h ^= ips[i];
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    return h | 1; /* 0 marks an empty slot */
+}
+
+static void *map(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static struct mt_stack_table *table_create(void)
+{
+    struct mt_stack_table *tb = map(sizeof *tb);
+    if (!tb)
+        return NULL;
+    tb->slots_size = 4096 * sizeof(struct stack_slot);
+    tb->slots = map(tb->slots_size);
+    if (!tb->slots) {
+        munmap(tb, sizeof *tb);
+        return NULL;
+    }
+    tb->mask = 4095;
+    return tb;
+}
+
+static int table_grow(struct mt_stack_table *tb)
+{
+    uint32_t new_mask = tb->mask * 2 + 1;
+    size_t size = ((size_t)new_mask + 1) * sizeof(struct stack_slot);
+    struct stack_slot *slots = map(size);
+    if (!slots)
+        return -1;
+    for (uint32_t i = 0; i <= tb->mask; i++) {
+        struct stack_slot *s = &tb->slots[i];
+        if (!s->hash)
+            continue;
+        uint32_t j = (uint32_t)s->hash & new_mask;
+        while (slots[j].hash)
+            j = (j + 1) & new_mask;
+        slots[j] = *s;
+    }
+    munmap(tb->slots, tb->slots_size);
+    tb->slots = slots;
+    tb->slots_size = size;
+    tb->mask = new_mask;
+    return 0;
+}
+
+static uint64_t *arena_copy(struct mt_stack_table *tb, const uint64_t *ips, int depth)
+{
+    size_t bytes = (size_t)depth * sizeof(uint64_t);
+    if (bytes > tb->arena_left) {
+        unsigned char *chunk = map(ARENA_CHUNK);
+        if (!chunk)
+            return NULL;
+        *(void **)chunk = tb->chunks;
+        tb->chunks = chunk;
+        tb->arena = chunk + 16;
+        tb->arena_left = ARENA_CHUNK - 16;
+    }
+    uint64_t *dst = (uint64_t *)tb->arena;
+    memcpy(dst, ips, bytes);
+    tb->arena += bytes;
+    tb->arena_left -= bytes;
+    return dst;
+}
+
+void mt_stacks_forget_all(struct mt_thread *t)
+{
+    struct mt_stack_table *tb = t->stacks;
+    if (tb) {
+        for (void *c = tb->chunks; c;) {
+            void *next = *(void **)c;
+            munmap(c, ARENA_CHUNK);
+            c = next;
+        }
+        munmap(tb->slots, tb->slots_size);
+        munmap(tb, sizeof *tb);
+        t->stacks = NULL;
+    }
+    /* Only a fork child gets here with a table; its ids start again. */
+    next_stack_id = 1;
+}
+
+static int write_stack(struct mt_ring *r, uint64_t ts, uint32_t id, const uint64_t *ips, int depth)
+{
+    uint32_t len = (uint32_t)(sizeof(struct mt_ring_stack) + (size_t)depth * sizeof(uint64_t));
+    struct mt_ring_stack *rec = mt_ring_reserve(r, len);
+    if (!rec)
+        return -1;
+    rec->hdr = (struct mt_ring_record){MT_RING_STACK, len, ts};
+    rec->id = id;
+    rec->depth = (uint32_t)depth;
+    memcpy(rec->ips, ips, (size_t)depth * sizeof(uint64_t));
+    mt_ring_commit(r, len);
+    return 0;
+}
+
+uint32_t mt_stack_intern(struct mt_thread *t, struct mt_ring *r, const uint64_t *ips, int depth,
+                         uint64_t *ts)
+{
+    if (depth <= 0)
+        return 0;
+    struct mt_stack_table *tb = t->stacks;
+    if (!tb && !(tb = t->stacks = table_create()))
+        return 0;
+    uint64_t h = hash_ips(ips, depth);
+    uint32_t i = (uint32_t)h & tb->mask;
+    for (;; i = (i + 1) & tb->mask) {
+        struct stack_slot *s = &tb->slots[i];
+        if (!s->hash)
+            break;
+        if (s->hash == h && s->depth == (uint32_t)depth &&
+            memcmp(s->ips, ips, (size_t)depth * sizeof(uint64_t)) == 0)
+            return s->id;
+    }
+    /* A new stack: first make sure the consumer knows every module it may
+     * point into, then stamp again so this stack's records come after any
+     * module record another thread wrote while we waited for the lock. */
+    mt_modules_lock();
+    mt_modules_sync(r, ts);
+    mt_modules_unlock();
+    *ts = mt_ring_stamp(r);
+    uint32_t id = __atomic_fetch_add(&next_stack_id, 1, __ATOMIC_RELAXED);
+    if (write_stack(r, *ts, id, ips, depth) != 0)
+        return 0;
+    if ((tb->count + 1) * 4 > (tb->mask + 1) * 3 && table_grow(tb) != 0)
+        return id;
+    uint64_t *copy = arena_copy(tb, ips, depth);
+    if (!copy)
+        return id;
+    i = (uint32_t)h & tb->mask;
+    while (tb->slots[i].hash)
+        i = (i + 1) & tb->mask;
+    tb->slots[i] = (struct stack_slot){h, copy, (uint32_t)depth, id};
+    tb->count++;
+    return id;
+}

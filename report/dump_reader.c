@@ -1,0 +1,344 @@
+/* Dump reader (see dump_reader.h): zstd streaming decompression into a
+ * window, and a decoder that parses one record at a time from it, asking for
+ * more input when a record straddles the end of what is decompressed. */
+#define _GNU_SOURCE
+#include "dump_reader.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "memtrace/varint.h"
+
+#define MAX_RECORD (64u << 20) /* no legitimate record is this large */
+
+static int fail(struct dump_reader *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->error, sizeof r->error, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int dump_open(struct dump_reader *r, const char *path)
+{
+    memset(r, 0, sizeof *r);
+    r->file = fopen(path, "rbe");
+    if (!r->file)
+        return fail(r, "cannot open %s: %s", path, strerror(errno));
+    struct mt_file_header h;
+    size_t n = fread(&h, 1, sizeof h, r->file);
+    if (n < 8 || memcmp(h.magic, MT_MAGIC, 8) != 0)
+        return fail(r, "%s is not a memtrace dump (bad magic at byte 0)", path);
+    if (n < sizeof h)
+        return fail(r, "%s is cut short inside its header (at byte %zu)", path, n);
+    if (h.version != MT_FORMAT_VERSION)
+        return fail(r, "%s is a version %u dump; this memtrace reads version %u", path, h.version,
+                    MT_FORMAT_VERSION);
+    r->file_offset = sizeof h;
+    r->dctx = ZSTD_createDCtx();
+    r->in_cap = ZSTD_DStreamInSize();
+    r->in = malloc(r->in_cap);
+    r->cap = 1 << 20;
+    r->buf = malloc(r->cap);
+    if (!r->dctx || !r->in || !r->buf)
+        return fail(r, "out of memory");
+    struct dump_record rec;
+    int got = dump_next(r, &rec);
+    if (got < 0)
+        return -1;
+    if (got == 0 || rec.type != MT_REC_PROCESS)
+        return fail(r, "%s holds no process record: %s", path,
+                    got == 0 ? "it is empty or cut short before it" : "corrupt at its start");
+    r->last_time = r->process.start_ns;
+    return 0;
+}
+
+void dump_close(struct dump_reader *r)
+{
+    if (r->file)
+        fclose(r->file);
+    ZSTD_freeDCtx(r->dctx);
+    free(r->in);
+    free(r->buf);
+    free(r->ips);
+    free(r->segments);
+    free(r->process.exe);
+    for (uint64_t i = 0; r->process.argv && i < r->process.argc; i++)
+        free(r->process.argv[i]);
+    free(r->process.argv);
+    memset(r, 0, sizeof *r);
+}
+
+/* Decompresses more into buf. 1 if bytes were added, 0 at the end of input,
+ * -1 on corrupt compressed data. */
+static int refill(struct dump_reader *r)
+{
+    if (r->pos > 0) { /* keep only what is unconsumed */
+        memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+        r->len -= r->pos;
+        r->stream_offset += r->pos;
+        r->pos = 0;
+    }
+    if (r->len == r->cap) {
+        if (r->cap >= 2 * MAX_RECORD)
+            return fail(r, "corrupt dump: a record at stream offset %llu is larger than %u bytes",
+                        (unsigned long long)r->stream_offset, MAX_RECORD);
+        unsigned char *q = realloc(r->buf, r->cap * 2);
+        if (!q)
+            return fail(r, "out of memory");
+        r->buf = q;
+        r->cap *= 2;
+    }
+    for (;;) {
+        if (r->in_pos == r->in_len && !r->input_done) {
+            r->in_len = fread(r->in, 1, r->in_cap, r->file);
+            r->in_pos = 0;
+            r->file_offset += r->in_len;
+            if (r->in_len == 0)
+                r->input_done = 1;
+        }
+        if (r->in_pos == r->in_len && r->input_done)
+            return 0;
+        ZSTD_inBuffer in = {r->in, r->in_len, r->in_pos};
+        ZSTD_outBuffer out = {r->buf + r->len, r->cap - r->len, 0};
+        size_t ret = ZSTD_decompressStream(r->dctx, &out, &in);
+        if (ZSTD_isError(ret))
+            return fail(r, "corrupt dump: compressed data is damaged near byte %llu (%s)",
+                        (unsigned long long)(r->file_offset - (r->in_len - in.pos)),
+                        ZSTD_getErrorName(ret));
+        r->in_pos = in.pos;
+        r->frame_open = ret != 0;
+        r->len += out.pos;
+        if (out.pos > 0)
+            return 1;
+    }
+}
+
+/* ---- decoding one record from [p, end) ---------------------------------- */
+
+struct cursor {
+    const unsigned char *p, *end;
+    int status; /* 0 ok, 1 incomplete, -1 malformed */
+};
+
+static uint64_t get_u(struct cursor *c)
+{
+    uint64_t v = 0;
+    if (c->status)
+        return 0;
+    int n = mt_varint_get(c->p, c->end, &v);
+    if (n <= 0) {
+        c->status = n == 0 ? 1 : -1;
+        return 0;
+    }
+    c->p += n;
+    return v;
+}
+
+static int64_t get_s(struct cursor *c) { return mt_unzigzag(get_u(c)); }
+
+static const unsigned char *get_bytes(struct cursor *c, size_t *len)
+{
+    uint64_t n = get_u(c);
+    if (c->status)
+        return NULL;
+    if (n > MAX_RECORD) {
+        c->status = -1;
+        return NULL;
+    }
+    if ((uint64_t)(c->end - c->p) < n) {
+        c->status = 1;
+        return NULL;
+    }
+    const unsigned char *s = c->p;
+    c->p += n;
+    *len = (size_t)n;
+    return s;
+}
+
+static char *dup_bytes(const unsigned char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *rec)
+{
+    unsigned type = *c->p++;
+    memset(rec, 0, sizeof *rec);
+    rec->type = (enum mt_record)type;
+    size_t n = 0;
+    switch (type) {
+    case MT_REC_PROCESS: {
+        struct dump_process *p = &r->process;
+        if (p->exe)
+            return -1; /* only one per dump */
+        uint64_t f[7];
+        for (int i = 0; i < 7; i++)
+            f[i] = get_u(c);
+        const unsigned char *exe = get_bytes(c, &n);
+        size_t exe_len = n;
+        uint64_t argc = get_u(c);
+        if (c->status)
+            return c->status;
+        if (argc > 1u << 20)
+            return -1;
+        struct cursor probe = *c;
+        for (uint64_t i = 0; i < argc && !probe.status; i++)
+            get_bytes(&probe, &n);
+        if (probe.status)
+            return probe.status;
+        p->pid = f[0], p->ppid = f[1], p->start_ns = f[2], p->start_realtime_ns = f[3];
+        p->flags = f[4], p->unwind = f[5], p->max_depth = f[6];
+        p->exe = dup_bytes(exe, exe_len);
+        p->argv = calloc(argc + 1, sizeof *p->argv);
+        if (!p->exe || !p->argv)
+            return -1;
+        for (uint64_t i = 0; i < argc; i++) {
+            const unsigned char *a = get_bytes(c, &n);
+            p->argv[i] = dup_bytes(a, n);
+        }
+        p->argc = argc;
+        r->last_time = p->start_ns;
+        return 0;
+    }
+    case MT_REC_MODULE_LOAD: {
+        int64_t dt = get_s(c);
+        rec->id = get_u(c);
+        rec->load_bias = get_u(c);
+        const unsigned char *path = get_bytes(c, &rec->path_len);
+        rec->build_id = get_bytes(c, &rec->build_id_len);
+        rec->nsegments = get_u(c);
+        if (c->status)
+            return c->status;
+        if (rec->nsegments > 4096)
+            return -1;
+        if (rec->nsegments > r->segments_cap) {
+            struct dump_segment *s = realloc(r->segments, rec->nsegments * sizeof *s);
+            if (!s)
+                return -1;
+            r->segments = s;
+            r->segments_cap = rec->nsegments;
+        }
+        for (uint64_t i = 0; i < rec->nsegments; i++) {
+            r->segments[i].vaddr = get_u(c);
+            r->segments[i].memsz = get_u(c);
+            r->segments[i].flags = get_u(c);
+        }
+        rec->path = (const char *)path;
+        rec->segments = r->segments;
+        rec->time = r->last_time + (uint64_t)dt;
+        return c->status;
+    }
+    case MT_REC_MODULE_UNLOAD:
+        rec->time = r->last_time + (uint64_t)get_s(c);
+        rec->id = get_u(c);
+        return c->status;
+    case MT_REC_STACK: {
+        rec->id = get_u(c);
+        rec->depth = get_u(c);
+        if (c->status)
+            return c->status;
+        if (rec->depth > 4096)
+            return -1;
+        if (rec->depth > r->ips_cap) {
+            uint64_t *q = realloc(r->ips, rec->depth * sizeof *q);
+            if (!q)
+                return -1;
+            r->ips = q;
+            r->ips_cap = rec->depth;
+        }
+        uint64_t prev = 0;
+        for (uint64_t i = 0; i < rec->depth; i++)
+            r->ips[i] = prev = prev + (uint64_t)get_s(c);
+        rec->ips = r->ips;
+        return c->status;
+    }
+    case MT_REC_THREAD:
+        rec->id = get_u(c);
+        rec->tid = get_u(c);
+        return c->status;
+    case MT_REC_ALLOC:
+        rec->time = r->last_time + (uint64_t)get_s(c);
+        rec->thread = get_u(c);
+        rec->function = get_u(c);
+        rec->address = get_u(c);
+        rec->size = get_u(c);
+        rec->stack = get_u(c);
+        return c->status;
+    case MT_REC_FREE:
+        rec->time = r->last_time + (uint64_t)get_s(c);
+        rec->thread = get_u(c);
+        rec->function = get_u(c);
+        rec->address = get_u(c);
+        return c->status;
+    case MT_REC_RSS:
+        rec->time = r->last_time + (uint64_t)get_s(c);
+        rec->rss = get_u(c);
+        return c->status;
+    case MT_REC_INHERIT:
+        rec->address = get_u(c);
+        rec->size = get_u(c);
+        rec->stack = get_u(c);
+        return c->status;
+    case MT_REC_INHERIT_TOTALS:
+        rec->allocations = get_u(c);
+        rec->frees = get_u(c);
+        rec->bytes_allocated = get_u(c);
+        return c->status;
+    case MT_REC_EXIT:
+        rec->time = r->last_time + (uint64_t)get_s(c);
+        rec->exit_how = get_u(c);
+        rec->exit_value = get_s(c);
+        return c->status;
+    case MT_REC_END:
+        rec->time = r->last_time + (uint64_t)get_s(c);
+        return c->status;
+    default:
+        return -1;
+    }
+}
+
+static int carries_time(unsigned type)
+{
+    return type == MT_REC_MODULE_LOAD || type == MT_REC_MODULE_UNLOAD || type == MT_REC_ALLOC ||
+           type == MT_REC_FREE || type == MT_REC_RSS || type == MT_REC_EXIT || type == MT_REC_END;
+}
+
+int dump_next(struct dump_reader *r, struct dump_record *rec)
+{
+    if (r->saw_end)
+        return 0;
+    for (;;) {
+        if (r->pos < r->len) {
+            struct cursor c = {r->buf + r->pos, r->buf + r->len, 0};
+            int st = decode(r, &c, rec);
+            if (st == 0) {
+                r->pos = (size_t)(c.p - r->buf);
+                if (carries_time(rec->type))
+                    r->last_time = rec->time;
+                if (rec->type == MT_REC_END)
+                    r->saw_end = 1;
+                return 1;
+            }
+            if (st < 0)
+                return fail(r, "corrupt dump: bad record (type %u) at stream offset %llu",
+                            r->buf[r->pos], (unsigned long long)(r->stream_offset + r->pos));
+        }
+        int got = refill(r);
+        if (got < 0)
+            return -1;
+        if (got == 0) {
+            r->truncated = 1; /* input ended before an END record */
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,75 @@
+/* Streaming reader of dump files (include/memtrace/format.h). It holds one
+ * decompression window and one record at a time: its memory does not grow
+ * with the number of events. A dump cut short reads up to its last whole
+ * record (and says so); a corrupt one stops with a message naming the byte
+ * offset.
+ */
+#ifndef MEMTRACE_DUMP_READER_H
+#define MEMTRACE_DUMP_READER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "memtrace/format.h"
+
+struct dump_process {
+    uint64_t pid, ppid, start_ns, start_realtime_ns, flags, unwind, max_depth;
+    char *exe;
+    char **argv;
+    uint64_t argc;
+};
+
+struct dump_segment {
+    uint64_t vaddr, memsz, flags;
+};
+
+/* One decoded record. Pointers stay valid until the next dump_next call. */
+struct dump_record {
+    enum mt_record type;
+    uint64_t time; /* absolute CLOCK_MONOTONIC ns, for records that carry one */
+    uint64_t thread, function, address, size, stack; /* ALLOC, FREE, INHERIT */
+    uint64_t id, depth;                              /* STACK, MODULE_*, THREAD (id = index) */
+    const uint64_t *ips;                             /* STACK */
+    uint64_t load_bias, tid, rss;                    /* MODULE_LOAD, THREAD, RSS */
+    const char *path;
+    size_t path_len;
+    const unsigned char *build_id;
+    size_t build_id_len;
+    uint64_t nsegments;
+    const struct dump_segment *segments;
+    uint64_t allocations, frees, bytes_allocated; /* INHERIT_TOTALS */
+    uint64_t exit_how;                            /* EXIT */
+    int64_t exit_value;
+};
+
+struct dump_reader {
+    FILE *file;
+    void *dctx; /* ZSTD_DCtx */
+    unsigned char *in;
+    size_t in_len, in_pos, in_cap;
+    unsigned char *buf; /* decompressed, unconsumed: [pos, len) */
+    size_t pos, len, cap;
+    uint64_t stream_offset; /* decompressed bytes consumed before buf[0] */
+    uint64_t file_offset;   /* compressed bytes read so far */
+    uint64_t last_time;
+    int input_done;      /* file at EOF */
+    int frame_open;      /* inside a zstd frame */
+    int truncated;       /* ended before an END record */
+    int saw_end;
+    struct dump_process process;
+    uint64_t *ips;
+    size_t ips_cap;
+    struct dump_segment *segments;
+    size_t segments_cap;
+    char error[256];
+};
+
+/* Opens path and reads its PROCESS record. 0, or -1 with r->error set. */
+int dump_open(struct dump_reader *r, const char *path);
+/* 1: *rec holds the next record; 0: the end (r->truncated says whether it
+ * was cut short); -1: corrupt, r->error says where. */
+int dump_next(struct dump_reader *r, struct dump_record *rec);
+void dump_close(struct dump_reader *r);
+
+#endif

@@ -1,0 +1,102 @@
+/* Live-block table (see heap_table.h). Used outside the traced process, so
+ * it may use malloc. */
+#include "heap_table.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static size_t slot_of(uint64_t address, size_t mask)
+{
+    uint64_t h = (address >> 4) * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h >> 20) & mask;
+}
+
+int heap_table_init(struct heap_table *t)
+{
+    t->mask = 1023;
+    t->count = 0;
+    t->slots = calloc(t->mask + 1, sizeof *t->slots);
+    return t->slots ? 0 : -1;
+}
+
+void heap_table_free(struct heap_table *t)
+{
+    free(t->slots);
+    t->slots = NULL;
+    t->count = 0;
+}
+
+static int grow(struct heap_table *t)
+{
+    size_t mask = t->mask * 2 + 1;
+    struct heap_block *slots = calloc(mask + 1, sizeof *slots);
+    if (!slots)
+        return -1;
+    for (size_t i = 0; i <= t->mask; i++) {
+        if (!t->slots[i].address)
+            continue;
+        size_t j = slot_of(t->slots[i].address, mask);
+        while (slots[j].address)
+            j = (j + 1) & mask;
+        slots[j] = t->slots[i];
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->mask = mask;
+    return 0;
+}
+
+int heap_table_insert(struct heap_table *t, const struct heap_block *b, struct heap_block *replaced)
+{
+    if ((t->count + 1) * 4 > (t->mask + 1) * 3 && grow(t) != 0)
+        return -1;
+    size_t i = slot_of(b->address, t->mask);
+    while (t->slots[i].address) {
+        if (t->slots[i].address == b->address) {
+            *replaced = t->slots[i];
+            t->slots[i] = *b;
+            return 1;
+        }
+        i = (i + 1) & t->mask;
+    }
+    t->slots[i] = *b;
+    t->count++;
+    return 0;
+}
+
+int heap_table_remove(struct heap_table *t, uint64_t address, struct heap_block *out)
+{
+    size_t i = slot_of(address, t->mask);
+    while (t->slots[i].address != address) {
+        if (!t->slots[i].address)
+            return 0;
+        i = (i + 1) & t->mask;
+    }
+    *out = t->slots[i];
+    /* Backward-shift: pull later members of the probe run into the hole. */
+    size_t hole = i;
+    for (size_t j = (i + 1) & t->mask; t->slots[j].address; j = (j + 1) & t->mask) {
+        size_t home = slot_of(t->slots[j].address, t->mask);
+        int movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
+        if (movable) {
+            t->slots[hole] = t->slots[j];
+            hole = j;
+        }
+    }
+    memset(&t->slots[hole], 0, sizeof t->slots[hole]);
+    t->count--;
+    return 1;
+}
+
+long heap_table_snapshot(const struct heap_table *t, struct heap_block **out)
+{
+    struct heap_block *blocks = malloc((t->count ? t->count : 1) * sizeof *blocks);
+    if (!blocks)
+        return -1;
+    long n = 0;
+    for (size_t i = 0; i <= t->mask; i++)
+        if (t->slots[i].address)
+            blocks[n++] = t->slots[i];
+    *out = blocks;
+    return n;
+}

@@ -1,0 +1,43 @@
+/* The set of live heap blocks, keyed by address: used by the consumer while
+ * recording and by the reader while replaying a dump. Memory grows with the
+ * live heap only. Open addressing with linear probing and backward-shift
+ * deletion, so no tombstones pile up over billions of events.
+ */
+#ifndef MEMTRACE_HEAP_TABLE_H
+#define MEMTRACE_HEAP_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct heap_block {
+    uint64_t address; /* 0 = empty slot (malloc never returns 0 for a block) */
+    uint64_t size;
+    uint32_t stack;
+    uint32_t thread;
+};
+
+struct heap_table {
+    struct heap_block *slots;
+    size_t mask;
+    size_t count;
+};
+
+int heap_table_init(struct heap_table *t);
+void heap_table_free(struct heap_table *t);
+/* Inserts a block; if the address was already live, *replaced gets the old
+ * block and 1 is returned. -1 when out of memory. */
+int heap_table_insert(struct heap_table *t, const struct heap_block *b, struct heap_block *replaced);
+/* Removes the block at address into *out; 0 if there was none. */
+int heap_table_remove(struct heap_table *t, uint64_t address, struct heap_block *out);
+/* Copies every live block; returns the count, or -1 when out of memory. */
+long heap_table_snapshot(const struct heap_table *t, struct heap_block **out);
+
+/* Counters of memcheck's HEAP SUMMARY plus the peak, kept the same way by
+ * the consumer and the reader (SPEC section 4). */
+struct heap_totals {
+    uint64_t allocations, frees, bytes_allocated;
+    uint64_t in_use_bytes, in_use_blocks;
+    uint64_t peak_bytes, peak_blocks, peak_time_ns;
+};
+
+#endif
