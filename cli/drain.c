@@ -299,8 +299,9 @@ static const struct mt_ring_record *front(struct process *p, struct consumer_rin
         uint64_t offset = r->tail & (r->capacity - 1);
         const struct mt_ring_record *rec = (const void *)(r->data + offset);
         uint32_t len = rec->len;
-        if (len < sizeof *rec || (len & 7) || offset + len > r->capacity ||
-            r->tail + len > r->head_seen) {
+        /* A PAD may be 8 bytes (type and len only); others have a time. */
+        if (len < 8 || (len & 7) || offset + len > r->capacity || r->tail + len > r->head_seen ||
+            (rec->type != MT_RING_PAD && len < sizeof *rec)) {
             p->corrupt = 1;
             return NULL;
         }
@@ -369,8 +370,15 @@ static void process_record(struct process *p, struct consumer_ring *r,
 
 long process_drain(struct process *p, int final, struct fork_snapshot **snapshots)
 {
-    if (p->corrupt || p->waiting_for_fork)
+    if (p->waiting_for_fork)
         return 0;
+    if (p->corrupt) { /* the dump stops here, but the program must not block */
+        for (uint32_t i = 0; i < p->nrings; i++) {
+            p->rings[i].tail = __atomic_load_n(&p->rings[i].ctl->head, __ATOMIC_ACQUIRE);
+            __atomic_store_n(&p->rings[i].ctl->tail, p->rings[i].tail, __ATOMIC_RELEASE);
+        }
+        return 0;
+    }
     /* Our clock first, then each ring's busy word, then its head. */
     uint64_t horizon = final ? UINT64_MAX : consumer_now_ns();
     __atomic_thread_fence(__ATOMIC_SEQ_CST);

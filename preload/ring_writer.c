@@ -268,10 +268,10 @@ void *mt_ring_reserve(struct mt_ring *r, uint32_t len)
     if (r->capacity - (r->head - r->tail_seen) < need && !wait_for_room(r, need))
         return NULL;
     if (len > to_end) {
+        /* Only type and len: the gap may be just 8 bytes. */
         struct mt_ring_record *pad = (void *)(r->data + offset);
         pad->type = MT_RING_PAD;
         pad->len = (uint32_t)to_end;
-        pad->ts = 0;
         r->head += to_end;
         offset = 0;
     }
