@@ -391,8 +391,10 @@ void mt_init(void)
     }
     if (state == MT_STATE_ACTIVE) {
         Dl_info self;
-        if (dladdr((void *)mt_init, &self))
+        if (dladdr((void *)mt_init, &self)) {
             dl_iterate_phdr(find_own_range, &self);
+            mt_tls_compensation_init((uintptr_t)self.dli_fbase);
+        }
         mt_ring_setup_key();
         pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
         on_exit(on_exit_handler, NULL);

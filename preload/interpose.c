@@ -142,7 +142,7 @@ EXPORT void *calloc(size_t n, size_t size)
     void *p = mt_real.calloc(n, size);
     t->guard--;
     if (p)
-        record_alloc(t, p, n * size, MT_FN_CALLOC);
+        record_alloc(t, p, mt_tls_adjust_calloc(__builtin_return_address(0), n, size), MT_FN_CALLOC);
     return p;
 }
 

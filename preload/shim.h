@@ -121,11 +121,14 @@ void mt_stacks_set_own_range(uintptr_t lo, uintptr_t hi) MT_HIDDEN;
 /* Compares the loaded modules with those announced and writes LOAD/UNLOAD
  * records for the differences into r. Returns 1 if anything changed. */
 int mt_modules_sync(struct mt_ring *r, uint64_t *ts) MT_HIDDEN;
-/* 1 if addr lies in an announced module's segment. */
-int mt_modules_contains(uint64_t addr) MT_HIDDEN;
 void mt_modules_lock(void) MT_HIDDEN;
 void mt_modules_unlock(void) MT_HIDDEN;
 void mt_modules_forget_announced(void) MT_HIDDEN; /* fork child: announce again */
+
+/* ---- tls_compensation.c ---- */
+void mt_tls_compensation_init(uintptr_t own_base) MT_HIDDEN;
+/* The size to record for calloc(n, size) called from caller. */
+size_t mt_tls_adjust_calloc(const void *caller, size_t n, size_t size) MT_HIDDEN;
 
 /* ---- util ---- */
 void mt_log(const char *fmt, ...) MT_HIDDEN __attribute__((format(printf, 1, 2)));
