@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package that memtrace's build and test suite need.
+# Idempotent: when all of them are already installed it touches nothing and
+# returns at once; otherwise it runs `apt-get update` and installs the missing
+# ones (as root). Prints one line saying what it did; apt's own output goes to
+# a log that is shown only if apt fails.
+#
+#   bash scripts/install-deps.sh          install what is missing
+#   bash scripts/install-deps.sh --force  run apt-get even if nothing is missing
+set -euo pipefail
+
+packages=(
+    # build
+    build-essential cmake pkg-config
+    # libraries: stack capture, dump compression, symbols, instruction decoding
+    libunwind-dev libzstd-dev libdw-dev libelf-dev libcapstone-dev
+    # tests: reference tools and the programs the e2e tests drive
+    valgrind sqlite3 perl gzip python3 python3-dbg heaptrack hyperfine strace
+    util-linux file
+)
+
+force=0
+case "${1:-}" in
+    "") ;;
+    --force) force=1 ;;
+    *)
+        echo "usage: $0 [--force]" >&2
+        exit 2
+        ;;
+esac
+
+# A package counts as installed when dpkg says "install ok installed" for it
+# (any architecture).
+is_installed() {
+    dpkg-query -W -f='${db:Status-Status}\n' "$1" 2>/dev/null | grep -qx installed
+}
+
+missing=()
+for pkg in "${packages[@]}"; do
+    is_installed "$pkg" || missing+=("$pkg")
+done
+
+if [ "${#missing[@]}" -eq 0 ] && [ "$force" -eq 0 ]; then
+    echo "install-deps: all ${#packages[@]} packages already installed, apt not run"
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]}; run this script as root" >&2
+    exit 1
+fi
+
+log=$(mktemp /tmp/memtrace-install-deps.XXXXXX.log)
+export DEBIAN_FRONTEND=noninteractive
+apt_options=(-o DPkg::Lock::Timeout=300 -o Dpkg::Use-Pty=0)
+if ! {
+    apt-get "${apt_options[@]}" update &&
+        apt-get "${apt_options[@]}" install -y --no-install-recommends "${packages[@]}"
+} >"$log" 2>&1 </dev/null; then
+    cat "$log" >&2
+    echo "install-deps: apt-get failed (log above, kept in $log)" >&2
+    exit 1
+fi
+rm -f "$log"
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "install-deps: apt-get update and install run; all ${#packages[@]} packages were already installed"
+else
+    echo "install-deps: installed ${#missing[@]} missing packages: ${missing[*]}"
+fi
