@@ -165,21 +165,14 @@ static int create_dump(struct consumer *c, struct process *p, char *err, size_t 
 
 static void write_process_record(struct process *p, const struct consumer_options *o, int forked)
 {
-    struct dump_writer *w = &p->dump;
     struct timespec real;
     clock_gettime(CLOCK_REALTIME, &real);
-    dw_byte(w, MT_REC_PROCESS);
-    dw_u(w, (uint64_t)p->pid);
-    dw_u(w, (uint64_t)p->ppid);
-    dw_u(w, p->start_ns);
-    dw_u(w, (uint64_t)real.tv_sec * 1000000000ull + (uint64_t)real.tv_nsec);
-    dw_u(w, forked ? MT_PROC_FORKED : 0);
-    dw_u(w, o->unwind);
-    dw_u(w, o->max_depth);
-    dw_str(w, p->exe, strlen(p->exe));
-    dw_u(w, (uint64_t)p->argc);
-    for (int i = 0; i < p->argc; i++)
-        dw_str(w, p->argv[i], strlen(p->argv[i]));
+    struct dump_process_info info = {
+        .pid = (uint64_t)p->pid, .ppid = (uint64_t)p->ppid, .start_ns = p->start_ns,
+        .start_realtime_ns = (uint64_t)real.tv_sec * 1000000000ull + (uint64_t)real.tv_nsec,
+        .flags = forked ? MT_PROC_FORKED : 0, .unwind = o->unwind, .max_depth = o->max_depth,
+        .exe = p->exe, .argc = p->argc, .argv = p->argv};
+    dump_write_process(&p->dump, &info);
 }
 
 /* ---- messages ----------------------------------------------------------- */
@@ -375,14 +368,9 @@ static int finish(struct consumer *c, struct process *p)
     uint64_t now = consumer_now_ns();
     if (now > end)
         end = now;
-    struct dump_writer *w = &p->dump;
-    dw_byte(w, MT_REC_EXIT);
-    dw_time(w, end);
-    dw_u(w, (uint64_t)how);
-    dw_s(w, value);
-    dw_byte(w, MT_REC_END);
-    dw_time(w, end);
-    int e = dump_writer_close(w);
+    dump_write_exit(&p->dump, end, (uint64_t)how, value);
+    dump_write_end(&p->dump, end);
+    int e = dump_writer_close(&p->dump);
     if (e) {
         fprintf(stderr, "memtrace: the dump %s is incomplete: %s\n", p->dump_path, strerror(e));
         c->had_error = 1;

@@ -116,16 +116,8 @@ uint32_t stack_store_add(struct stack_store *s, const uint64_t *ips, uint32_t de
     s->index[i] = id;
     if ((s->count + 1) * 4 > (s->index_mask + 1) * 3)
         rehash(s);
-    if (w) {
-        dw_byte(w, MT_REC_STACK);
-        dw_u(w, id);
-        dw_u(w, depth);
-        uint64_t prev = 0;
-        for (uint32_t k = 0; k < depth; k++) {
-            dw_s(w, (int64_t)(ips[k] - prev));
-            prev = ips[k];
-        }
-    }
+    if (w)
+        dump_write_stack(w, id, ips, depth);
     return id;
 }
 
@@ -161,14 +153,7 @@ static void on_alloc(struct process *p, struct consumer_ring *ring, const struct
     uint32_t stack = local_to_dump(&p->stacks, a->stack_id);
     struct heap_block b = {a->ptr, a->size, stack, ring->thread};
     account_alloc(p, a->hdr.ts, &b);
-    struct dump_writer *w = &p->dump;
-    dw_byte(w, MT_REC_ALLOC);
-    dw_time(w, a->hdr.ts);
-    dw_u(w, ring->thread);
-    dw_u(w, a->function);
-    dw_u(w, a->ptr);
-    dw_u(w, a->size);
-    dw_u(w, stack);
+    dump_write_alloc(&p->dump, a->hdr.ts, ring->thread, a->function, a->ptr, a->size, stack);
 }
 
 static void on_free(struct process *p, struct consumer_ring *ring, const struct mt_ring_free *f)
@@ -179,12 +164,7 @@ static void on_free(struct process *p, struct consumer_ring *ring, const struct 
         p->totals.in_use_bytes -= b.size;
         p->totals.in_use_blocks--;
     }
-    struct dump_writer *w = &p->dump;
-    dw_byte(w, MT_REC_FREE);
-    dw_time(w, f->hdr.ts);
-    dw_u(w, ring->thread);
-    dw_u(w, f->function);
-    dw_u(w, f->ptr);
+    dump_write_free(&p->dump, f->hdr.ts, ring->thread, f->function, f->ptr);
 }
 
 static int on_stack(struct process *p, const struct mt_ring_stack *s, uint32_t len)
@@ -209,19 +189,10 @@ static int on_module_load(struct process *p, const struct mt_ring_module_load *m
         return -1;
     const struct mt_ring_segment *seg = (const void *)(m + 1);
     const char *path = (const char *)(seg + m->nsegments);
-    struct dump_writer *w = &p->dump;
-    dw_byte(w, MT_REC_MODULE_LOAD);
-    dw_time(w, m->hdr.ts);
-    dw_u(w, m->module_id);
-    dw_u(w, m->load_bias);
-    dw_str(w, path, m->path_len);
-    dw_str(w, path + m->path_len, m->build_id_len);
-    dw_u(w, m->nsegments);
-    for (uint32_t i = 0; i < m->nsegments; i++) {
-        dw_u(w, seg[i].vaddr);
-        dw_u(w, seg[i].memsz);
-        dw_u(w, seg[i].flags);
-    }
+    _Static_assert(sizeof *seg == 3 * sizeof(uint64_t), "segments are (vaddr, memsz, flags)");
+    dump_write_module_load(&p->dump, m->hdr.ts, m->module_id, m->load_bias, path, m->path_len,
+                           path + m->path_len, m->build_id_len, m->nsegments,
+                           (const uint64_t *)seg);
     return 0;
 }
 
@@ -271,20 +242,15 @@ void process_inherit(struct process *child, const struct fork_snapshot *snap)
         b.stack = map && b.stack ? map[b.stack] : 0;
         struct heap_block old;
         heap_table_insert(&child->live, &b, &old);
-        dw_byte(w, MT_REC_INHERIT);
-        dw_u(w, b.address);
-        dw_u(w, b.size);
-        dw_u(w, b.stack);
+        dump_write_inherit(w, b.address, b.size, b.stack);
     }
     free(map);
     child->totals = snap->totals;
     child->totals.peak_bytes = snap->totals.in_use_bytes;
     child->totals.peak_blocks = snap->totals.in_use_blocks;
     child->totals.peak_time_ns = 0;
-    dw_byte(w, MT_REC_INHERIT_TOTALS);
-    dw_u(w, snap->totals.allocations);
-    dw_u(w, snap->totals.frees);
-    dw_u(w, snap->totals.bytes_allocated);
+    dump_write_inherit_totals(w, snap->totals.allocations, snap->totals.frees,
+                              snap->totals.bytes_allocated);
     child->waiting_for_fork = 0;
 }
 
@@ -338,15 +304,11 @@ static void process_record(struct process *p, struct consumer_ring *r,
               on_module_load(p, (const void *)rec, rec->len);
         break;
     case MT_RING_MODULE_UNLOAD:
-        dw_byte(&p->dump, MT_REC_MODULE_UNLOAD);
-        dw_time(&p->dump, rec->ts);
-        dw_u(&p->dump, pair->a);
+        dump_write_module_unload(&p->dump, rec->ts, pair->a);
         break;
     case MT_RING_THREAD_START:
         r->thread = pair->a;
-        dw_byte(&p->dump, MT_REC_THREAD);
-        dw_u(&p->dump, pair->a);
-        dw_u(&p->dump, (uint32_t)pair->b);
+        dump_write_thread(&p->dump, pair->a, (uint32_t)pair->b);
         break;
     case MT_RING_THREAD_END:
         break;
@@ -442,7 +404,5 @@ void process_sample_rss(struct process *p, uint64_t now)
     unsigned long long size, resident;
     if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
         return;
-    dw_byte(&p->dump, MT_REC_RSS);
-    dw_time(&p->dump, now);
-    dw_u(&p->dump, resident * (uint64_t)sysconf(_SC_PAGESIZE));
+    dump_write_rss(&p->dump, now, resident * (uint64_t)sysconf(_SC_PAGESIZE));
 }

@@ -154,3 +154,122 @@ int dump_writer_close(struct dump_writer *w)
     w->buf = w->out = NULL;
     return w->error;
 }
+
+/* ---- records (format.h) ------------------------------------------------- */
+
+void dump_write_process(struct dump_writer *w, const struct dump_process_info *p)
+{
+    dw_byte(w, MT_REC_PROCESS);
+    dw_u(w, p->pid);
+    dw_u(w, p->ppid);
+    dw_u(w, p->start_ns);
+    dw_u(w, p->start_realtime_ns);
+    dw_u(w, p->flags);
+    dw_u(w, p->unwind);
+    dw_u(w, p->max_depth);
+    dw_str(w, p->exe, strlen(p->exe));
+    dw_u(w, (uint64_t)p->argc);
+    for (int i = 0; i < p->argc; i++)
+        dw_str(w, p->argv[i], strlen(p->argv[i]));
+}
+
+void dump_write_module_load(struct dump_writer *w, uint64_t ts, uint64_t id, uint64_t bias,
+                            const char *path, size_t path_len, const void *build_id,
+                            size_t build_id_len, uint64_t nsegments, const uint64_t *triples)
+{
+    dw_byte(w, MT_REC_MODULE_LOAD);
+    dw_time(w, ts);
+    dw_u(w, id);
+    dw_u(w, bias);
+    dw_str(w, path, path_len);
+    dw_str(w, build_id, build_id_len);
+    dw_u(w, nsegments);
+    for (uint64_t i = 0; i < nsegments * 3; i++)
+        dw_u(w, triples[i]);
+}
+
+void dump_write_module_unload(struct dump_writer *w, uint64_t ts, uint64_t id)
+{
+    dw_byte(w, MT_REC_MODULE_UNLOAD);
+    dw_time(w, ts);
+    dw_u(w, id);
+}
+
+void dump_write_stack(struct dump_writer *w, uint64_t id, const uint64_t *ips, uint64_t depth)
+{
+    dw_byte(w, MT_REC_STACK);
+    dw_u(w, id);
+    dw_u(w, depth);
+    uint64_t prev = 0;
+    for (uint64_t k = 0; k < depth; k++) {
+        dw_s(w, (int64_t)(ips[k] - prev));
+        prev = ips[k];
+    }
+}
+
+void dump_write_thread(struct dump_writer *w, uint64_t index, uint64_t tid)
+{
+    dw_byte(w, MT_REC_THREAD);
+    dw_u(w, index);
+    dw_u(w, tid);
+}
+
+void dump_write_alloc(struct dump_writer *w, uint64_t ts, uint64_t thread, uint64_t function,
+                      uint64_t address, uint64_t size, uint64_t stack)
+{
+    dw_byte(w, MT_REC_ALLOC);
+    dw_time(w, ts);
+    dw_u(w, thread);
+    dw_u(w, function);
+    dw_u(w, address);
+    dw_u(w, size);
+    dw_u(w, stack);
+}
+
+void dump_write_free(struct dump_writer *w, uint64_t ts, uint64_t thread, uint64_t function,
+                     uint64_t address)
+{
+    dw_byte(w, MT_REC_FREE);
+    dw_time(w, ts);
+    dw_u(w, thread);
+    dw_u(w, function);
+    dw_u(w, address);
+}
+
+void dump_write_rss(struct dump_writer *w, uint64_t ts, uint64_t rss)
+{
+    dw_byte(w, MT_REC_RSS);
+    dw_time(w, ts);
+    dw_u(w, rss);
+}
+
+void dump_write_inherit(struct dump_writer *w, uint64_t address, uint64_t size, uint64_t stack)
+{
+    dw_byte(w, MT_REC_INHERIT);
+    dw_u(w, address);
+    dw_u(w, size);
+    dw_u(w, stack);
+}
+
+void dump_write_inherit_totals(struct dump_writer *w, uint64_t allocations, uint64_t frees,
+                               uint64_t bytes_allocated)
+{
+    dw_byte(w, MT_REC_INHERIT_TOTALS);
+    dw_u(w, allocations);
+    dw_u(w, frees);
+    dw_u(w, bytes_allocated);
+}
+
+void dump_write_exit(struct dump_writer *w, uint64_t ts, uint64_t how, int64_t value)
+{
+    dw_byte(w, MT_REC_EXIT);
+    dw_time(w, ts);
+    dw_u(w, how);
+    dw_s(w, value);
+}
+
+void dump_write_end(struct dump_writer *w, uint64_t ts)
+{
+    dw_byte(w, MT_REC_END);
+    dw_time(w, ts);
+}

@@ -34,4 +34,29 @@ void dump_writer_tick(struct dump_writer *w, uint64_t now_ns);
 /* Ends the zstd stream and closes; returns 0 or the errno of a failure. */
 int dump_writer_close(struct dump_writer *w);
 
+/* One function per record type of format.h, fields in its order. */
+struct dump_process_info {
+    uint64_t pid, ppid, start_ns, start_realtime_ns, flags, unwind, max_depth;
+    const char *exe;
+    int argc;
+    char *const *argv;
+};
+void dump_write_process(struct dump_writer *w, const struct dump_process_info *p);
+void dump_write_module_load(struct dump_writer *w, uint64_t ts, uint64_t id, uint64_t bias,
+                            const char *path, size_t path_len, const void *build_id,
+                            size_t build_id_len, uint64_t nsegments, const uint64_t *triples);
+void dump_write_module_unload(struct dump_writer *w, uint64_t ts, uint64_t id);
+void dump_write_stack(struct dump_writer *w, uint64_t id, const uint64_t *ips, uint64_t depth);
+void dump_write_thread(struct dump_writer *w, uint64_t index, uint64_t tid);
+void dump_write_alloc(struct dump_writer *w, uint64_t ts, uint64_t thread, uint64_t function,
+                      uint64_t address, uint64_t size, uint64_t stack);
+void dump_write_free(struct dump_writer *w, uint64_t ts, uint64_t thread, uint64_t function,
+                     uint64_t address);
+void dump_write_rss(struct dump_writer *w, uint64_t ts, uint64_t rss);
+void dump_write_inherit(struct dump_writer *w, uint64_t address, uint64_t size, uint64_t stack);
+void dump_write_inherit_totals(struct dump_writer *w, uint64_t allocations, uint64_t frees,
+                               uint64_t bytes_allocated);
+void dump_write_exit(struct dump_writer *w, uint64_t ts, uint64_t how, int64_t value);
+void dump_write_end(struct dump_writer *w, uint64_t ts);
+
 #endif

@@ -35,6 +35,8 @@ int dump_open(struct dump_reader *r, const char *path)
         return fail(r, "%s is not a memtrace dump (bad magic at byte 0)", path);
     if (n < sizeof h)
         return fail(r, "%s is cut short inside its header (at byte %zu)", path, n);
+    if (h.version == MT_FORMAT_VERSION && h.flags != 0)
+        return fail(r, "%s has unknown header flags 0x%x (at byte 12)", path, h.flags);
     if (h.version != MT_FORMAT_VERSION)
         return fail(r, "%s is a version %u dump; this memtrace reads version %u", path, h.version,
                     MT_FORMAT_VERSION);
@@ -325,8 +327,18 @@ int dump_next(struct dump_reader *r, struct dump_record *rec)
                 r->pos = (size_t)(c.p - r->buf);
                 if (carries_time(rec->type))
                     r->last_time = rec->time;
-                if (rec->type == MT_REC_END)
+                if (rec->type == MT_REC_END) {
                     r->saw_end = 1;
+                    /* Read to the end of the zstd frame so its checksum is
+                     * checked; a frame cut short means the file is. */
+                    int more;
+                    while ((more = refill(r)) == 1)
+                        r->pos = r->len;
+                    if (more < 0)
+                        return -1;
+                    if (r->frame_open)
+                        r->truncated = 1;
+                }
                 return 1;
             }
             if (st < 0)
