@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,6 +39,8 @@ static int socket_fd = -1;
 static struct sockaddr_un socket_address;
 static socklen_t socket_address_len;
 static pid_t traced_pid; /* the pid this state belongs to */
+static dev_t socket_dev;  /* identity of our socket, in case the program */
+static ino_t socket_ino;  /* closes its fds and the number is reused */
 static uint32_t fork_count;
 
 extern char **environ;
@@ -101,6 +104,15 @@ void mt_disable(const char *why)
 }
 
 int mt_socket_fd(void) { return socket_fd; }
+
+pid_t mt_traced_pid(void) { return traced_pid; }
+
+int mt_socket_is_ours(void)
+{
+    struct stat st;
+    return socket_fd >= 0 && fstat(socket_fd, &st) == 0 && st.st_dev == socket_dev &&
+           st.st_ino == socket_ino;
+}
 
 /* ---- resolving the real functions -------------------------------------- */
 
@@ -218,6 +230,11 @@ static int connect_and_hello(pid_t fork_parent, uint32_t fork_seq)
     mt_config.follow_fork = reply.follow_fork;
     socket_fd = fd;
     traced_pid = hello.pid;
+    struct stat st;
+    if (fstat(fd, &st) == 0) {
+        socket_dev = st.st_dev;
+        socket_ino = st.st_ino;
+    }
     return MT_REPLY_OK;
 }
 

@@ -469,6 +469,12 @@ static void note_exec(int attempt)
     if (mt_state != MT_STATE_ACTIVE || t->guard)
         return;
     int saved = errno;
+    /* A vfork child shares our memory and thread state: its exec is not
+     * ours to report. */
+    if (getpid() != mt_traced_pid()) {
+        errno = saved;
+        return;
+    }
     t->guard++;
     struct mt_ring *r = mt_ring_get(t);
     if (r) {

@@ -227,7 +227,7 @@ void mt_ring_idle(struct mt_ring *r) { __atomic_store_n(&r->ctl->busy, 0, __ATOM
 static int consumer_alive(void)
 {
     struct pollfd p = {.fd = mt_socket_fd(), .events = POLLIN};
-    if (p.fd < 0)
+    if (p.fd < 0 || !mt_socket_is_ours())
         return 0;
     int n = poll(&p, 1, 0);
     if (n <= 0)

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "memtrace/format.h"
@@ -80,6 +81,10 @@ extern uint32_t mt_generation MT_HIDDEN; /* bumped in every fork child */
 void mt_init(void) MT_HIDDEN;
 void mt_disable(const char *why) MT_HIDDEN;
 int mt_socket_fd(void) MT_HIDDEN;
+/* 1 while the socket fd is still the one we connected (not closed by the
+ * program and reused for something else). */
+int mt_socket_is_ours(void) MT_HIDDEN;
+pid_t mt_traced_pid(void) MT_HIDDEN;
 void *mt_bootstrap_alloc(size_t size, size_t align) MT_HIDDEN;
 int mt_is_bootstrap(const void *p) MT_HIDDEN;
 size_t mt_bootstrap_size(const void *p) MT_HIDDEN;
