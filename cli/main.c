@@ -52,6 +52,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0)
         return cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "__dump") == 0)
+        return cmd_dump(argc - 1, argv + 1);
     if (strcmp(cmd, "__serve") == 0)
         return cmd_serve(argc - 1, argv + 1);
     return cli_error("unknown command '%s' (memtrace --help)", cmd);
