@@ -15,7 +15,7 @@ packages=(
     # libraries: stack capture, dump compression, symbols, instruction decoding
     libunwind-dev libzstd-dev libdw-dev libelf-dev libcapstone-dev
     # tests: reference tools and the programs the e2e tests drive
-    valgrind sqlite3 perl gzip python3 python3-dbg heaptrack hyperfine strace
+    valgrind sqlite3 perl gzip python3 python3-dbg libc6-dbg heaptrack hyperfine strace
     util-linux file
 )
 
