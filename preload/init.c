@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -238,6 +239,30 @@ static int connect_and_hello(pid_t fork_parent, uint32_t fork_seq)
     return MT_REPLY_OK;
 }
 
+/* Adds MEMTRACE_SOCKET=name to the environment without glibc's setenv,
+ * which would allocate from the program's heap and shift its layout: the
+ * new array and string live in mmap'd memory. A later setenv by the program
+ * copies the array as it would copy one it got from the kernel. */
+static void export_socket_name(const char *name)
+{
+    static char entry[128];
+    snprintf(entry, sizeof entry, "MEMTRACE_SOCKET=%s", name);
+    size_t n = 0;
+    while (environ && environ[n])
+        n++;
+    char **env = mmap(NULL, (n + 2) * sizeof *env, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (env == MAP_FAILED)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "MEMTRACE_SOCKET=", 16) != 0)
+            env[k++] = environ[i];
+    env[k++] = entry;
+    env[k] = NULL;
+    environ = env;
+}
+
 /* Plain LD_PRELOAD mode: start `memtrace __serve` as a detached process
  * (it binds the socket, forks, and its first half exits, so we never keep a
  * child the program could reap), then connect to it. */
@@ -296,7 +321,7 @@ static int spawn_consumer(const char *output)
         return -1;
     if (set_socket_name(name) != 0)
         return -1;
-    setenv("MEMTRACE_SOCKET", name, 1); /* exec'd children join the same consumer */
+    export_socket_name(name); /* exec'd children join the same consumer */
     return 0;
 }
 
