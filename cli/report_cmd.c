@@ -1,38 +1,82 @@
-/* `memtrace report`: reads a dump and prints what it holds. For now the
- * summary (process and totals); the leak, peak and allocation reports
- * build on the same reader. */
+/* `memtrace report`: reads a dump and prints the summary, leak, peak,
+ * allocation and temporary reports, as text or as SPEC section 7 JSON. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "../report/analysis.h"
 #include "../report/dump_reader.h"
-#include "../report/summary.h"
+#include "../report/report_output.h"
 #include "cli.h"
 
 static const char report_usage[] =
-    "usage: memtrace report [--summary] [--format text|json] DUMP\n"
-    "Read a dump written by 'memtrace run' and print what it holds.\n"
+    "usage: memtrace report [--summary|--leaks|--peak|--allocations|--temporary]\n"
+    "                       [--top N] [--format text|json] [--include PATTERN]\n"
+    "                       [--exclude PATTERN] [--sysroot DIR] [--debug-dir DIR] DUMP\n"
+    "Read a dump written by 'memtrace run' and print what it holds. Without a\n"
+    "report option, every report; the summary (process, how it ended, heap\n"
+    "totals) always comes first.\n"
     "\n"
-    "      --summary          the process, how it ended, and its heap totals:\n"
-    "                         allocations, frees, bytes allocated, peak, in use\n"
-    "                         at exit, temporary allocations (the default)\n"
+    "      --summary          only the summary\n"
+    "      --leaks            blocks still allocated at exit, by stack and bytes\n"
+    "      --peak             the stacks that held the most bytes at the peak\n"
+    "      --allocations      hot spots: stacks by number of allocations\n"
+    "      --temporary        blocks freed before their thread allocated again\n"
+    "      --top N            sites per report, 0 = all (default 10 for text,\n"
+    "                         all for json)\n"
     "      --format FORMAT    text (default) or json\n"
-    "  -h, --help             show this help\n";
+    "      --include PATTERN  keep only stacks with a frame whose function, file\n"
+    "                         or module matches the glob PATTERN (repeatable)\n"
+    "      --exclude PATTERN  drop stacks with a frame matching PATTERN (repeatable)\n"
+    "      --sysroot DIR      find the dump's modules under DIR (a dump made on\n"
+    "                         another machine)\n"
+    "      --debug-dir DIR    also look for separate debug files in DIR\n"
+    "  -h, --help             show this help\n"
+    "\n"
+    "Debug information is found through .gnu_debuglink, /usr/lib/debug/.build-id\n"
+    "and, when DEBUGINFOD_URLS is set, debuginfod.\n";
+
+#define MAX_PATTERNS 64
 
 int cmd_report(int argc, char **argv)
 {
-    int json = 0;
-    static const struct option longopts[] = {{"summary", no_argument, 0, 's'},
-                                             {"format", required_argument, 0, 'f'},
-                                             {"help", no_argument, 0, 'h'},
-                                             {0, 0, 0, 0}};
+    enum { OPT_SUMMARY = 256, OPT_LEAKS, OPT_PEAK, OPT_ALLOCATIONS, OPT_TEMPORARY, OPT_TOP,
+           OPT_FORMAT, OPT_INCLUDE, OPT_EXCLUDE, OPT_SYSROOT, OPT_DEBUG_DIR };
+    static const struct option longopts[] = {
+        {"summary", no_argument, 0, OPT_SUMMARY},       {"leaks", no_argument, 0, OPT_LEAKS},
+        {"peak", no_argument, 0, OPT_PEAK},             {"allocations", no_argument, 0, OPT_ALLOCATIONS},
+        {"temporary", no_argument, 0, OPT_TEMPORARY},   {"top", required_argument, 0, OPT_TOP},
+        {"format", required_argument, 0, OPT_FORMAT},   {"include", required_argument, 0, OPT_INCLUDE},
+        {"exclude", required_argument, 0, OPT_EXCLUDE}, {"sysroot", required_argument, 0, OPT_SYSROOT},
+        {"debug-dir", required_argument, 0, OPT_DEBUG_DIR}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *include[MAX_PATTERNS], *exclude[MAX_PATTERNS];
+    struct analysis_options o = {.include = include, .exclude = exclude};
+    unsigned sections = 0;
+    int summary_only = 0, json = 0, top = -1;
     int opt;
     optind = 1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
-        case 's': break;
-        case 'f':
+        case OPT_SUMMARY: summary_only = 1; break;
+        case OPT_LEAKS: sections |= 1u << SECTION_LEAKS; break;
+        case OPT_PEAK: sections |= 1u << SECTION_PEAK; break;
+        case OPT_ALLOCATIONS: sections |= 1u << SECTION_ALLOCATIONS; break;
+        case OPT_TEMPORARY: sections |= 1u << SECTION_TEMPORARY; break;
+        case OPT_TOP: {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || *end || v < 0 || v > 1000000000)
+                return cli_error("--top takes a number (0 = all), not '%s'", optarg);
+            top = (int)v;
+            break;
+        }
+        case OPT_FORMAT:
             if (strcmp(optarg, "json") == 0)
                 json = 1;
             else if (strcmp(optarg, "text") == 0)
@@ -40,6 +84,18 @@ int cmd_report(int argc, char **argv)
             else
                 return cli_error("--format takes text or json, not '%s'", optarg);
             break;
+        case OPT_INCLUDE:
+        case OPT_EXCLUDE:
+            if ((opt == OPT_INCLUDE ? o.ninclude : o.nexclude) == MAX_PATTERNS)
+                return cli_error("at most %d --include and %d --exclude patterns", MAX_PATTERNS,
+                                 MAX_PATTERNS);
+            if (opt == OPT_INCLUDE)
+                include[o.ninclude++] = optarg;
+            else
+                exclude[o.nexclude++] = optarg;
+            break;
+        case OPT_SYSROOT: o.symbols.sysroot = optarg; break;
+        case OPT_DEBUG_DIR: o.symbols.debug_dir = optarg; break;
         case 'h': fputs(report_usage, stdout); return 0;
         default: return cli_bad_option("report", argv[optind - 1], optopt);
         }
@@ -47,20 +103,28 @@ int cmd_report(int argc, char **argv)
     if (optind != argc - 1)
         return cli_error(optind >= argc ? "report needs a dump file (memtrace report --help)"
                                         : "report reads one dump at a time");
+    if (summary_only && sections)
+        return cli_error("--summary cannot be combined with another report");
+    if (!summary_only && !sections)
+        sections = (1u << SECTION_LEAKS) | (1u << SECTION_PEAK) | (1u << SECTION_ALLOCATIONS) |
+                   (1u << SECTION_TEMPORARY);
+    if (top < 0)
+        top = json ? 0 : 10;
     struct dump_reader r;
-    struct summary s;
-    if (dump_open(&r, argv[optind]) != 0 || summary_compute(&r, &s) != 0) {
+    struct analysis a;
+    if (dump_open(&r, argv[optind]) != 0 || analysis_run(&r, summary_only ? NULL : &o, &a) != 0) {
         cli_error("%s", r.error);
         dump_close(&r);
         return 1;
     }
     if (json)
-        summary_print_json(stdout, &r, &s);
+        report_print_json(stdout, &r, &a, sections, top);
     else
-        summary_print_text(stdout, &r, &s);
-    if (s.truncated)
+        report_print_text(stdout, &r, &a, sections, top, isatty(STDOUT_FILENO) && !getenv("NO_COLOR"));
+    if (a.summary.truncated)
         fprintf(stderr, "memtrace: %s is cut short (the traced process or the consumer died); "
                         "read up to its last whole record\n", argv[optind]);
+    analysis_free(&a);
     dump_close(&r);
     return 0;
 }

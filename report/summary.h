@@ -1,6 +1,6 @@
 /* The summary of one dump: the process, how it ended, and memcheck's HEAP
- * SUMMARY figures with the peak, replayed from the events with the same
- * counting rules as the consumer (SPEC section 4). */
+ * SUMMARY figures with the peak (filled by analysis_run, which replays the
+ * events with the consumer's counting rules, SPEC section 4). */
 #ifndef MEMTRACE_SUMMARY_H
 #define MEMTRACE_SUMMARY_H
 
@@ -18,10 +18,9 @@ struct summary {
     int truncated;
 };
 
-/* Reads the whole dump behind r (opened by dump_open). 0, or -1 with
- * r->error set. */
-int summary_compute(struct dump_reader *r, struct summary *s);
 void summary_print_text(FILE *out, const struct dump_reader *r, const struct summary *s);
-void summary_print_json(FILE *out, const struct dump_reader *r, const struct summary *s);
+/* The "process" and "totals" members of the report JSON (SPEC section 7),
+ * without the braces around them or a trailing comma. */
+void summary_print_json_blocks(FILE *out, const struct dump_reader *r, const struct summary *s);
 
 #endif

@@ -1,0 +1,391 @@
+/* The report's pass over a dump (see analysis.h). Counting follows SPEC
+ * section 4 exactly as the consumer does (cli/drain.c): a free of an
+ * address that is not live counts for nothing; an allocation at a live
+ * address replaces the old block. */
+#define _GNU_SOURCE
+#include "analysis.h"
+
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_FRAMES_PER_ADDRESS 32
+
+/* ---- growable arrays ---------------------------------------------------- */
+
+static int grow(void **p, uint32_t *cap, size_t elem, uint64_t need)
+{
+    if (need <= *cap)
+        return 0;
+    if (need > UINT32_MAX / 2)
+        return -1;
+    uint32_t n = *cap ? *cap : 64;
+    while (n < need)
+        n *= 2;
+    void *q = realloc(*p, (size_t)n * elem);
+    if (!q)
+        return -1;
+    memset((char *)q + (size_t)*cap * elem, 0, (size_t)(n - *cap) * elem);
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+    h ^= v;
+    h *= 0xff51afd7ed558ccdull;
+    return h ^ (h >> 32);
+}
+
+/* ---- frames: each distinct frame once ------------------------------------ */
+
+static uint64_t frame_hash(const struct sym_frame *f)
+{
+    /* strings are interned by the symbolizer: pointers compare */
+    uint64_t h = mix(0x9e3779b97f4a7c15ull, (uintptr_t)f->function);
+    h = mix(h, (uintptr_t)f->file);
+    h = mix(h, (uint64_t)f->line);
+    h = mix(h, (uintptr_t)f->module);
+    h = mix(h, (uint64_t)f->inlined);
+    if (!f->function)
+        h = mix(h, f->module_offset);
+    return h;
+}
+
+static int frame_equal(const struct sym_frame *a, const struct sym_frame *b)
+{
+    return a->function == b->function && a->file == b->file && a->line == b->line &&
+           a->module == b->module && a->inlined == b->inlined &&
+           (a->function || a->module_offset == b->module_offset);
+}
+
+static int rehash_u32(uint32_t **index, uint32_t *mask, uint32_t count,
+                      uint64_t (*hash_of)(const struct analysis *, uint32_t),
+                      const struct analysis *a)
+{
+    uint32_t new_mask = *mask ? *mask * 2 + 1 : 1023;
+    uint32_t *n = calloc((size_t)new_mask + 1, sizeof *n);
+    if (!n)
+        return -1;
+    for (uint32_t id = 1; id <= count; id++) {
+        uint32_t i = (uint32_t)hash_of(a, id - 1) & new_mask;
+        while (n[i])
+            i = (i + 1) & new_mask;
+        n[i] = id;
+    }
+    free(*index);
+    *index = n;
+    *mask = new_mask;
+    return 0;
+}
+
+static uint64_t frame_hash_at(const struct analysis *a, uint32_t i) { return frame_hash(&a->frames[i]); }
+static uint64_t site_hash_at(const struct analysis *a, uint32_t i) { return a->sites[i].hash; }
+
+/* Returns the index of frame f, adding it when new; UINT32_MAX on failure. */
+static uint32_t intern_frame(struct analysis *a, const struct sym_frame *f)
+{
+    if ((a->nframes + 1) * 4 >= (a->frame_index_mask + 1) * 3 &&
+        rehash_u32(&a->frame_index, &a->frame_index_mask, a->nframes, frame_hash_at, a) != 0)
+        return UINT32_MAX;
+    uint32_t i = (uint32_t)frame_hash(f) & a->frame_index_mask;
+    for (; a->frame_index[i]; i = (i + 1) & a->frame_index_mask)
+        if (frame_equal(&a->frames[a->frame_index[i] - 1], f))
+            return a->frame_index[i] - 1;
+    if (grow((void **)&a->frames, &a->frames_cap, sizeof *a->frames, a->nframes + 1) != 0)
+        return UINT32_MAX;
+    a->frames[a->nframes] = *f;
+    a->frame_index[i] = ++a->nframes;
+    return a->nframes - 1;
+}
+
+/* ---- sites: each distinct symbolized stack once -------------------------- */
+
+static int frame_matches(const struct sym_frame *f, const char *pattern)
+{
+    const char *module_base = f->module ? strrchr(f->module, '/') : NULL;
+    return (f->function && fnmatch(pattern, f->function, 0) == 0) ||
+           (f->file && fnmatch(pattern, f->file, 0) == 0) ||
+           (f->module && fnmatch(pattern, f->module, 0) == 0) ||
+           (module_base && fnmatch(pattern, module_base + 1, 0) == 0);
+}
+
+static int filtered_out(const struct analysis *a, const uint32_t *frames, uint32_t n,
+                        const struct analysis_options *o)
+{
+    for (int p = 0; p < o->nexclude; p++)
+        for (uint32_t k = 0; k < n; k++)
+            if (frame_matches(&a->frames[frames[k]], o->exclude[p]))
+                return 1;
+    if (o->ninclude == 0)
+        return 0;
+    for (int p = 0; p < o->ninclude; p++)
+        for (uint32_t k = 0; k < n; k++)
+            if (frame_matches(&a->frames[frames[k]], o->include[p]))
+                return 0;
+    return 1;
+}
+
+/* The site of a stack's frames (already appended at the end of
+ * site_frames); a new site keeps them, an existing one drops them. */
+static uint32_t intern_site(struct analysis *a, uint32_t first, uint32_t n,
+                            const struct analysis_options *o)
+{
+    uint64_t h = 0x51afd7ed558ccdffull ^ n;
+    for (uint32_t k = 0; k < n; k++)
+        h = mix(h, a->site_frames[first + k]);
+    if ((a->nsites + 1) * 4 >= (a->site_index_mask + 1) * 3 &&
+        rehash_u32(&a->site_index, &a->site_index_mask, a->nsites, site_hash_at, a) != 0)
+        return UINT32_MAX;
+    uint32_t i = (uint32_t)h & a->site_index_mask;
+    for (; a->site_index[i]; i = (i + 1) & a->site_index_mask) {
+        const struct site *s = &a->sites[a->site_index[i] - 1];
+        if (s->hash == h && s->nframes == n &&
+            memcmp(a->site_frames + s->first_frame, a->site_frames + first, n * 4ull) == 0) {
+            a->site_frames_len = first; /* drop the copy */
+            return a->site_index[i] - 1;
+        }
+    }
+    if (grow((void **)&a->sites, &a->sites_cap, sizeof *a->sites, a->nsites + 1) != 0)
+        return UINT32_MAX;
+    struct site *s = &a->sites[a->nsites];
+    memset(s, 0, sizeof *s);
+    s->first_frame = first;
+    s->nframes = n;
+    s->hash = h;
+    s->filtered_out = filtered_out(a, a->site_frames + first, n, o);
+    a->site_index[i] = ++a->nsites;
+    return a->nsites - 1;
+}
+
+static int on_stack(struct analysis *a, const struct dump_record *rec,
+                    const struct analysis_options *o)
+{
+    uint32_t first = a->site_frames_len;
+    struct sym_frame out[MAX_FRAMES_PER_ADDRESS];
+    for (uint64_t k = 0; k < rec->depth; k++) {
+        int n = symbolizer_lookup(a->symbolizer, rec->ips[k], out, MAX_FRAMES_PER_ADDRESS);
+        for (int j = 0; j < n; j++) {
+            if (out[j].is_memtrace)
+                continue;
+            uint32_t f = intern_frame(a, &out[j]);
+            if (f == UINT32_MAX ||
+                grow((void **)&a->site_frames, &a->site_frames_cap, sizeof *a->site_frames,
+                     a->site_frames_len + 1) != 0)
+                return -1;
+            a->site_frames[a->site_frames_len++] = f;
+        }
+    }
+    uint32_t site = intern_site(a, first, a->site_frames_len - first, o);
+    if (site == UINT32_MAX || rec->id >= (1u << 30) ||
+        grow((void **)&a->stack_site, &a->stack_site_cap, sizeof *a->stack_site, rec->id + 1) != 0)
+        return -1;
+    a->stack_site[rec->id] = site + 1;
+    return 0;
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+/* Before a site's live figures change: if a new peak has been reached since
+ * it last changed, its current figures are its figures at that peak. */
+static void site_touch(struct analysis *a, struct site *s)
+{
+    if (s->peak_version != a->peak_version) {
+        s->peak_bytes = s->live_bytes;
+        s->peak_blocks = s->live_blocks;
+        s->peak_version = a->peak_version;
+    }
+}
+
+int64_t site_peak_bytes(const struct analysis *a, const struct site *s)
+{
+    return s->peak_version == a->peak_version ? s->peak_bytes : s->live_bytes;
+}
+
+int64_t site_peak_blocks(const struct analysis *a, const struct site *s)
+{
+    return s->peak_version == a->peak_version ? s->peak_blocks : s->live_blocks;
+}
+
+static struct site *site_of_stack(struct analysis *a, uint64_t stack)
+{
+    if (!a->symbolizer || stack >= a->stack_site_cap || !a->stack_site[stack])
+        return NULL;
+    return &a->sites[a->stack_site[stack] - 1];
+}
+
+static void block_gone(struct analysis *a, const struct heap_block *b)
+{
+    struct heap_totals *t = &a->summary.totals;
+    t->in_use_bytes -= b->size;
+    t->in_use_blocks--;
+    struct site *s = site_of_stack(a, b->stack);
+    if (s) {
+        site_touch(a, s);
+        s->live_bytes -= (int64_t)b->size;
+        s->live_blocks--;
+    }
+}
+
+static void block_born(struct analysis *a, const struct heap_block *b, uint64_t when)
+{
+    struct heap_totals *t = &a->summary.totals;
+    t->in_use_bytes += b->size;
+    t->in_use_blocks++;
+    struct site *s = site_of_stack(a, b->stack);
+    if (s) {
+        site_touch(a, s);
+        s->live_bytes += (int64_t)b->size;
+        s->live_blocks++;
+    }
+    if (t->in_use_bytes > t->peak_bytes) {
+        t->peak_bytes = t->in_use_bytes;
+        t->peak_blocks = t->in_use_blocks;
+        t->peak_time_ns = when;
+        a->peak_version++; /* every site's current figures are now the peak's */
+    }
+}
+
+/* "Temporary": freed by its thread before that thread allocated again. */
+struct thread_last {
+    uint64_t address;
+    int candidate;
+};
+
+static struct thread_last *thread_slot(struct thread_last **v, uint32_t *cap, uint64_t thread)
+{
+    if (thread >= 1u << 24 || grow((void **)v, cap, sizeof **v, thread + 1) != 0)
+        return NULL;
+    return &(*v)[thread];
+}
+
+int analysis_run(struct dump_reader *r, const struct analysis_options *o, struct analysis *a)
+{
+    memset(a, 0, sizeof *a);
+    struct heap_table live;
+    if (heap_table_init(&live) != 0)
+        goto oom;
+    if (o) {
+        a->symbolizer = symbolizer_new(&o->symbols);
+        if (!a->symbolizer)
+            goto oom;
+    }
+    struct thread_last *threads = NULL;
+    uint32_t threads_cap = 0;
+    struct summary *sum = &a->summary;
+    struct heap_totals *t = &sum->totals;
+    uint64_t start = r->process.start_ns, last_time = start;
+    struct dump_record rec;
+    int got;
+    while ((got = dump_next(r, &rec)) == 1) {
+        struct heap_block b, old;
+        struct thread_last *th;
+        struct site *s;
+        switch (rec.type) {
+        case MT_REC_MODULE_LOAD:
+            if (a->symbolizer)
+                symbolizer_module_load(a->symbolizer, rec.id, rec.path, rec.path_len, rec.build_id,
+                                       rec.build_id_len, rec.load_bias, rec.nsegments,
+                                       rec.segments);
+            break;
+        case MT_REC_MODULE_UNLOAD:
+            if (a->symbolizer)
+                symbolizer_module_unload(a->symbolizer, rec.id);
+            break;
+        case MT_REC_STACK:
+            if (a->symbolizer && on_stack(a, &rec, o) != 0)
+                goto oom_reading;
+            break;
+        case MT_REC_ALLOC:
+            b = (struct heap_block){rec.address, rec.size, (uint32_t)rec.stack, (uint32_t)rec.thread};
+            int replaced = heap_table_insert(&live, &b, &old);
+            if (replaced < 0)
+                goto oom_reading;
+            if (replaced)
+                block_gone(a, &old);
+            t->allocations++;
+            t->bytes_allocated += rec.size;
+            if ((s = site_of_stack(a, rec.stack))) {
+                s->allocations++;
+                s->bytes_allocated += rec.size;
+            }
+            block_born(a, &b, rec.time - start);
+            if ((th = thread_slot(&threads, &threads_cap, rec.thread)))
+                *th = (struct thread_last){rec.address, 1};
+            break;
+        case MT_REC_FREE:
+            th = thread_slot(&threads, &threads_cap, rec.thread);
+            if (heap_table_remove(&live, rec.address, &b)) {
+                t->frees++;
+                block_gone(a, &b);
+                if (th && th->candidate && th->address == rec.address) {
+                    sum->temporary_allocations++;
+                    if ((s = site_of_stack(a, b.stack))) {
+                        s->temporary++;
+                        s->temporary_bytes += b.size;
+                    }
+                }
+            }
+            if (th && th->address == rec.address)
+                th->candidate = 0;
+            break;
+        case MT_REC_INHERIT:
+            b = (struct heap_block){rec.address, rec.size, (uint32_t)rec.stack, 0};
+            if (heap_table_insert(&live, &b, &old) == 0)
+                block_born(a, &b, 0);
+            break;
+        case MT_REC_INHERIT_TOTALS:
+            t->allocations = rec.allocations;
+            t->frees = rec.frees;
+            t->bytes_allocated = rec.bytes_allocated;
+            break;
+        case MT_REC_EXIT:
+            sum->exit_how = rec.exit_how;
+            sum->exit_value = rec.exit_value;
+            break;
+        default:
+            break;
+        }
+        if (rec.time > last_time)
+            last_time = rec.time;
+    }
+    if (got < 0) {
+        free(threads);
+        heap_table_free(&live);
+        return -1;
+    }
+    /* What was never freed, by site. */
+    for (size_t i = 0; i <= live.mask; i++) {
+        const struct heap_block *lb = &live.slots[i];
+        struct site *ls;
+        if (lb->address && (ls = site_of_stack(a, lb->stack))) {
+            ls->leaked_bytes += lb->size;
+            ls->leaked_blocks++;
+        }
+    }
+    free(threads);
+    heap_table_free(&live);
+    sum->truncated = r->truncated;
+    sum->duration_ns = last_time - start;
+    return 0;
+oom_reading:
+    free(threads);
+    heap_table_free(&live);
+oom:
+    snprintf(r->error, sizeof r->error, "out of memory while reading the dump");
+    return -1;
+}
+
+void analysis_free(struct analysis *a)
+{
+    if (a->symbolizer)
+        symbolizer_free(a->symbolizer);
+    free(a->frames);
+    free(a->site_frames);
+    free(a->sites);
+    free(a->frame_index);
+    free(a->site_index);
+    free(a->stack_site);
+    memset(a, 0, sizeof *a);
+}

@@ -1,0 +1,71 @@
+/* One streaming pass over a dump that gathers everything the reports show:
+ * the totals, and per site (a distinct symbolized stack) its allocations,
+ * its temporary allocations, its bytes at the peak and what it left live.
+ *
+ * Memory grows with the live heap, the distinct stacks and the distinct
+ * frames, never with the number of events. The bytes each site held at the
+ * peak are kept without a second pass: a site saves its live figures the
+ * first time it changes after a new peak (see site_touch in analysis.c).
+ */
+#ifndef MEMTRACE_ANALYSIS_H
+#define MEMTRACE_ANALYSIS_H
+
+#include <stdint.h>
+
+#include "dump_reader.h"
+#include "heap_table.h"
+#include "summary.h"
+#include "symbolize.h"
+
+struct analysis_options {
+    struct symbolizer_options symbols;
+    const char **include; /* glob patterns: keep stacks with a matching frame */
+    int ninclude;
+    const char **exclude; /* glob patterns: drop stacks with a matching frame */
+    int nexclude;
+};
+
+struct site {
+    uint32_t first_frame; /* index into analysis.site_frames */
+    uint32_t nframes;
+    uint64_t hash;
+    int filtered_out;
+    uint64_t allocations, bytes_allocated;
+    uint64_t temporary, temporary_bytes;
+    int64_t live_bytes, live_blocks;
+    int64_t peak_bytes, peak_blocks; /* saved at the peak of version peak_version */
+    uint32_t peak_version;
+    uint64_t leaked_bytes, leaked_blocks; /* filled at the end */
+};
+
+struct analysis {
+    struct summary summary;
+    struct sym_frame *frames; /* distinct frames */
+    uint32_t nframes, frames_cap;
+    uint32_t *site_frames; /* per site, indexes into frames */
+    uint32_t site_frames_len, site_frames_cap;
+    struct site *sites;
+    uint32_t nsites, sites_cap;
+    uint32_t *frame_index, frame_index_mask;   /* hash of frames */
+    uint32_t *site_index, site_index_mask;     /* hash of sites */
+    uint32_t *stack_site;                      /* dump stack id -> site + 1 */
+    uint32_t stack_site_cap;
+    uint32_t peak_version;
+    int have_scan; /* leak kinds known (not yet: every leak is "unknown") */
+    struct symbolizer *symbolizer;
+};
+
+/* Reads the whole dump behind r (opened by dump_open). 0, or -1 with
+ * r->error set. */
+int analysis_run(struct dump_reader *r, const struct analysis_options *o, struct analysis *a);
+void analysis_free(struct analysis *a);
+/* The site's frames, innermost first. */
+static inline const uint32_t *site_frame_list(const struct analysis *a, const struct site *s)
+{
+    return a->site_frames + s->first_frame;
+}
+/* Bytes and blocks the site held at the peak. */
+int64_t site_peak_bytes(const struct analysis *a, const struct site *s);
+int64_t site_peak_blocks(const struct analysis *a, const struct site *s);
+
+#endif

@@ -1,0 +1,313 @@
+/* Printing the reports of an analysis: the SPEC section 7 JSON, and text
+ * meant to be read (aligned columns, human sizes, innermost frame first,
+ * paths relative to the current directory, colour only on a terminal). */
+#define _GNU_SOURCE
+#include "report_output.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "text_format.h"
+
+static const char *kind_names[] = {"definite", "indirect", "possible", "reachable", "unknown"};
+
+/* ---- choosing and ordering sites ---------------------------------------- */
+
+static const struct analysis *sort_analysis;
+static enum report_section sort_section;
+
+static int64_t site_value(const struct analysis *a, const struct site *s, enum report_section k)
+{
+    switch (k) {
+    case SECTION_LEAKS: return (int64_t)s->leaked_bytes;
+    case SECTION_PEAK: return site_peak_bytes(a, s);
+    case SECTION_ALLOCATIONS: return (int64_t)s->allocations;
+    case SECTION_TEMPORARY: return (int64_t)s->temporary;
+    }
+    return 0;
+}
+
+static int64_t site_tiebreak(const struct site *s, enum report_section k)
+{
+    return k == SECTION_ALLOCATIONS ? (int64_t)s->bytes_allocated
+           : k == SECTION_TEMPORARY ? (int64_t)s->temporary_bytes
+                                    : 0;
+}
+
+static int by_value(const void *x, const void *y)
+{
+    const struct site *a = &sort_analysis->sites[*(const uint32_t *)x];
+    const struct site *b = &sort_analysis->sites[*(const uint32_t *)y];
+    int64_t va = site_value(sort_analysis, a, sort_section);
+    int64_t vb = site_value(sort_analysis, b, sort_section);
+    if (va != vb)
+        return va < vb ? 1 : -1;
+    int64_t ta = site_tiebreak(a, sort_section), tb = site_tiebreak(b, sort_section);
+    if (ta != tb)
+        return ta < tb ? 1 : -1;
+    return a->first_frame < b->first_frame ? -1 : a->first_frame > b->first_frame;
+}
+
+/* The sites with something to show in section k, sorted; returns count. */
+static uint32_t pick_sites(const struct analysis *a, enum report_section k, uint32_t **out)
+{
+    uint32_t *v = malloc(((size_t)a->nsites + 1) * sizeof *v);
+    uint32_t n = 0;
+    for (uint32_t i = 0; v && i < a->nsites; i++)
+        if (!a->sites[i].filtered_out && site_value(a, &a->sites[i], k) > 0)
+            v[n++] = i;
+    sort_analysis = a;
+    sort_section = k;
+    if (n)
+        qsort(v, n, sizeof *v, by_value);
+    *out = v;
+    return n;
+}
+
+/* ---- JSON --------------------------------------------------------------- */
+
+static void json_string(FILE *out, const char *s)
+{
+    if (!s) {
+        fputs("null", out);
+        return;
+    }
+    fputc('"', out);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            fprintf(out, "\\%c", *c);
+        else if (*c < 0x20)
+            fprintf(out, "\\u%04x", *c);
+        else
+            fputc(*c, out);
+    }
+    fputc('"', out);
+}
+
+static void json_stack(FILE *out, const struct analysis *a, const struct site *s)
+{
+    fputs("[", out);
+    const uint32_t *frames = site_frame_list(a, s);
+    for (uint32_t k = 0; k < s->nframes; k++) {
+        const struct sym_frame *f = &a->frames[frames[k]];
+        fputs(k ? ",\n          {\"function\": " : "\n          {\"function\": ", out);
+        json_string(out, f->function);
+        fputs(", \"file\": ", out);
+        json_string(out, f->file);
+        if (f->line > 0)
+            fprintf(out, ", \"line\": %d", f->line);
+        else
+            fputs(", \"line\": null", out);
+        fputs(", \"module\": ", out);
+        json_string(out, f->module);
+        fprintf(out, ", \"address\": \"0x%llx\", \"inlined\": %s, \"language\": \"c\"}",
+                (unsigned long long)f->address, f->inlined ? "true" : "false");
+    }
+    fputs("]", out);
+}
+
+static void json_sites(FILE *out, const struct analysis *a, enum report_section k, int top)
+{
+    uint32_t *v;
+    uint32_t n = pick_sites(a, k, &v);
+    if (top > 0 && n > (uint32_t)top)
+        n = (uint32_t)top;
+    fputs("\"sites\": [", out);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct site *s = &a->sites[v[i]];
+        fputs(i ? ",\n      {" : "\n      {", out);
+        switch (k) {
+        case SECTION_LEAKS:
+            fprintf(out, "\"kind\": \"%s\", \"bytes\": %llu, \"blocks\": %llu", kind_names[4],
+                    (unsigned long long)s->leaked_bytes, (unsigned long long)s->leaked_blocks);
+            break;
+        case SECTION_PEAK:
+            fprintf(out, "\"bytes\": %lld, \"blocks\": %lld", (long long)site_peak_bytes(a, s),
+                    (long long)site_peak_blocks(a, s));
+            break;
+        case SECTION_ALLOCATIONS:
+            fprintf(out, "\"count\": %llu, \"bytes\": %llu", (unsigned long long)s->allocations,
+                    (unsigned long long)s->bytes_allocated);
+            break;
+        case SECTION_TEMPORARY:
+            fprintf(out, "\"count\": %llu, \"bytes\": %llu", (unsigned long long)s->temporary,
+                    (unsigned long long)s->temporary_bytes);
+            break;
+        }
+        fputs(", \"stack\": ", out);
+        json_stack(out, a, s);
+        fputs("}", out);
+    }
+    fputs("]", out);
+    free(v);
+}
+
+void report_print_json(FILE *out, const struct dump_reader *r, const struct analysis *a,
+                       unsigned sections, int top)
+{
+    const struct heap_totals *t = &a->summary.totals;
+    fputs("{\n  \"format\": \"memtrace-report\", \"version\": 1,\n", out);
+    summary_print_json_blocks(out, r, &a->summary);
+    if (sections & (1u << SECTION_LEAKS)) {
+        /* Without the reachability scan no block has a kind yet: all are
+         * "unknown", so in_use equals the sum of by_kind. */
+        fputs(",\n  \"leaks\": {\"by_kind\": {", out);
+        for (int k = 0; k < 5; k++)
+            fprintf(out, "%s\"%s\": {\"bytes\": %llu, \"blocks\": %llu}", k ? ", " : "",
+                    kind_names[k], k == 4 ? (unsigned long long)t->in_use_bytes : 0ull,
+                    k == 4 ? (unsigned long long)t->in_use_blocks : 0ull);
+        fputs("},\n    ", out);
+        json_sites(out, a, SECTION_LEAKS, top);
+        fputs("}", out);
+    }
+    if (sections & (1u << SECTION_PEAK)) {
+        fprintf(out, ",\n  \"peak\": {\"time_ns\": %llu, \"bytes\": %llu, \"blocks\": %llu,\n    ",
+                (unsigned long long)t->peak_time_ns, (unsigned long long)t->peak_bytes,
+                (unsigned long long)t->peak_blocks);
+        json_sites(out, a, SECTION_PEAK, top);
+        fputs("}", out);
+    }
+    if (sections & (1u << SECTION_ALLOCATIONS)) {
+        fputs(",\n  \"allocations\": {", out);
+        json_sites(out, a, SECTION_ALLOCATIONS, top);
+        fputs("}", out);
+    }
+    if (sections & (1u << SECTION_TEMPORARY)) {
+        fputs(",\n  \"temporary\": {", out);
+        json_sites(out, a, SECTION_TEMPORARY, top);
+        fputs("}", out);
+    }
+    fputs("\n}\n", out);
+}
+
+/* ---- text --------------------------------------------------------------- */
+
+struct style {
+    const char *bold, *dim, *reset;
+};
+
+static const char *relative_path(const char *path, char *buf, size_t size)
+{
+    static char cwd[PATH_MAX];
+    static size_t cwd_len;
+    if (!cwd_len && getcwd(cwd, sizeof cwd))
+        cwd_len = strlen(cwd);
+    if (path && cwd_len && strncmp(path, cwd, cwd_len) == 0 && path[cwd_len] == '/') {
+        snprintf(buf, size, "%s", path + cwd_len + 1);
+        return buf;
+    }
+    return path;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = path ? strrchr(path, '/') : NULL;
+    return slash ? slash + 1 : path;
+}
+
+#define TEXT_FRAMES 12
+
+static void text_stack(FILE *out, const struct analysis *a, const struct site *s,
+                       const struct style *st)
+{
+    const uint32_t *frames = site_frame_list(a, s);
+    uint32_t n = s->nframes < TEXT_FRAMES ? s->nframes : TEXT_FRAMES;
+    int width = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        const char *fn = a->frames[frames[k]].function;
+        int len = fn ? (int)strlen(fn) : 0;
+        if (len > width)
+            width = len;
+    }
+    if (width > 48)
+        width = 48;
+    if (s->nframes == 0)
+        fprintf(out, "      %s(no stack)%s\n", st->dim, st->reset);
+    for (uint32_t k = 0; k < n; k++) {
+        const struct sym_frame *f = &a->frames[frames[k]];
+        char where[PATH_MAX + 64], rel[PATH_MAX];
+        if (f->file && f->line > 0)
+            snprintf(where, sizeof where, "%s:%d", relative_path(f->file, rel, sizeof rel), f->line);
+        else if (f->file)
+            snprintf(where, sizeof where, "%s", relative_path(f->file, rel, sizeof rel));
+        else if (f->function)
+            snprintf(where, sizeof where, "(%s)", f->module ? base_name(f->module) : "?");
+        else
+            snprintf(where, sizeof where, "%s+0x%llx", f->module ? base_name(f->module) : "?",
+                     (unsigned long long)f->module_offset);
+        char fn[64];
+        if (f->function)
+            snprintf(fn, sizeof fn, "%s", f->function);
+        else
+            snprintf(fn, sizeof fn, "0x%llx", (unsigned long long)f->address);
+        fprintf(out, "      %s%-*s%s  %s%s", st->bold, width, fn, st->reset, where,
+                f->inlined ? "  [inlined]" : "");
+        fputc('\n', out);
+    }
+    if (s->nframes > n)
+        fprintf(out, "      %s... %u more frames%s\n", st->dim, s->nframes - n, st->reset);
+}
+
+static void text_section(FILE *out, const struct analysis *a, enum report_section k, int top,
+                         const struct style *st)
+{
+    static const char *titles[] = {
+        "Leaks: blocks still allocated at exit, by bytes",
+        "Peak: what held the heap at its largest",
+        "Allocations: hot spots by number of calls",
+        "Temporary: blocks freed before their thread allocated anything else"};
+    const struct heap_totals *t = &a->summary.totals;
+    uint32_t *v;
+    uint32_t total = pick_sites(a, k, &v);
+    uint32_t n = top > 0 && total > (uint32_t)top ? (uint32_t)top : total;
+    char b1[32], b2[32], b3[32];
+    fprintf(out, "\n%s%s%s\n", st->bold, titles[k], st->reset);
+    if (k == SECTION_LEAKS)
+        fprintf(out, "  %s in %s blocks; kinds not classified (no reachability scan)\n",
+                fmt_bytes(b1, t->in_use_bytes), fmt_count(b2, t->in_use_blocks));
+    if (k == SECTION_PEAK)
+        fprintf(out, "  %s in %s blocks at %.3f s\n", fmt_bytes(b1, t->peak_bytes),
+                fmt_count(b2, t->peak_blocks), t->peak_time_ns / 1e9);
+    if (total == 0)
+        fputs("  none\n", out);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct site *s = &a->sites[v[i]];
+        switch (k) {
+        case SECTION_LEAKS:
+            fprintf(out, "  #%-3u %10s in %s block%s\n", i + 1, fmt_bytes(b1, s->leaked_bytes),
+                    fmt_count(b2, s->leaked_blocks), s->leaked_blocks == 1 ? "" : "s");
+            break;
+        case SECTION_PEAK:
+            fprintf(out, "  #%-3u %10s in %s block%s\n", i + 1,
+                    fmt_bytes(b1, (uint64_t)site_peak_bytes(a, s)),
+                    fmt_count(b2, (uint64_t)site_peak_blocks(a, s)),
+                    site_peak_blocks(a, s) == 1 ? "" : "s");
+            break;
+        case SECTION_ALLOCATIONS:
+            fprintf(out, "  #%-3u %10s call%s, %s\n", i + 1, fmt_count(b1, s->allocations),
+                    s->allocations == 1 ? "" : "s", fmt_bytes(b3, s->bytes_allocated));
+            break;
+        case SECTION_TEMPORARY:
+            fprintf(out, "  #%-3u %10s temporary, %s\n", i + 1, fmt_count(b1, s->temporary),
+                    fmt_bytes(b3, s->temporary_bytes));
+            break;
+        }
+        text_stack(out, a, s, st);
+    }
+    if (n < total)
+        fprintf(out, "  ... %u more site%s (--top 0 shows all)\n", total - n, total - n == 1 ? "" : "s");
+    free(v);
+}
+
+void report_print_text(FILE *out, const struct dump_reader *r, const struct analysis *a,
+                       unsigned sections, int top, int colour)
+{
+    struct style st = colour ? (struct style){"\033[1m", "\033[2m", "\033[0m"}
+                             : (struct style){"", "", ""};
+    summary_print_text(out, r, &a->summary);
+    for (int k = SECTION_LEAKS; k <= SECTION_TEMPORARY; k++)
+        if (sections & (1u << k))
+            text_section(out, a, (enum report_section)k, top, &st);
+}

@@ -1,0 +1,17 @@
+/* Printing an analysis (analysis.h) as the reports of `memtrace report`. */
+#ifndef MEMTRACE_REPORT_OUTPUT_H
+#define MEMTRACE_REPORT_OUTPUT_H
+
+#include <stdio.h>
+
+#include "analysis.h"
+
+enum report_section { SECTION_LEAKS, SECTION_PEAK, SECTION_ALLOCATIONS, SECTION_TEMPORARY };
+
+/* sections: a bit mask of 1 << report_section; top: sites per list, 0 = all */
+void report_print_json(FILE *out, const struct dump_reader *r, const struct analysis *a,
+                       unsigned sections, int top);
+void report_print_text(FILE *out, const struct dump_reader *r, const struct analysis *a,
+                       unsigned sections, int top, int colour);
+
+#endif
