@@ -38,7 +38,7 @@ int dump_open(struct dump_reader *r, const char *path)
     if (h.version == MT_FORMAT_VERSION && h.flags != 0)
         return fail(r, "%s has unknown header flags 0x%x (at byte 12)", path, h.flags);
     if (h.version != MT_FORMAT_VERSION)
-        return fail(r, "%s is a version %u dump; this memtrace reads version %u", path, h.version,
+        return fail(r, "%s is a version %u dump (byte 8); this memtrace reads version %u", path, h.version,
                     MT_FORMAT_VERSION);
     r->file_offset = sizeof h;
     r->dctx = ZSTD_createDCtx();
@@ -53,8 +53,8 @@ int dump_open(struct dump_reader *r, const char *path)
     if (got < 0)
         return -1;
     if (got == 0 || rec.type != MT_REC_PROCESS)
-        return fail(r, "%s holds no process record: %s", path,
-                    got == 0 ? "it is empty or cut short before it" : "corrupt at its start");
+        return fail(r, "%s holds no process record at stream offset 0 (file byte 16): %s", path,
+                    got == 0 ? "it is empty or cut short before it" : "corrupt there");
     r->last_time = r->process.start_ns;
     return 0;
 }
