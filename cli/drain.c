@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "memtrace/format.h"
+#include "../report/util.h"
 #include "process.h"
 
 /* ---- stack store -------------------------------------------------------- */
@@ -39,28 +40,9 @@ void stack_store_free(struct stack_store *s)
 static uint64_t hash_stack(const uint64_t *ips, uint32_t depth)
 {
     uint64_t h = 0x9e3779b97f4a7c15ull ^ depth;
-    for (uint32_t i = 0; i < depth; i++) {
-        h ^= ips[i];
-        h *= 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-    }
+    for (uint32_t i = 0; i < depth; i++)
+        h = hash_mix(h, ips[i]);
     return h;
-}
-
-static int grow_array(void **p, uint32_t *cap, size_t elem, uint32_t need)
-{
-    if (need < *cap)
-        return 0;
-    uint32_t n = *cap ? *cap : 256;
-    while (n <= need)
-        n *= 2;
-    void *q = realloc(*p, (size_t)n * elem);
-    if (!q)
-        return -1;
-    memset((char *)q + (size_t)*cap * elem, 0, (size_t)(n - *cap) * elem);
-    *p = q;
-    *cap = n;
-    return 0;
 }
 
 static int rehash(struct stack_store *s)
@@ -92,10 +74,10 @@ uint32_t stack_store_add(struct stack_store *s, const uint64_t *ips, uint32_t de
     }
     uint32_t id = s->count + 1;
     uint32_t cap = s->cap;
-    if (grow_array((void **)&s->offset, &cap, sizeof *s->offset, id) != 0)
+    if (array_grow((void **)&s->offset, &cap, sizeof *s->offset, (uint64_t)id + 1) != 0)
         return 0;
     cap = s->cap;
-    if (grow_array((void **)&s->depth, &cap, sizeof *s->depth, id) != 0)
+    if (array_grow((void **)&s->depth, &cap, sizeof *s->depth, (uint64_t)id + 1) != 0)
         return 0;
     s->cap = cap;
     if (s->ips_len + depth > s->ips_cap) {
@@ -174,7 +156,7 @@ static int on_stack(struct process *p, const struct mt_ring_stack *s, uint32_t l
     uint32_t id = stack_store_add(&p->stacks, s->ips, s->depth, &p->dump);
     uint32_t cap = p->stacks.local_cap;
     if (s->id >= (1u << 30) ||
-        grow_array((void **)&p->stacks.local, &cap, sizeof *p->stacks.local, s->id) != 0)
+        array_grow((void **)&p->stacks.local, &cap, sizeof *p->stacks.local, (uint64_t)s->id + 1) != 0)
         return -1;
     p->stacks.local_cap = cap;
     p->stacks.local[s->id] = id;

@@ -338,13 +338,8 @@ static void atfork_parent(void)
     mt_modules_unlock();
     struct mt_thread *t = &mt_thread_state;
     uint32_t seq = ++fork_count;
-    if (mt_state == MT_STATE_ACTIVE && mt_config.follow_fork) {
-        struct mt_ring *r = mt_ring_get(t);
-        if (r) {
-            mt_ring_write_pair(r, MT_RING_FORK, mt_ring_stamp(r), seq, 0);
-            mt_ring_idle(r);
-        }
-    }
+    if (mt_state == MT_STATE_ACTIVE && mt_config.follow_fork)
+        mt_emit_marker(t, MT_RING_FORK, seq, 0);
     t->guard--;
 }
 
@@ -378,11 +373,7 @@ static void record_exit(int status)
     if (mt_state != MT_STATE_ACTIVE)
         return;
     t->guard++;
-    struct mt_ring *r = mt_ring_get(t);
-    if (r) {
-        mt_ring_write_pair(r, MT_RING_EXIT, mt_ring_stamp(r), MT_EXIT_STATUS, status);
-        mt_ring_idle(r);
-    }
+    mt_emit_marker(t, MT_RING_EXIT, MT_EXIT_STATUS, status);
     t->guard--;
 }
 
@@ -442,17 +433,8 @@ void mt_init(void)
         on_exit(on_exit_handler, NULL);
     }
     __atomic_store_n(&mt_state, state, __ATOMIC_RELEASE);
-    if (state == MT_STATE_ACTIVE) {
-        /* Announce the modules now, so the dump has them from the start. */
-        struct mt_ring *r = mt_ring_get(t);
-        if (r) {
-            uint64_t ts = 0;
-            mt_modules_lock();
-            mt_modules_sync(r, &ts);
-            mt_modules_unlock();
-            mt_ring_idle(r);
-        }
-    }
+    if (state == MT_STATE_ACTIVE) /* the dump has the modules from the start */
+        mt_modules_sync_now(t);
     t->guard--;
     errno = saved_errno;
 }

@@ -402,14 +402,7 @@ static void sync_modules_now(void)
         return;
     int saved = errno;
     t->guard++;
-    struct mt_ring *r = mt_ring_get(t);
-    if (r) {
-        uint64_t ts = 0;
-        mt_modules_lock();
-        mt_modules_sync(r, &ts);
-        mt_modules_unlock();
-        mt_ring_idle(r);
-    }
+    mt_modules_sync_now(t);
     t->guard--;
     errno = saved;
 }
@@ -476,11 +469,7 @@ static void note_exec(int attempt)
         return;
     }
     t->guard++;
-    struct mt_ring *r = mt_ring_get(t);
-    if (r) {
-        mt_ring_write_pair(r, MT_RING_EXEC, mt_ring_stamp(r), (uint32_t)attempt, 0);
-        mt_ring_idle(r);
-    }
+    mt_emit_marker(t, MT_RING_EXEC, (uint32_t)attempt, 0);
     t->guard--;
     errno = saved;
 }

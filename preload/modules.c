@@ -199,3 +199,15 @@ int mt_modules_sync(struct mt_ring *r, uint64_t *ts)
     }
     return st.changed;
 }
+
+void mt_modules_sync_now(struct mt_thread *t)
+{
+    struct mt_ring *r = mt_ring_get(t);
+    if (r) {
+        uint64_t ts = 0;
+        mt_modules_lock();
+        mt_modules_sync(r, &ts);
+        mt_modules_unlock();
+        mt_ring_idle(r);
+    }
+}

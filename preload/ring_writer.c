@@ -305,3 +305,12 @@ void mt_rings_forget_all(void)
     socket_lock = 0;
     next_thread_index = 1;
 }
+
+void mt_emit_marker(struct mt_thread *t, uint32_t type, uint32_t a, int32_t b)
+{
+    struct mt_ring *r = mt_ring_get(t);
+    if (r) {
+        mt_ring_write_pair(r, type, mt_ring_stamp(r), a, b);
+        mt_ring_idle(r);
+    }
+}

@@ -100,6 +100,9 @@ void mt_ring_idle(struct mt_ring *r) MT_HIDDEN;
 void mt_ring_write_pair(struct mt_ring *r, uint32_t type, uint64_t ts, uint32_t a, int32_t b)
     MT_HIDDEN;
 void mt_rings_forget_all(void) MT_HIDDEN; /* fork child: drop the parent's */
+/* Writes one stamped u32pair record (exit, fork, exec...) into the thread's
+ * ring. The caller has raised the guard. */
+void mt_emit_marker(struct mt_thread *t, uint32_t type, uint32_t a, int32_t b) MT_HIDDEN;
 void mt_ring_thread_exit(struct mt_thread *t) MT_HIDDEN;
 void mt_ring_setup_key(void) MT_HIDDEN;
 
@@ -129,6 +132,9 @@ int mt_modules_sync(struct mt_ring *r, uint64_t *ts) MT_HIDDEN;
 void mt_modules_lock(void) MT_HIDDEN;
 void mt_modules_unlock(void) MT_HIDDEN;
 void mt_modules_forget_announced(void) MT_HIDDEN; /* fork child: announce again */
+/* mt_modules_sync into the calling thread's ring. The caller has raised the
+ * guard. */
+void mt_modules_sync_now(struct mt_thread *t) MT_HIDDEN;
 
 /* ---- tls_compensation.c ---- */
 void mt_tls_compensation_init(uintptr_t own_base) MT_HIDDEN;

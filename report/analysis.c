@@ -9,47 +9,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 #define MAX_FRAMES_PER_ADDRESS 32
-
-/* ---- growable arrays ---------------------------------------------------- */
-
-static int grow(void **p, uint32_t *cap, size_t elem, uint64_t need)
-{
-    if (need <= *cap)
-        return 0;
-    if (need > UINT32_MAX / 2)
-        return -1;
-    uint32_t n = *cap ? *cap : 64;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, (size_t)n * elem);
-    if (!q)
-        return -1;
-    memset((char *)q + (size_t)*cap * elem, 0, (size_t)(n - *cap) * elem);
-    *p = q;
-    *cap = n;
-    return 0;
-}
-
-static uint64_t mix(uint64_t h, uint64_t v)
-{
-    h ^= v;
-    h *= 0xff51afd7ed558ccdull;
-    return h ^ (h >> 32);
-}
 
 /* ---- frames: each distinct frame once ------------------------------------ */
 
 static uint64_t frame_hash(const struct sym_frame *f)
 {
     /* strings are interned by the symbolizer: pointers compare */
-    uint64_t h = mix(0x9e3779b97f4a7c15ull, (uintptr_t)f->function);
-    h = mix(h, (uintptr_t)f->file);
-    h = mix(h, (uint64_t)f->line);
-    h = mix(h, (uintptr_t)f->module);
-    h = mix(h, (uint64_t)f->inlined);
+    uint64_t h = hash_mix(0x9e3779b97f4a7c15ull, (uintptr_t)f->function);
+    h = hash_mix(h, (uintptr_t)f->file);
+    h = hash_mix(h, (uint64_t)f->line);
+    h = hash_mix(h, (uintptr_t)f->module);
+    h = hash_mix(h, (uint64_t)f->inlined);
     if (!f->function)
-        h = mix(h, f->module_offset);
+        h = hash_mix(h, f->module_offset);
     return h;
 }
 
@@ -93,7 +68,7 @@ static uint32_t intern_frame(struct analysis *a, const struct sym_frame *f)
     for (; a->frame_index[i]; i = (i + 1) & a->frame_index_mask)
         if (frame_equal(&a->frames[a->frame_index[i] - 1], f))
             return a->frame_index[i] - 1;
-    if (grow((void **)&a->frames, &a->frames_cap, sizeof *a->frames, a->nframes + 1) != 0)
+    if (array_grow((void **)&a->frames, &a->frames_cap, sizeof *a->frames, a->nframes + 1) != 0)
         return UINT32_MAX;
     a->frames[a->nframes] = *f;
     a->frame_index[i] = ++a->nframes;
@@ -134,7 +109,7 @@ static uint32_t intern_site(struct analysis *a, uint32_t first, uint32_t n,
 {
     uint64_t h = 0x51afd7ed558ccdffull ^ n;
     for (uint32_t k = 0; k < n; k++)
-        h = mix(h, a->site_frames[first + k]);
+        h = hash_mix(h, a->site_frames[first + k]);
     if ((a->nsites + 1) * 4 >= (a->site_index_mask + 1) * 3 &&
         rehash_u32(&a->site_index, &a->site_index_mask, a->nsites, site_hash_at, a) != 0)
         return UINT32_MAX;
@@ -147,7 +122,7 @@ static uint32_t intern_site(struct analysis *a, uint32_t first, uint32_t n,
             return a->site_index[i] - 1;
         }
     }
-    if (grow((void **)&a->sites, &a->sites_cap, sizeof *a->sites, a->nsites + 1) != 0)
+    if (array_grow((void **)&a->sites, &a->sites_cap, sizeof *a->sites, a->nsites + 1) != 0)
         return UINT32_MAX;
     struct site *s = &a->sites[a->nsites];
     memset(s, 0, sizeof *s);
@@ -171,7 +146,7 @@ static int on_stack(struct analysis *a, const struct dump_record *rec,
                 continue;
             uint32_t f = intern_frame(a, &out[j]);
             if (f == UINT32_MAX ||
-                grow((void **)&a->site_frames, &a->site_frames_cap, sizeof *a->site_frames,
+                array_grow((void **)&a->site_frames, &a->site_frames_cap, sizeof *a->site_frames,
                      a->site_frames_len + 1) != 0)
                 return -1;
             a->site_frames[a->site_frames_len++] = f;
@@ -179,7 +154,7 @@ static int on_stack(struct analysis *a, const struct dump_record *rec,
     }
     uint32_t site = intern_site(a, first, a->site_frames_len - first, o);
     if (site == UINT32_MAX || rec->id >= (1u << 30) ||
-        grow((void **)&a->stack_site, &a->stack_site_cap, sizeof *a->stack_site, rec->id + 1) != 0)
+        array_grow((void **)&a->stack_site, &a->stack_site_cap, sizeof *a->stack_site, rec->id + 1) != 0)
         return -1;
     a->stack_site[rec->id] = site + 1;
     return 0;
@@ -255,7 +230,7 @@ struct thread_last {
 
 static struct thread_last *thread_slot(struct thread_last **v, uint32_t *cap, uint64_t thread)
 {
-    if (thread >= 1u << 24 || grow((void **)v, cap, sizeof **v, thread + 1) != 0)
+    if (thread >= 1u << 24 || array_grow((void **)v, cap, sizeof **v, thread + 1) != 0)
         return NULL;
     return &(*v)[thread];
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "text_format.h"
+#include "util.h"
 
 static const char *kind_names[] = {"definite", "indirect", "possible", "reachable", "unknown"};
 
@@ -68,24 +69,6 @@ static uint32_t pick_sites(const struct analysis *a, enum report_section k, uint
 
 /* ---- JSON --------------------------------------------------------------- */
 
-static void json_string(FILE *out, const char *s)
-{
-    if (!s) {
-        fputs("null", out);
-        return;
-    }
-    fputc('"', out);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            fprintf(out, "\\%c", *c);
-        else if (*c < 0x20)
-            fprintf(out, "\\u%04x", *c);
-        else
-            fputc(*c, out);
-    }
-    fputc('"', out);
-}
-
 static void json_stack(FILE *out, const struct analysis *a, const struct site *s)
 {
     fputs("[", out);
@@ -93,15 +76,15 @@ static void json_stack(FILE *out, const struct analysis *a, const struct site *s
     for (uint32_t k = 0; k < s->nframes; k++) {
         const struct sym_frame *f = &a->frames[frames[k]];
         fputs(k ? ",\n          {\"function\": " : "\n          {\"function\": ", out);
-        json_string(out, f->function);
+        json_write_string(out, f->function);
         fputs(", \"file\": ", out);
-        json_string(out, f->file);
+        json_write_string(out, f->file);
         if (f->line > 0)
             fprintf(out, ", \"line\": %d", f->line);
         else
             fputs(", \"line\": null", out);
         fputs(", \"module\": ", out);
-        json_string(out, f->module);
+        json_write_string(out, f->module);
         fprintf(out, ", \"address\": \"0x%llx\", \"inlined\": %s, \"language\": \"c\"}",
                 (unsigned long long)f->address, f->inlined ? "true" : "false");
     }

@@ -3,20 +3,7 @@
 #include "summary.h"
 
 #include "text_format.h"
-
-static void json_string(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            fprintf(out, "\\%c", *c);
-        else if (*c < 0x20)
-            fprintf(out, "\\u%04x", *c);
-        else
-            fputc(*c, out);
-    }
-    fputc('"', out);
-}
+#include "util.h"
 
 void summary_print_json_blocks(FILE *out, const struct dump_reader *r, const struct summary *s)
 {
@@ -27,7 +14,7 @@ void summary_print_json_blocks(FILE *out, const struct dump_reader *r, const str
     for (uint64_t i = 0; i < p->argc; i++) {
         if (i)
             fputs(", ", out);
-        json_string(out, p->argv[i]);
+        json_write_string(out, p->argv[i]);
     }
     fputs("],\n              \"exit\": {\"status\": ", out);
     if (s->exit_how == MT_EXIT_STATUS)
