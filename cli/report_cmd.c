@@ -10,11 +10,13 @@
 #include "../report/analysis.h"
 #include "../report/dump_reader.h"
 #include "../report/report_output.h"
+#include "memtrace/format.h"
 #include "cli.h"
 
 static const char report_usage[] =
     "usage: memtrace report [--summary|--leaks|--peak|--allocations|--temporary]\n"
-    "                       [--top N] [--format text|json] [--include PATTERN]\n"
+    "                       [--leak-kinds K,...] [--top N] [--format text|json]\n"
+    "                       [--include PATTERN]\n"
     "                       [--exclude PATTERN] [--sysroot DIR] [--debug-dir DIR] DUMP\n"
     "Read a dump written by 'memtrace run' and print what it holds. Without a\n"
     "report option, every report; the summary (process, how it ended, heap\n"
@@ -25,6 +27,10 @@ static const char report_usage[] =
     "      --peak             the stacks that held the most bytes at the peak\n"
     "      --allocations      hot spots: stacks by number of allocations\n"
     "      --temporary        blocks freed before their thread allocated again\n"
+    "      --leak-kinds K,... the leak kinds the text report lists: definite,\n"
+    "                         indirect, possible, reachable, unknown, or all\n"
+    "                         (default definite,indirect,possible,unknown; JSON\n"
+    "                         always lists every kind)\n"
     "      --top N            sites per report, 0 = all (default 10 for text,\n"
     "                         all for json)\n"
     "      --format FORMAT    text (default) or json\n"
@@ -44,7 +50,7 @@ static const char report_usage[] =
 int cmd_report(int argc, char **argv)
 {
     enum { OPT_SUMMARY = 256, OPT_LEAKS, OPT_PEAK, OPT_ALLOCATIONS, OPT_TEMPORARY, OPT_TOP,
-           OPT_FORMAT, OPT_INCLUDE, OPT_EXCLUDE, OPT_SYSROOT, OPT_DEBUG_DIR };
+           OPT_FORMAT, OPT_INCLUDE, OPT_EXCLUDE, OPT_SYSROOT, OPT_DEBUG_DIR, OPT_LEAK_KINDS };
     static const struct option longopts[] = {
         {"summary", no_argument, 0, OPT_SUMMARY},       {"leaks", no_argument, 0, OPT_LEAKS},
         {"peak", no_argument, 0, OPT_PEAK},             {"allocations", no_argument, 0, OPT_ALLOCATIONS},
@@ -52,10 +58,13 @@ int cmd_report(int argc, char **argv)
         {"format", required_argument, 0, OPT_FORMAT},   {"include", required_argument, 0, OPT_INCLUDE},
         {"exclude", required_argument, 0, OPT_EXCLUDE}, {"sysroot", required_argument, 0, OPT_SYSROOT},
         {"debug-dir", required_argument, 0, OPT_DEBUG_DIR}, {"help", no_argument, 0, 'h'},
+        {"leak-kinds", required_argument, 0, OPT_LEAK_KINDS},
         {0, 0, 0, 0}};
     const char *include[MAX_PATTERNS], *exclude[MAX_PATTERNS];
     struct analysis_options o = {.include = include, .exclude = exclude};
     unsigned sections = 0;
+    unsigned kinds = (1u << MT_KIND_DEFINITE) | (1u << MT_KIND_INDIRECT) |
+                     (1u << MT_KIND_POSSIBLE) | (1u << MT_KIND_UNKNOWN);
     int summary_only = 0, json = 0, top = -1;
     int opt;
     optind = 1;
@@ -94,6 +103,11 @@ int cmd_report(int argc, char **argv)
             else
                 exclude[o.nexclude++] = optarg;
             break;
+        case OPT_LEAK_KINDS:
+            if (parse_leak_kinds(optarg, &kinds) != 0)
+                return cli_error("--leak-kinds takes a list of definite, indirect, possible, "
+                                 "reachable, unknown or all, not '%s'", optarg);
+            break;
         case OPT_SYSROOT: o.symbols.sysroot = optarg; break;
         case OPT_DEBUG_DIR: o.symbols.debug_dir = optarg; break;
         case 'h': fputs(report_usage, stdout); return 0;
@@ -120,7 +134,8 @@ int cmd_report(int argc, char **argv)
     if (json)
         report_print_json(stdout, &r, &a, sections, top);
     else
-        report_print_text(stdout, &r, &a, sections, top, isatty(STDOUT_FILENO) && !getenv("NO_COLOR"));
+        report_print_text(stdout, &r, &a, sections, top, kinds,
+                          isatty(STDOUT_FILENO) && !getenv("NO_COLOR"));
     if (a.summary.truncated)
         fprintf(stderr, "memtrace: %s is cut short (the traced process or the consumer died); "
                         "read up to its last whole record\n", argv[optind]);

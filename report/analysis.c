@@ -273,7 +273,8 @@ int analysis_run(struct dump_reader *r, const struct analysis_options *o, struct
                 goto oom_reading;
             break;
         case MT_REC_ALLOC:
-            b = (struct heap_block){rec.address, rec.size, (uint32_t)rec.stack, (uint32_t)rec.thread};
+            b = (struct heap_block){rec.address, rec.size, (uint32_t)rec.stack, (uint32_t)rec.thread,
+                                    MT_KIND_UNKNOWN};
             int replaced = heap_table_insert(&live, &b, &old);
             if (replaced < 0)
                 goto oom_reading;
@@ -282,6 +283,8 @@ int analysis_run(struct dump_reader *r, const struct analysis_options *o, struct
             t->allocations++;
             t->bytes_allocated += rec.size;
             if ((s = site_of_stack(a, rec.stack))) {
+                if (!s->allocations)
+                    s->alloc_function = (uint32_t)rec.function;
                 s->allocations++;
                 s->bytes_allocated += rec.size;
             }
@@ -294,7 +297,7 @@ int analysis_run(struct dump_reader *r, const struct analysis_options *o, struct
             if (heap_table_remove(&live, rec.address, &b)) {
                 t->frees++;
                 block_gone(a, &b);
-                if (th && th->candidate && th->address == rec.address) {
+                if (th && th->candidate && th->address == rec.address && b.thread == rec.thread) {
                     sum->temporary_allocations++;
                     if ((s = site_of_stack(a, b.stack))) {
                         s->temporary++;
@@ -306,7 +309,7 @@ int analysis_run(struct dump_reader *r, const struct analysis_options *o, struct
                 th->candidate = 0;
             break;
         case MT_REC_INHERIT:
-            b = (struct heap_block){rec.address, rec.size, (uint32_t)rec.stack, 0};
+            b = (struct heap_block){rec.address, rec.size, (uint32_t)rec.stack, 0, MT_KIND_UNKNOWN};
             if (heap_table_insert(&live, &b, &old) == 0)
                 block_born(a, &b, 0);
             break;
@@ -315,6 +318,15 @@ int analysis_run(struct dump_reader *r, const struct analysis_options *o, struct
             t->frees = rec.frees;
             t->bytes_allocated = rec.bytes_allocated;
             break;
+        case MT_REC_SCAN:
+            sum->scanned = 1;
+            break;
+        case MT_REC_LEAK_KIND: {
+            struct heap_block *found = heap_table_find(&live, rec.address);
+            if (found && rec.exit_how < MT_KIND_COUNT)
+                found->kind = (uint32_t)rec.exit_how;
+            break;
+        }
         case MT_REC_EXIT:
             sum->exit_how = rec.exit_how;
             sum->exit_value = rec.exit_value;
@@ -330,13 +342,19 @@ int analysis_run(struct dump_reader *r, const struct analysis_options *o, struct
         heap_table_free(&live);
         return -1;
     }
-    /* What was never freed, by site. */
+    /* What was never freed, by kind and by site. */
     for (size_t i = 0; i <= live.mask; i++) {
         const struct heap_block *lb = &live.slots[i];
-        struct site *ls;
-        if (lb->address && (ls = site_of_stack(a, lb->stack))) {
+        if (!lb->address)
+            continue;
+        sum->kind_bytes[lb->kind] += lb->size;
+        sum->kind_blocks[lb->kind]++;
+        struct site *ls = site_of_stack(a, lb->stack);
+        if (ls) {
             ls->leaked_bytes += lb->size;
             ls->leaked_blocks++;
+            ls->kind_bytes[lb->kind] += lb->size;
+            ls->kind_blocks[lb->kind]++;
         }
     }
     free(threads);

@@ -35,7 +35,9 @@ struct site {
     int64_t live_bytes, live_blocks;
     int64_t peak_bytes, peak_blocks; /* saved at the peak of version peak_version */
     uint32_t peak_version;
-    uint64_t leaked_bytes, leaked_blocks; /* filled at the end */
+    uint64_t leaked_bytes, leaked_blocks; /* live at the end, all kinds */
+    uint64_t kind_bytes[MT_KIND_COUNT], kind_blocks[MT_KIND_COUNT]; /* the same by kind */
+    uint32_t alloc_function; /* enum mt_function of its first allocation */
 };
 
 struct analysis {
@@ -51,7 +53,6 @@ struct analysis {
     uint32_t *stack_site;                      /* dump stack id -> site + 1 */
     uint32_t stack_site_cap;
     uint32_t peak_version;
-    int have_scan; /* leak kinds known (not yet: every leak is "unknown") */
     struct symbolizer *symbolizer;
 };
 

@@ -304,6 +304,14 @@ static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *r
     case MT_REC_END:
         rec->time = r->last_time + (uint64_t)get_s(c);
         return c->status;
+    case MT_REC_SCAN:
+        rec->time = r->last_time + (uint64_t)get_s(c);
+        rec->allocations = get_u(c); /* blocks scanned */
+        return c->status;
+    case MT_REC_LEAK_KIND:
+        rec->address = get_u(c);
+        rec->exit_how = get_u(c); /* the kind */
+        return c->status;
     default:
         return -1;
     }
@@ -312,7 +320,8 @@ static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *r
 static int carries_time(unsigned type)
 {
     return type == MT_REC_MODULE_LOAD || type == MT_REC_MODULE_UNLOAD || type == MT_REC_ALLOC ||
-           type == MT_REC_FREE || type == MT_REC_RSS || type == MT_REC_EXIT || type == MT_REC_END;
+           type == MT_REC_FREE || type == MT_REC_RSS || type == MT_REC_EXIT || type == MT_REC_END ||
+           type == MT_REC_SCAN;
 }
 
 int dump_next(struct dump_reader *r, struct dump_record *rec)

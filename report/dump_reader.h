@@ -38,8 +38,8 @@ struct dump_record {
     size_t build_id_len;
     uint64_t nsegments;
     const struct dump_segment *segments;
-    uint64_t allocations, frees, bytes_allocated; /* INHERIT_TOTALS */
-    uint64_t exit_how;                            /* EXIT */
+    uint64_t allocations, frees, bytes_allocated; /* INHERIT_TOTALS; SCAN: allocations = blocks */
+    uint64_t exit_how;                            /* EXIT; LEAK_KIND: the kind */
     int64_t exit_value;
 };
 

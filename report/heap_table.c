@@ -64,6 +64,14 @@ int heap_table_insert(struct heap_table *t, const struct heap_block *b, struct h
     return 0;
 }
 
+struct heap_block *heap_table_find(struct heap_table *t, uint64_t address)
+{
+    for (size_t i = slot_of(address, t->mask); t->slots[i].address; i = (i + 1) & t->mask)
+        if (t->slots[i].address == address)
+            return &t->slots[i];
+    return NULL;
+}
+
 int heap_table_remove(struct heap_table *t, uint64_t address, struct heap_block *out)
 {
     size_t i = slot_of(address, t->mask);

@@ -13,7 +13,8 @@ struct heap_block {
     uint64_t address; /* 0 = empty slot (malloc never returns 0 for a block) */
     uint64_t size;
     uint32_t stack;
-    uint32_t thread;
+    uint32_t thread : 24; /* thread index */
+    uint32_t kind : 8;    /* enum mt_leak_kind, once scanned */
 };
 
 struct heap_table {
@@ -29,6 +30,9 @@ void heap_table_free(struct heap_table *t);
 int heap_table_insert(struct heap_table *t, const struct heap_block *b, struct heap_block *replaced);
 /* Removes the block at address into *out; 0 if there was none. */
 int heap_table_remove(struct heap_table *t, uint64_t address, struct heap_block *out);
+/* The live block at address, or NULL. The pointer is valid until the next
+ * insert or remove. */
+struct heap_block *heap_table_find(struct heap_table *t, uint64_t address);
 /* Copies every live block; returns the count, or -1 when out of memory. */
 long heap_table_snapshot(const struct heap_table *t, struct heap_block **out);
 

@@ -12,17 +12,52 @@
 #include "text_format.h"
 #include "util.h"
 
-static const char *kind_names[] = {"definite", "indirect", "possible", "reachable", "unknown"};
+const char *const leak_kind_names[MT_KIND_COUNT] = {"definite", "indirect", "possible",
+                                                     "reachable", "unknown"};
+#define kind_names leak_kind_names
 
-/* ---- choosing and ordering sites ---------------------------------------- */
+int parse_leak_kinds(const char *list, unsigned *mask)
+{
+    unsigned m = 0;
+    const char *p = list;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        int found = 0;
+        if (len == 3 && strncmp(p, "all", 3) == 0) {
+            m |= (1u << MT_KIND_COUNT) - 1;
+            found = 1;
+        }
+        for (int k = 0; k < MT_KIND_COUNT && !found; k++)
+            if (strlen(leak_kind_names[k]) == len && strncmp(p, leak_kind_names[k], len) == 0) {
+                m |= 1u << k;
+                found = 1;
+            }
+        if (!found)
+            return -1;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    if (!m)
+        return -1;
+    *mask = m;
+    return 0;
+}
+
+/* ---- choosing and ordering sites ----------------------------------------
+ * An entry is a site, and for leaks a (site, kind): site * 8 + kind. */
 
 static const struct analysis *sort_analysis;
 static enum report_section sort_section;
 
-static int64_t site_value(const struct analysis *a, const struct site *s, enum report_section k)
+#define ENTRY_SITE(e) ((e) >> 3)
+#define ENTRY_KIND(e) ((e) & 7)
+
+static int64_t entry_value(const struct analysis *a, uint32_t e, enum report_section k)
 {
+    const struct site *s = &a->sites[ENTRY_SITE(e)];
     switch (k) {
-    case SECTION_LEAKS: return (int64_t)s->leaked_bytes;
+    case SECTION_LEAKS: return (int64_t)s->kind_bytes[ENTRY_KIND(e)];
     case SECTION_PEAK: return site_peak_bytes(a, s);
     case SECTION_ALLOCATIONS: return (int64_t)s->allocations;
     case SECTION_TEMPORARY: return (int64_t)s->temporary;
@@ -30,35 +65,53 @@ static int64_t site_value(const struct analysis *a, const struct site *s, enum r
     return 0;
 }
 
-static int64_t site_tiebreak(const struct site *s, enum report_section k)
+/* What breaks ties, and whether the entry has anything at all (a site of
+ * 0-byte blocks has no bytes but is still listed). */
+static int64_t entry_count(const struct analysis *a, uint32_t e, enum report_section k)
 {
-    return k == SECTION_ALLOCATIONS ? (int64_t)s->bytes_allocated
-           : k == SECTION_TEMPORARY ? (int64_t)s->temporary_bytes
-                                    : 0;
+    const struct site *s = &a->sites[ENTRY_SITE(e)];
+    switch (k) {
+    case SECTION_LEAKS: return (int64_t)s->kind_blocks[ENTRY_KIND(e)];
+    case SECTION_PEAK: return site_peak_blocks(a, s);
+    case SECTION_ALLOCATIONS: return (int64_t)s->bytes_allocated;
+    case SECTION_TEMPORARY: return (int64_t)s->temporary_bytes;
+    }
+    return 0;
 }
 
 static int by_value(const void *x, const void *y)
 {
-    const struct site *a = &sort_analysis->sites[*(const uint32_t *)x];
-    const struct site *b = &sort_analysis->sites[*(const uint32_t *)y];
-    int64_t va = site_value(sort_analysis, a, sort_section);
-    int64_t vb = site_value(sort_analysis, b, sort_section);
+    uint32_t ex = *(const uint32_t *)x, ey = *(const uint32_t *)y;
+    int64_t va = entry_value(sort_analysis, ex, sort_section);
+    int64_t vb = entry_value(sort_analysis, ey, sort_section);
     if (va != vb)
         return va < vb ? 1 : -1;
-    int64_t ta = site_tiebreak(a, sort_section), tb = site_tiebreak(b, sort_section);
+    int64_t ta = entry_count(sort_analysis, ex, sort_section);
+    int64_t tb = entry_count(sort_analysis, ey, sort_section);
     if (ta != tb)
         return ta < tb ? 1 : -1;
-    return a->first_frame < b->first_frame ? -1 : a->first_frame > b->first_frame;
+    return ex < ey ? -1 : ex > ey;
 }
 
-/* The sites with something to show in section k, sorted; returns count. */
-static uint32_t pick_sites(const struct analysis *a, enum report_section k, uint32_t **out)
+/* The entries with something to show in section k (leaks: of the kinds in
+ * the mask), sorted; returns the count. */
+static uint32_t pick_entries(const struct analysis *a, enum report_section k, unsigned kinds,
+                             uint32_t **out)
 {
-    uint32_t *v = malloc(((size_t)a->nsites + 1) * sizeof *v);
+    uint32_t per_site = k == SECTION_LEAKS ? MT_KIND_COUNT : 1;
+    uint32_t *v = malloc(((size_t)a->nsites * per_site + 1) * sizeof *v);
     uint32_t n = 0;
-    for (uint32_t i = 0; v && i < a->nsites; i++)
-        if (!a->sites[i].filtered_out && site_value(a, &a->sites[i], k) > 0)
-            v[n++] = i;
+    for (uint32_t i = 0; v && i < a->nsites; i++) {
+        if (a->sites[i].filtered_out)
+            continue;
+        for (uint32_t kind = 0; kind < per_site; kind++) {
+            uint32_t e = i * 8 + kind;
+            if (k == SECTION_LEAKS && !(kinds & (1u << kind)))
+                continue;
+            if (entry_count(a, e, k) > 0 || entry_value(a, e, k) > 0)
+                v[n++] = e;
+        }
+    }
     sort_analysis = a;
     sort_section = k;
     if (n)
@@ -94,17 +147,18 @@ static void json_stack(FILE *out, const struct analysis *a, const struct site *s
 static void json_sites(FILE *out, const struct analysis *a, enum report_section k, int top)
 {
     uint32_t *v;
-    uint32_t n = pick_sites(a, k, &v);
+    uint32_t n = pick_entries(a, k, (1u << MT_KIND_COUNT) - 1, &v);
     if (top > 0 && n > (uint32_t)top)
         n = (uint32_t)top;
     fputs("\"sites\": [", out);
     for (uint32_t i = 0; i < n; i++) {
-        const struct site *s = &a->sites[v[i]];
+        const struct site *s = &a->sites[ENTRY_SITE(v[i])];
+        unsigned kind = ENTRY_KIND(v[i]);
         fputs(i ? ",\n      {" : "\n      {", out);
         switch (k) {
         case SECTION_LEAKS:
-            fprintf(out, "\"kind\": \"%s\", \"bytes\": %llu, \"blocks\": %llu", kind_names[4],
-                    (unsigned long long)s->leaked_bytes, (unsigned long long)s->leaked_blocks);
+            fprintf(out, "\"kind\": \"%s\", \"bytes\": %llu, \"blocks\": %llu", kind_names[kind],
+                    (unsigned long long)s->kind_bytes[kind], (unsigned long long)s->kind_blocks[kind]);
             break;
         case SECTION_PEAK:
             fprintf(out, "\"bytes\": %lld, \"blocks\": %lld", (long long)site_peak_bytes(a, s),
@@ -134,13 +188,15 @@ void report_print_json(FILE *out, const struct dump_reader *r, const struct anal
     fputs("{\n  \"format\": \"memtrace-report\", \"version\": 1,\n", out);
     summary_print_json_blocks(out, r, &a->summary);
     if (sections & (1u << SECTION_LEAKS)) {
-        /* Without the reachability scan no block has a kind yet: all are
-         * "unknown", so in_use equals the sum of by_kind. */
-        fputs(",\n  \"leaks\": {\"by_kind\": {", out);
-        for (int k = 0; k < 5; k++)
+        /* Every live block has one kind (unknown without a scan), so in_use
+         * equals the sum of by_kind. */
+        fputs(",\n  \"leaks\": {\"scanned\": ", out);
+        fputs(a->summary.scanned ? "true" : "false", out);
+        fputs(", \"by_kind\": {", out);
+        for (int k = 0; k < MT_KIND_COUNT; k++)
             fprintf(out, "%s\"%s\": {\"bytes\": %llu, \"blocks\": %llu}", k ? ", " : "",
-                    kind_names[k], k == 4 ? (unsigned long long)t->in_use_bytes : 0ull,
-                    k == 4 ? (unsigned long long)t->in_use_blocks : 0ull);
+                    kind_names[k], (unsigned long long)a->summary.kind_bytes[k],
+                    (unsigned long long)a->summary.kind_blocks[k]);
         fputs("},\n    ", out);
         json_sites(out, a, SECTION_LEAKS, top);
         fputs("}", out);
@@ -234,7 +290,7 @@ static void text_stack(FILE *out, const struct analysis *a, const struct site *s
 }
 
 static void text_section(FILE *out, const struct analysis *a, enum report_section k, int top,
-                         const struct style *st)
+                         unsigned kinds, const struct style *st)
 {
     static const char *titles[] = {
         "Leaks: blocks still allocated at exit, by bytes",
@@ -243,24 +299,33 @@ static void text_section(FILE *out, const struct analysis *a, enum report_sectio
         "Temporary: blocks freed before their thread allocated anything else"};
     const struct heap_totals *t = &a->summary.totals;
     uint32_t *v;
-    uint32_t total = pick_sites(a, k, &v);
+    uint32_t total = pick_entries(a, k, kinds, &v);
     uint32_t n = top > 0 && total > (uint32_t)top ? (uint32_t)top : total;
     char b1[32], b2[32], b3[32];
     fprintf(out, "\n%s%s%s\n", st->bold, titles[k], st->reset);
-    if (k == SECTION_LEAKS)
-        fprintf(out, "  %s in %s blocks; kinds not classified (no reachability scan)\n",
-                fmt_bytes(b1, t->in_use_bytes), fmt_count(b2, t->in_use_blocks));
+    if (k == SECTION_LEAKS) {
+        fputs("  ", out);
+        for (int kind = 0; kind < MT_KIND_COUNT; kind++)
+            if (a->summary.kind_blocks[kind] || kind == MT_KIND_DEFINITE)
+                fprintf(out, "%s: %s in %s blocks   ", kind_names[kind],
+                        fmt_bytes(b1, a->summary.kind_bytes[kind]),
+                        fmt_count(b2, a->summary.kind_blocks[kind]));
+        fputs(a->summary.scanned ? "\n" : "\n  (no reachability scan: the process did not end by exit)\n",
+              out);
+    }
     if (k == SECTION_PEAK)
         fprintf(out, "  %s in %s blocks at %.3f s\n", fmt_bytes(b1, t->peak_bytes),
                 fmt_count(b2, t->peak_blocks), t->peak_time_ns / 1e9);
     if (total == 0)
         fputs("  none\n", out);
     for (uint32_t i = 0; i < n; i++) {
-        const struct site *s = &a->sites[v[i]];
+        const struct site *s = &a->sites[ENTRY_SITE(v[i])];
+        unsigned kind = ENTRY_KIND(v[i]);
         switch (k) {
         case SECTION_LEAKS:
-            fprintf(out, "  #%-3u %10s in %s block%s\n", i + 1, fmt_bytes(b1, s->leaked_bytes),
-                    fmt_count(b2, s->leaked_blocks), s->leaked_blocks == 1 ? "" : "s");
+            fprintf(out, "  #%-3u %10s in %s block%s, %s\n", i + 1, fmt_bytes(b1, s->kind_bytes[kind]),
+                    fmt_count(b2, s->kind_blocks[kind]), s->kind_blocks[kind] == 1 ? "" : "s",
+                    kind_names[kind]);
             break;
         case SECTION_PEAK:
             fprintf(out, "  #%-3u %10s in %s block%s\n", i + 1,
@@ -285,12 +350,12 @@ static void text_section(FILE *out, const struct analysis *a, enum report_sectio
 }
 
 void report_print_text(FILE *out, const struct dump_reader *r, const struct analysis *a,
-                       unsigned sections, int top, int colour)
+                       unsigned sections, int top, unsigned kinds, int colour)
 {
     struct style st = colour ? (struct style){"\033[1m", "\033[2m", "\033[0m"}
                              : (struct style){"", "", ""};
     summary_print_text(out, r, &a->summary);
     for (int k = SECTION_LEAKS; k <= SECTION_TEMPORARY; k++)
         if (sections & (1u << k))
-            text_section(out, a, (enum report_section)k, top, &st);
+            text_section(out, a, (enum report_section)k, top, kinds, &st);
 }

@@ -16,6 +16,8 @@ struct summary {
     uint64_t exit_how; /* enum mt_exit, 0 if the dump has no EXIT record */
     int64_t exit_value;
     int truncated;
+    int scanned; /* the dump holds a reachability scan */
+    uint64_t kind_bytes[MT_KIND_COUNT], kind_blocks[MT_KIND_COUNT]; /* live at the end */
 };
 
 void summary_print_text(FILE *out, const struct dump_reader *r, const struct summary *s);

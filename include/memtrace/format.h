@@ -82,6 +82,22 @@ enum mt_record {
     MT_REC_EXIT = 11,
     /* Last record of a dump whose consumer finished normally. dt */
     MT_REC_END = 12,
+    /* The reachability scan at the end of the process (SPEC section 5):
+     * dt, u nblocks; then nblocks LEAK_KIND records, one per block live at
+     * that moment. Blocks allocated later have no kind (unknown). */
+    MT_REC_SCAN = 13,
+    /* u address, u kind (enum mt_leak_kind) */
+    MT_REC_LEAK_KIND = 14,
+};
+
+/* Leak kinds, memcheck's semantics (SPEC section 5). */
+enum mt_leak_kind {
+    MT_KIND_DEFINITE = 0,
+    MT_KIND_INDIRECT = 1,
+    MT_KIND_POSSIBLE = 2,
+    MT_KIND_REACHABLE = 3,
+    MT_KIND_UNKNOWN = 4, /* not scanned: the process died first, or allocated after */
+    MT_KIND_COUNT = 5
 };
 
 enum mt_exit {

@@ -20,7 +20,7 @@ int main(void)
         size_t i = (seed >> 8) % MODEL;
         uint64_t address = (uint64_t)(i + 1) * 16 + ((uint64_t)(i % 7) << 40);
         if (model_size[i] == 0) {
-            struct heap_block b = {address, i + 1, (uint32_t)i, 0}, old;
+            struct heap_block b = {.address = address, .size = i + 1, .stack = (uint32_t)i}, old;
             CHECK(heap_table_insert(&t, &b, &old) == 0);
             model_size[i] = i + 1;
             live++;
@@ -46,7 +46,7 @@ int main(void)
     CHECK(all);
     CHECK(t.count == 0);
     /* replacing a live address reports the old block */
-    struct heap_block a = {4096, 10, 1, 0}, b = {4096, 20, 2, 0}, old;
+    struct heap_block a = {.address = 4096, .size = 10, .stack = 1}, b = {.address = 4096, .size = 20, .stack = 2}, old;
     CHECK(heap_table_insert(&t, &a, &old) == 0);
     CHECK(heap_table_insert(&t, &b, &old) == 1 && old.size == 10);
     struct heap_block *snap;
