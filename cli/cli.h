@@ -8,6 +8,10 @@ int cmd_run(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
+int cmd_check(int argc, char **argv);      /* check_cmd.c */
+int cmd_flamegraph(int argc, char **argv); /* flamegraph_cmd.c */
+int cmd_timeline(int argc, char **argv);   /* timeline_cmd.c */
+int cmd_diff(int argc, char **argv);       /* diff_cmd.c */
 
 /* Prints "memtrace: MESSAGE" on stderr; returns 1 (the exit status). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -15,5 +19,6 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_bad_option(const char *command, const char *arg, int optopt);
 int parse_unwind(const char *s, uint32_t *out);
 int parse_depth(const char *s, uint32_t *out);
+int parse_leak_check(const char *s, uint32_t *out);
 
 #endif

@@ -180,7 +180,8 @@ static void write_process_record(struct process *p, const struct consumer_option
 static void reply(int fd, uint32_t status, const struct consumer_options *o, const char *message)
 {
     struct mt_msg_reply r = {.type = MT_MSG_REPLY, .status = status, .unwind = o->unwind,
-                             .max_depth = o->max_depth, .follow_fork = (uint32_t)o->follow_fork};
+                             .max_depth = o->max_depth, .follow_fork = (uint32_t)o->follow_fork,
+                             .leak_check = o->leak_check, .freeres = (uint32_t)o->freeres};
     if (message)
         snprintf(r.message, sizeof r.message, "%s", message);
     send(fd, &r, sizeof r, MSG_NOSIGNAL);
@@ -294,9 +295,82 @@ static void on_ring(struct process *p, const struct mt_msg_ring *m, int memfd)
     send(p->conn, &r, sizeof r, MSG_NOSIGNAL);
 }
 
+static int by_address(const void *x, const void *y)
+{
+    const struct heap_block *a = x, *b = y;
+    return a->address < b->address ? -1 : a->address > b->address;
+}
+
+/* The process is about to scan: everything it wrote is in its rings (its
+ * other threads are stopped), so drain them and hand over the live blocks,
+ * sorted, in a memfd it fills with their kinds. */
+static void on_scan_request(struct consumer *c, struct process *p)
+{
+    struct mt_msg_reply r = {.type = MT_MSG_REPLY, .status = MT_REPLY_ERROR};
+    process_drain(p, 1, &c->snapshots);
+    struct heap_block *blocks = NULL;
+    long n = p->waiting_for_fork || p->corrupt ? -1 : heap_table_snapshot(&p->live, &blocks);
+    int fd = n >= 0 ? memfd_create("memtrace-scan", MFD_CLOEXEC) : -1;
+    size_t size = sizeof(struct mt_scan_header) + (size_t)(n > 0 ? n : 0) * (sizeof(struct mt_scan_block) + 1);
+    uint8_t *map = MAP_FAILED;
+    if (fd >= 0 && ftruncate(fd, (off_t)size) == 0)
+        map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map != MAP_FAILED) {
+        qsort(blocks, (size_t)n, sizeof *blocks, by_address);
+        struct mt_scan_header h = {.count = (uint64_t)n};
+        memcpy(map, &h, sizeof h);
+        struct mt_scan_block *out = (void *)(map + sizeof h);
+        for (long i = 0; i < n; i++)
+            out[i] = (struct mt_scan_block){blocks[i].address, blocks[i].size};
+        memset(map + sizeof h + (size_t)n * sizeof *out, MT_KIND_UNKNOWN, (size_t)n);
+        p->scan_map = map;
+        p->scan_size = size;
+        r.status = MT_REPLY_OK;
+    }
+    free(blocks);
+    char control[CMSG_SPACE(sizeof(int))];
+    memset(control, 0, sizeof control);
+    struct iovec iov = {.iov_base = &r, .iov_len = sizeof r};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (r.status == MT_REPLY_OK) {
+        mh.msg_control = control;
+        mh.msg_controllen = sizeof control;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    }
+    sendmsg(p->conn, &mh, MSG_NOSIGNAL);
+    if (fd >= 0)
+        close(fd);
+}
+
+/* The process has written a kind for every block: record them. */
+static void on_scan_done(struct process *p)
+{
+    if (!p->scan_map)
+        return;
+    struct mt_scan_header h;
+    memcpy(&h, p->scan_map, sizeof h);
+    const struct mt_scan_block *blocks = (const void *)(p->scan_map + sizeof h);
+    const uint8_t *kinds = (const uint8_t *)(blocks + h.count);
+    dump_write_scan(&p->dump, consumer_now_ns(), h.count);
+    for (uint64_t i = 0; i < h.count; i++) {
+        uint8_t kind = kinds[i] < MT_KIND_COUNT ? kinds[i] : MT_KIND_UNKNOWN;
+        dump_write_leak_kind(&p->dump, blocks[i].address, kind);
+        struct heap_block *b = heap_table_find(&p->live, blocks[i].address);
+        if (b)
+            b->kind = kind;
+    }
+    munmap(p->scan_map, p->scan_size);
+    p->scan_map = NULL;
+    p->scanned = 1;
+}
+
 /* Reads one message from a process's socket: 1 read, 2 nothing to read,
  * 0 the process closed it. */
-static int read_message(struct process *p)
+static int read_message(struct consumer *c, struct process *p)
 {
     union {
         struct mt_msg_hello hello;
@@ -320,12 +394,16 @@ static int read_message(struct process *p)
         on_ring(p, &msg.ring, fd);
     else if (fd >= 0)
         close(fd);
+    if (msg.type == MT_MSG_SCAN)
+        on_scan_request(c, p);
+    else if (msg.type == MT_MSG_SCAN_DONE)
+        on_scan_done(p);
     return 1;
 }
 
 /* ---- ending ------------------------------------------------------------- */
 
-static void print_summary(const struct process *p, const char *how)
+static void print_summary(const struct process *p, const char *how, uint32_t leak_check)
 {
     const struct heap_totals *t = &p->totals;
     char a[32], b[32], d[32];
@@ -339,6 +417,22 @@ static void print_summary(const struct process *p, const char *how)
             fmt_count(a, t->allocations), fmt_count(b, t->frees), fmt_count(d, t->bytes_allocated));
     fprintf(stderr, "==memtrace==   peak: %s bytes in %s blocks at %.3f s\n",
             fmt_count(a, t->peak_bytes), fmt_count(b, t->peak_blocks), t->peak_time_ns / 1e9);
+    if (leak_check != MT_LEAK_CHECK_NONE && t->in_use_blocks) {
+        uint64_t bytes[MT_KIND_COUNT] = {0}, blocks[MT_KIND_COUNT] = {0};
+        for (size_t i = 0; i <= p->live.mask; i++) {
+            const struct heap_block *lb = &p->live.slots[i];
+            if (lb->address) {
+                bytes[lb->kind] += lb->size;
+                blocks[lb->kind]++;
+            }
+        }
+        static const char *labels[] = {"definitely lost", "indirectly lost", "  possibly lost",
+                                       "still reachable", "    not scanned"};
+        for (int k = 0; k < MT_KIND_COUNT; k++)
+            if (k != MT_KIND_UNKNOWN || blocks[k])
+                fprintf(stderr, "==memtrace==   %s: %s bytes in %s blocks\n", labels[k],
+                        fmt_count(a, bytes[k]), fmt_count(b, blocks[k]));
+    }
     fprintf(stderr, "==memtrace==   dump: %s\n", p->dump_path);
 }
 
@@ -392,7 +486,7 @@ static int finish(struct consumer *c, struct process *p)
     default: snprintf(how_text, sizeof how_text, "ended");
     }
     if (!c->opt->quiet)
-        print_summary(p, how_text);
+        print_summary(p, how_text, c->opt->leak_check);
     p->phase = PHASE_DONE;
     /* A fork child still waiting for this process's snapshot gets none. */
     for (size_t i = 0; i < c->nprocs; i++)
@@ -403,6 +497,8 @@ static int finish(struct consumer *c, struct process *p)
 
 static void release(struct process *p)
 {
+    if (p->scan_map)
+        munmap(p->scan_map, p->scan_size);
     heap_table_free(&p->live);
     stack_store_free(&p->stacks);
     for (int i = 0; i < p->argc; i++)
@@ -471,7 +567,7 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
             if (p->phase == PHASE_DONE)
                 continue;
             while (p->conn >= 0) {
-                int r = read_message(p);
+                int r = read_message(&c, p);
                 if (r == 0) {
                     close(p->conn);
                     p->conn = -1;

@@ -14,6 +14,8 @@ struct consumer_options {
     uint32_t max_depth;
     int follow_fork;
     int quiet;          /* no summary on stderr */
+    uint32_t leak_check; /* enum mt_leak_check */
+    int freeres;        /* free libc's one-time allocations before the scan */
     pid_t direct_child; /* run mode: the program we started; 0 in serve mode */
 };
 

@@ -273,3 +273,17 @@ void dump_write_end(struct dump_writer *w, uint64_t ts)
     dw_byte(w, MT_REC_END);
     dw_time(w, ts);
 }
+
+void dump_write_scan(struct dump_writer *w, uint64_t ts, uint64_t nblocks)
+{
+    dw_byte(w, MT_REC_SCAN);
+    dw_time(w, ts);
+    dw_u(w, nblocks);
+}
+
+void dump_write_leak_kind(struct dump_writer *w, uint64_t address, uint64_t kind)
+{
+    dw_byte(w, MT_REC_LEAK_KIND);
+    dw_u(w, address);
+    dw_u(w, kind);
+}

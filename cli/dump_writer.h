@@ -58,5 +58,7 @@ void dump_write_inherit_totals(struct dump_writer *w, uint64_t allocations, uint
                                uint64_t bytes_allocated);
 void dump_write_exit(struct dump_writer *w, uint64_t ts, uint64_t how, int64_t value);
 void dump_write_end(struct dump_writer *w, uint64_t ts);
+void dump_write_scan(struct dump_writer *w, uint64_t ts, uint64_t nblocks);
+void dump_write_leak_kind(struct dump_writer *w, uint64_t address, uint64_t kind);
 
 #endif

@@ -76,6 +76,10 @@ struct process {
     int corrupt;              /* a ring held garbage: stop reading it */
     int rss_fd;
     uint64_t last_rss_ns;
+    /* the reachability scan: the memfd mapping handed to the process */
+    uint8_t *scan_map;
+    size_t scan_size;
+    int scanned;
 };
 
 /* drain.c */

@@ -36,6 +36,13 @@ static const char run_usage[] =
     "      --unwind MODE      stack capture: dwarf (libunwind, default) or fp\n"
     "                         (frame pointers)\n"
     "      --max-depth N      frames kept per stack, 1..256 (default 64)\n"
+    "      --leak-check MODE  full (default): classify the blocks live at exit as\n"
+    "                         definite, indirect, possible or reachable, by a scan\n"
+    "                         of the process's memory as it ends; summary: no\n"
+    "                         scan; none: no scan and no leak summary\n"
+    "      --run-libc-freeres yes|no\n"
+    "                         free libc's and libstdc++'s one-time allocations\n"
+    "                         before the scan, as valgrind does (default yes)\n"
     "  -q, --quiet            no summary on stderr\n"
     "  -h, --help             show this help\n"
     "\n"
@@ -257,6 +264,19 @@ int parse_unwind(const char *s, uint32_t *out)
     return 0;
 }
 
+int parse_leak_check(const char *s, uint32_t *out)
+{
+    if (strcmp(s, "full") == 0)
+        *out = MT_LEAK_CHECK_FULL;
+    else if (strcmp(s, "summary") == 0)
+        *out = MT_LEAK_CHECK_SUMMARY;
+    else if (strcmp(s, "none") == 0)
+        *out = MT_LEAK_CHECK_NONE;
+    else
+        return -1;
+    return 0;
+}
+
 int parse_depth(const char *s, uint32_t *out)
 {
     char *end;
@@ -271,11 +291,13 @@ int parse_depth(const char *s, uint32_t *out)
 int cmd_run(int argc, char **argv)
 {
     struct consumer_options o = {.output_pattern = "./memtrace.%n.%p.mtr",
-                                 .unwind = MT_UNWIND_DWARF, .max_depth = 64, .follow_fork = 1};
+                                 .unwind = MT_UNWIND_DWARF, .max_depth = 64, .follow_fork = 1,
+                                 .leak_check = MT_LEAK_CHECK_FULL, .freeres = 1};
     static const struct option longopts[] = {
         {"output", required_argument, 0, 'o'}, {"no-follow-fork", no_argument, 0, 'F'},
         {"unwind", required_argument, 0, 'u'}, {"max-depth", required_argument, 0, 'd'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
+        {"leak-check", required_argument, 0, 'L'}, {"run-libc-freeres", required_argument, 0, 'R'},
         {0, 0, 0, 0}};
     int opt;
     optind = 1;
@@ -289,6 +311,15 @@ int cmd_run(int argc, char **argv)
         case 'u':
             if (parse_unwind(optarg, &o.unwind) != 0)
                 return cli_error("--unwind takes dwarf or fp, not '%s'", optarg);
+            break;
+        case 'L':
+            if (parse_leak_check(optarg, &o.leak_check) != 0)
+                return cli_error("--leak-check takes none, summary or full, not '%s'", optarg);
+            break;
+        case 'R':
+            if (strcmp(optarg, "yes") != 0 && strcmp(optarg, "no") != 0)
+                return cli_error("--run-libc-freeres takes yes or no, not '%s'", optarg);
+            o.freeres = strcmp(optarg, "yes") == 0;
             break;
         case 'd':
             if (parse_depth(optarg, &o.max_depth) != 0)

@@ -17,12 +17,13 @@
 #include "cli.h"
 #include "consumer.h"
 #include "memtrace/format.h"
+#include "memtrace/ring.h"
 
 int cmd_serve(int argc, char **argv)
 {
     struct consumer_options o = {.output_pattern = "./memtrace.%n.%p.mtr",
                                  .unwind = MT_UNWIND_DWARF, .max_depth = 64, .follow_fork = 1,
-                                 .quiet = 1};
+                                 .quiet = 1, .leak_check = MT_LEAK_CHECK_FULL, .freeres = 1};
     const char *name = NULL;
     static const struct option longopts[] = {{"socket", required_argument, 0, 's'},
                                              {"output", required_argument, 0, 'o'},

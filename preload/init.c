@@ -33,7 +33,8 @@
 struct mt_real_functions mt_real;
 volatile int mt_state;
 __thread struct mt_thread mt_thread_state __attribute__((tls_model("initial-exec")));
-struct mt_config mt_config = {MT_UNWIND_DWARF, 64, 1, MT_RING_DEFAULT_CAPACITY};
+struct mt_config mt_config = {MT_UNWIND_DWARF, 64, 1, MT_RING_DEFAULT_CAPACITY,
+                              MT_LEAK_CHECK_FULL, 1};
 uint32_t mt_generation = 1;
 
 static int socket_fd = -1;
@@ -229,6 +230,8 @@ static int connect_and_hello(pid_t fork_parent, uint32_t fork_seq)
     mt_config.max_depth = reply.max_depth >= 1 && reply.max_depth <= MT_MAX_DEPTH_LIMIT
                               ? reply.max_depth : 64;
     mt_config.follow_fork = reply.follow_fork;
+    mt_config.leak_check = reply.leak_check;
+    mt_config.freeres = reply.freeres;
     socket_fd = fd;
     traced_pid = hello.pid;
     struct stat st;
@@ -438,6 +441,10 @@ void mt_init(void)
     t->guard--;
     errno = saved_errno;
 }
+
+/* Our destructor runs after the program's and its libraries' (they were
+ * initialized after us): the latest moment to scan, as memcheck does. */
+__attribute__((destructor)) static void mt_destructor(void) { mt_scan_at_exit(1); }
 
 __attribute__((constructor)) static void mt_constructor(void)
 {

@@ -439,6 +439,7 @@ EXPORT int dlclose(void *handle)
 EXPORT void _exit(int status)
 {
     mt_note_exit(status);
+    mt_scan_at_exit(0);
     if (!mt_real._exit)
         mt_init();
     mt_real._exit(status);
@@ -448,6 +449,7 @@ EXPORT void _exit(int status)
 EXPORT void _Exit(int status)
 {
     mt_note_exit(status);
+    mt_scan_at_exit(0);
     if (!mt_real._Exit)
         mt_init();
     mt_real._Exit(status);

@@ -53,6 +53,9 @@ static void spin_lock(int *lock)
 
 static void spin_unlock(int *lock) { __atomic_store_n(lock, 0, __ATOMIC_RELEASE); }
 
+void mt_socket_lock(void) { spin_lock(&socket_lock); }
+void mt_socket_unlock(void) { spin_unlock(&socket_lock); }
+
 static struct mt_ring *new_descriptor(void)
 {
     if (descriptor_left == 0) {

@@ -73,6 +73,8 @@ struct mt_config {
     uint32_t max_depth; /* frames kept */
     uint32_t follow_fork;
     uint64_t ring_capacity;
+    uint32_t leak_check; /* enum mt_leak_check */
+    uint32_t freeres;
 };
 extern struct mt_config mt_config MT_HIDDEN;
 extern uint32_t mt_generation MT_HIDDEN; /* bumped in every fork child */
@@ -135,6 +137,15 @@ void mt_modules_forget_announced(void) MT_HIDDEN; /* fork child: announce again 
 /* mt_modules_sync into the calling thread's ring. The caller has raised the
  * guard. */
 void mt_modules_sync_now(struct mt_thread *t) MT_HIDDEN;
+
+/* One request on the socket at a time (ring_writer.c). */
+void mt_socket_lock(void) MT_HIDDEN;
+void mt_socket_unlock(void) MT_HIDDEN;
+
+/* ---- scan.c ---- */
+/* The reachability scan, once, at the end of the process; allow_freeres is
+ * 0 from _exit (freeres would flush stdio, which _exit must not). */
+void mt_scan_at_exit(int allow_freeres) MT_HIDDEN;
 
 /* ---- tls_compensation.c ---- */
 void mt_tls_compensation_init(uintptr_t own_base) MT_HIDDEN;

@@ -108,7 +108,29 @@ struct mt_ring_u32pair {
 
 /* ---- socket messages (SOCK_SEQPACKET) ---------------------------------- */
 
-enum mt_msg_type { MT_MSG_HELLO = 1, MT_MSG_REPLY, MT_MSG_RING };
+enum mt_msg_type {
+    MT_MSG_HELLO = 1,
+    MT_MSG_REPLY,
+    MT_MSG_RING,
+    /* process -> consumer at exit: "drain me and send the live blocks".
+     * The reply carries a memfd: struct mt_scan_header, then count blocks
+     * (address, size) sorted by address, then count kind bytes that the
+     * process fills (enum mt_leak_kind) before sending SCAN_DONE. */
+    MT_MSG_SCAN,
+    MT_MSG_SCAN_DONE,
+};
+
+enum mt_leak_check { MT_LEAK_CHECK_NONE = 0, MT_LEAK_CHECK_SUMMARY = 1, MT_LEAK_CHECK_FULL = 2 };
+
+struct mt_scan_header {
+    uint64_t count;
+    uint64_t reserved;
+};
+
+struct mt_scan_block {
+    uint64_t address;
+    uint64_t size;
+};
 
 /* process -> consumer, first message of a connection */
 struct mt_msg_hello {
@@ -130,8 +152,15 @@ struct mt_msg_reply {
     uint32_t unwind; /* enum mt_unwind */
     uint32_t max_depth;
     uint32_t follow_fork;
+    uint32_t leak_check; /* enum mt_leak_check */
+    uint32_t freeres;    /* run __libc_freeres before the scan */
+    char message[228];
+};
+
+/* process -> consumer: MT_MSG_SCAN and MT_MSG_SCAN_DONE */
+struct mt_msg_simple {
+    uint32_t type;
     uint32_t pad;
-    char message[232];
 };
 
 /* process -> consumer, with the ring's memfd as SCM_RIGHTS */

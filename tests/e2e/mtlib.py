@@ -21,8 +21,9 @@ allocated" and "in use at exit: U bytes in N blocks").
 Facts about valgrind that the comparisons depend on:
 - /usr/bin/valgrind is a Debian wrapper script that changes LD_LIBRARY_PATH
   and GLIBCXX_FORCE_NEW; /usr/bin/valgrind.bin is the real thing.
-- --run-libc-freeres=no --run-cxx-freeres=no: a plain run does not free
-  libc's and libstdc++'s own blocks at exit, so valgrind must not either.
+- valgrind's defaults --run-libc-freeres=yes --run-cxx-freeres=yes: memtrace
+  frees libc's and libstdc++'s one-time blocks at exit the same way (its
+  --run-libc-freeres=yes default), so both count those frees.
 - valgrind gives its client LD_PRELOAD=<its two preload libraries>[:user's],
   memtrace gives LD_PRELOAD=<libmemtrace.so>[:user's] and MEMTRACE_SOCKET.
   Programs that copy their environment (python3, perl) allocate by its size;
@@ -54,8 +55,6 @@ import traceback
 VALGRIND = "/usr/bin/valgrind.bin"
 VALGRIND_OPTIONS = [
     "--tool=memcheck",
-    "--run-libc-freeres=no",
-    "--run-cxx-freeres=no",
     "--leak-check=no",
 ]
 # For programs whose allocations depend on how large their addresses are

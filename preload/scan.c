@@ -1,0 +1,447 @@
+/* The reachability scan at the end of a traced process (SPEC section 5):
+ * classifies every live block as definite, indirect, possible or reachable
+ * with valgrind memcheck's semantics (mc_leakcheck.c).
+ *
+ * It runs in the process itself, last: from our destructor after exit(),
+ * or from _exit(). It stops every other thread with a signal whose handler
+ * saves the thread's registers and stack pointer and waits; asks the
+ * consumer for the live blocks (the consumer drains the rings first and
+ * hands them over sorted, in a memfd); scans the roots -- the writable
+ * private mappings that hold no heap block (data and bss of every module,
+ * anonymous memory, the main thread's TLS), each thread's stack from its
+ * stack pointer up (its TLS and thread descriptor sit at the top), and each
+ * thread's registers -- then the blocks reached from them; writes one kind
+ * per block back into the memfd, and lets the threads go.
+ *
+ * Runs inside the traced process: memory from mmap only, no stdio, no
+ * malloc (the guard is raised throughout).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+/* ---- stopping the other threads ---------------------------------------- */
+
+#define MAX_THREADS 4096
+
+struct stopped {
+    uintptr_t sp;
+    uint64_t regs[NGREG];
+};
+
+static struct stopped *stopped;      /* mmap'd, MAX_THREADS entries */
+static volatile int stopped_count;   /* handlers that have saved their state */
+static volatile int release_word;    /* 1: stopped threads may go on */
+
+static void stop_handler(int sig, siginfo_t *info, void *context)
+{
+    (void)sig;
+    (void)info;
+    int saved = errno;
+    const ucontext_t *uc = context;
+    int i = __atomic_load_n(&stopped_count, __ATOMIC_RELAXED);
+    while (i < MAX_THREADS && !__atomic_compare_exchange_n(&stopped_count, &i, i + 1, 0,
+                                                            __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+        ;
+    if (i < MAX_THREADS) {
+        for (int r = 0; r < NGREG; r++)
+            stopped[i].regs[r] = (uint64_t)uc->uc_mcontext.gregs[r];
+        __atomic_store_n(&stopped[i].sp, (uintptr_t)uc->uc_mcontext.gregs[REG_RSP], __ATOMIC_RELEASE);
+    }
+    while (!__atomic_load_n(&release_word, __ATOMIC_ACQUIRE))
+        syscall(SYS_futex, &release_word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    errno = saved;
+}
+
+/* A real-time signal the program does not handle. 0 if none is free. */
+static int pick_signal(void)
+{
+    for (int sig = SIGRTMAX - 1; sig > SIGRTMIN + 4; sig--) {
+        struct sigaction old;
+        if (sigaction(sig, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) &&
+            old.sa_handler == SIG_DFL)
+            return sig;
+    }
+    return 0;
+}
+
+/* Signals every thread but this one; returns how many were signalled. */
+static int signal_other_threads(int sig)
+{
+    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    pid_t self = gettid(), pid = getpid();
+    int count = 0;
+    char buf[4096];
+    for (;;) {
+        long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        for (long off = 0; off < n;) {
+            struct dirent64 *d = (void *)(buf + off);
+            off += d->d_reclen;
+            pid_t tid = (pid_t)strtol(d->d_name, NULL, 10);
+            if (tid > 0 && tid != self && syscall(SYS_tgkill, pid, tid, sig) == 0)
+                count++;
+        }
+    }
+    close(fd);
+    return count;
+}
+
+static int stop_the_world(void)
+{
+    stopped = mmap(NULL, MAX_THREADS * sizeof *stopped, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (stopped == MAP_FAILED) {
+        stopped = NULL;
+        return -1;
+    }
+    int sig = pick_signal();
+    if (!sig)
+        return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = stop_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    if (sigaction(sig, &sa, NULL) != 0)
+        return -1;
+    int signalled = signal_other_threads(sig);
+    /* Wait up to 200 ms for them; a thread that blocks the signal is
+     * scanned conservatively (its whole stack mapping, no registers). */
+    for (int waited = 0; waited < 2000; waited++) {
+        if (__atomic_load_n(&stopped_count, __ATOMIC_ACQUIRE) >= signalled)
+            break;
+        struct timespec pause = {0, 100000};
+        nanosleep(&pause, NULL);
+    }
+    /* Our handler stays installed: a late signal must not kill the process. */
+    return 0;
+}
+
+static void release_the_world(void)
+{
+    __atomic_store_n(&release_word, 1, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &release_word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* ---- marking (memcheck's algorithm) ------------------------------------ */
+
+enum { UNREACHED = 0, POSSIBLE = 1, REACHABLE = 2, INDIRECT = 3 };
+
+struct marker {
+    const struct mt_scan_block *blocks;
+    uint64_t count;
+    uint8_t *state;
+    uint32_t *stack; /* mark stack of block indexes */
+    uint64_t depth, stack_cap;
+    uint64_t lo, hi; /* lowest block start, highest block end */
+};
+
+/* The block that value points into (start or interior; a 0-size block
+ * only at its start), or -1. */
+static int64_t block_of(const struct marker *m, uint64_t value)
+{
+    if (value < m->lo || value >= m->hi)
+        return -1;
+    uint64_t lo = 0, hi = m->count; /* first block with address > value */
+    while (lo < hi) {
+        uint64_t mid = (lo + hi) / 2;
+        if (m->blocks[mid].address <= value)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return -1;
+    const struct mt_scan_block *b = &m->blocks[lo - 1];
+    if (value < b->address + b->size || (b->size == 0 && value == b->address))
+        return (int64_t)(lo - 1);
+    return -1;
+}
+
+static void push(struct marker *m, uint64_t i)
+{
+    if (m->depth < m->stack_cap)
+        m->stack[m->depth++] = (uint32_t)i;
+}
+
+/* lc_push_without_clique_if_a_chunk_ptr */
+static void consider(struct marker *m, uint64_t value, int prior_definite)
+{
+    int64_t i = block_of(m, value);
+    if (i < 0)
+        return;
+    int via_start = value == m->blocks[i].address;
+    if (m->state[i] == REACHABLE)
+        return;
+    if (via_start && prior_definite) {
+        m->state[i] = REACHABLE;
+        push(m, (uint64_t)i);
+    } else if (m->state[i] == UNREACHED) {
+        m->state[i] = POSSIBLE;
+        push(m, (uint64_t)i);
+    }
+}
+
+static void scan_words(struct marker *m, uintptr_t lo, uintptr_t hi, int prior_definite)
+{
+    for (uintptr_t p = (lo + 7) & ~(uintptr_t)7; p + 8 <= hi; p += 8)
+        consider(m, *(const uint64_t *)p, prior_definite);
+}
+
+static void drain_marks(struct marker *m)
+{
+    while (m->depth) {
+        uint32_t i = m->stack[--m->depth];
+        const struct mt_scan_block *b = &m->blocks[i];
+        scan_words(m, b->address, b->address + b->size, m->state[i] == REACHABLE);
+    }
+}
+
+/* Phase 2: blocks still unreached lead cliques of the blocks they reach;
+ * those become indirect (lc_push_with_clique_if_a_chunk_ptr). */
+static void mark_cliques(struct marker *m)
+{
+    for (uint64_t leader = 0; leader < m->count; leader++) {
+        if (m->state[leader] != UNREACHED)
+            continue;
+        push(m, leader);
+        while (m->depth) {
+            uint32_t i = m->stack[--m->depth];
+            const struct mt_scan_block *b = &m->blocks[i];
+            for (uintptr_t p = (b->address + 7) & ~(uintptr_t)7; p + 8 <= b->address + b->size;
+                 p += 8) {
+                int64_t j = block_of(m, *(const uint64_t *)p);
+                if (j >= 0 && m->state[j] == UNREACHED && (uint64_t)j != leader) {
+                    m->state[j] = INDIRECT;
+                    push(m, (uint64_t)j);
+                }
+            }
+        }
+    }
+}
+
+/* ---- roots ---------------------------------------------------------------- */
+
+/* 1 if [lo, hi) holds the start of a live block: heap memory, not a root. */
+static int holds_block(const struct marker *m, uint64_t lo, uint64_t hi)
+{
+    uint64_t a = 0, b = m->count;
+    while (a < b) {
+        uint64_t mid = (a + b) / 2;
+        if (m->blocks[mid].address < lo)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    return a < m->count && m->blocks[a].address < hi;
+}
+
+static uintptr_t parse_hex(const char **s)
+{
+    uintptr_t v = 0;
+    for (;; (*s)++) {
+        char c = **s;
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return v;
+        v = v * 16 + (uintptr_t)d;
+    }
+}
+
+/* Scans one line of /proc/self/maps if it is a root. */
+static void scan_mapping(struct marker *m, const char *line, uintptr_t self_sp, int nstopped)
+{
+    const char *s = line;
+    uintptr_t lo = parse_hex(&s);
+    if (*s++ != '-')
+        return;
+    uintptr_t hi = parse_hex(&s);
+    if (*s++ != ' ' || s[0] != 'r' || s[1] != 'w' || s[3] != 'p')
+        return;
+    const char *name = strchr(s, '/');
+    const char *bracket = strchr(s, '[');
+    if (bracket && (strncmp(bracket, "[heap]", 6) == 0 || strncmp(bracket, "[vvar]", 6) == 0 ||
+                    strncmp(bracket, "[vsyscall]", 10) == 0))
+        return;
+    (void)name;
+    if (holds_block(m, lo, hi))
+        return; /* heap memory: its blocks are scanned as blocks */
+    /* A thread's stack: only from its stack pointer up. */
+    uintptr_t from = lo;
+    if (self_sp >= lo && self_sp < hi)
+        from = self_sp;
+    for (int i = 0; i < nstopped; i++) {
+        uintptr_t sp = __atomic_load_n(&stopped[i].sp, __ATOMIC_ACQUIRE);
+        if (sp >= lo && sp < hi && sp > from)
+            from = sp;
+    }
+    scan_words(m, from, hi, 1);
+}
+
+static void scan_roots(struct marker *m, uintptr_t self_sp)
+{
+    int nstopped = __atomic_load_n(&stopped_count, __ATOMIC_ACQUIRE);
+    if (nstopped > MAX_THREADS)
+        nstopped = MAX_THREADS;
+    for (int i = 0; i < nstopped; i++)
+        for (int r = 0; r < NGREG; r++)
+            consider(m, stopped[i].regs[r], 1);
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    static char buf[1 << 16];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        buf[len] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n'))) {
+            *nl = '\0';
+            scan_mapping(m, line, self_sp, nstopped);
+            line = nl + 1;
+        }
+        len = (size_t)(buf + len - line);
+        memmove(buf, line, len);
+    }
+    close(fd);
+}
+
+/* ---- talking to the consumer -------------------------------------------- */
+
+static int send_simple(int fd, uint32_t type)
+{
+    struct mt_msg_simple msg = {type, 0};
+    return send(fd, &msg, sizeof msg, MSG_NOSIGNAL) == (ssize_t)sizeof msg ? 0 : -1;
+}
+
+/* Asks for the live blocks; returns the memfd, or -1. */
+static int request_blocks(int sock)
+{
+    if (send_simple(sock, MT_MSG_SCAN) != 0)
+        return -1;
+    struct mt_msg_reply reply;
+    char control[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = &reply, .iov_len = sizeof reply};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                        .msg_controllen = sizeof control};
+    ssize_t n;
+    do {
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    int fd = -1;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); n > 0 && cm; cm = CMSG_NXTHDR(&mh, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+            memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+    if (n != (ssize_t)sizeof reply || reply.status != MT_REPLY_OK) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void run_freeres(struct mt_thread *t)
+{
+    /* As valgrind's --run-libc-freeres and --run-cxx-freeres: libc's and
+     * libstdc++'s one-time allocations are freed, and those frees recorded.
+     * Looked up guarded (a failed dlsym allocates its message), called
+     * unguarded. */
+    t->guard++;
+    void (*cxx)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
+    void (*libc)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "__libc_freeres");
+    t->guard--;
+    if (cxx)
+        cxx();
+    if (libc)
+        libc();
+}
+
+static int scanned;
+
+__attribute__((noinline)) static void scan_with_blocks(int memfd)
+{
+    struct mt_scan_header header;
+    if (pread(memfd, &header, sizeof header, 0) != (ssize_t)sizeof header)
+        return;
+    size_t size = sizeof header + header.count * (sizeof(struct mt_scan_block) + 1);
+    uint8_t *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    if (map == MAP_FAILED)
+        return;
+    struct marker m = {.blocks = (const void *)(map + sizeof header), .count = header.count};
+    m.state = map + sizeof header + header.count * sizeof(struct mt_scan_block);
+    m.stack_cap = 2 * header.count + 16;
+    size_t stack_size = m.stack_cap * sizeof *m.stack;
+    m.stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m.stack != MAP_FAILED && m.count) {
+        m.lo = m.blocks[0].address;
+        for (uint64_t i = 0; i < m.count; i++)
+            if (m.blocks[i].address + m.blocks[i].size + 1 > m.hi)
+                m.hi = m.blocks[i].address + m.blocks[i].size + 1;
+        memset(m.state, UNREACHED, m.count);
+        /* Spill this thread's callee-saved registers into its stack, which
+         * is scanned from here up. */
+        __builtin_unwind_init();
+        volatile uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+        scan_roots(&m, here - 256);
+        drain_marks(&m);
+        mark_cliques(&m);
+        static const uint8_t kind_of[] = {MT_KIND_DEFINITE, MT_KIND_POSSIBLE, MT_KIND_REACHABLE,
+                                          MT_KIND_INDIRECT};
+        for (uint64_t i = 0; i < m.count; i++)
+            m.state[i] = kind_of[m.state[i]];
+    }
+    if (m.stack != MAP_FAILED)
+        munmap(m.stack, stack_size);
+    munmap(map, size);
+}
+
+void mt_scan_at_exit(int allow_freeres)
+{
+    struct mt_thread *t = &mt_thread_state;
+    if (mt_state != MT_STATE_ACTIVE || mt_config.leak_check != MT_LEAK_CHECK_FULL ||
+        __atomic_exchange_n(&scanned, 1, __ATOMIC_ACQ_REL))
+        return;
+    int saved = errno;
+    if (allow_freeres && mt_config.freeres && !t->guard)
+        run_freeres(t); /* its frees are events */
+    t->guard++;
+    mt_socket_lock();
+    int sock = mt_socket_fd();
+    if (sock >= 0 && mt_socket_is_ours() && mt_state == MT_STATE_ACTIVE) {
+        stop_the_world();
+        int memfd = request_blocks(sock);
+        if (memfd >= 0) {
+            scan_with_blocks(memfd);
+            close(memfd);
+            send_simple(sock, MT_MSG_SCAN_DONE);
+        }
+        release_the_world();
+    }
+    mt_socket_unlock();
+    t->guard--;
+    errno = saved;
+}
