@@ -384,7 +384,9 @@ void process_sample_rss(struct process *p, uint64_t now)
         return;
     buf[n] = '\0';
     unsigned long long size, resident;
-    if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+    /* A process that has died but is not yet reaped reads as all zeros:
+     * that is no sample. */
+    if (sscanf(buf, "%llu %llu", &size, &resident) != 2 || size == 0)
         return;
     dump_write_rss(&p->dump, now, resident * (uint64_t)sysconf(_SC_PAGESIZE));
 }

@@ -14,8 +14,11 @@ static const char usage[] =
     "A memory-leak and heap profiler for Linux.\n"
     "\n"
     "Commands:\n"
-    "  run      run a program with every heap allocation recorded\n"
-    "  report   read a dump and print what it holds\n"
+    "  run         run a program with every heap allocation recorded\n"
+    "  report      read a dump and print what it holds\n"
+    "  flamegraph  flame graphs of a dump (svg, folded, speedscope, pprof)\n"
+    "  timeline    heap in use and RSS over the run's time\n"
+    "  diff        which stacks grew between two runs\n"
     "\n"
     "'memtrace COMMAND --help' describes each command.\n";
 
@@ -52,6 +55,12 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0)
         return cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "flamegraph") == 0)
+        return cmd_flamegraph(argc - 1, argv + 1);
+    if (strcmp(cmd, "timeline") == 0)
+        return cmd_timeline(argc - 1, argv + 1);
+    if (strcmp(cmd, "diff") == 0)
+        return cmd_diff(argc - 1, argv + 1);
     if (strcmp(cmd, "__dump") == 0)
         return cmd_dump(argc - 1, argv + 1);
     if (strcmp(cmd, "__serve") == 0)

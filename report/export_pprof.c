@@ -58,7 +58,10 @@ static void pb_varint(struct pb *b, uint64_t v)
 
 enum { WIRE_VARINT = 0, WIRE_LEN = 2 };
 
-static void pb_key(struct pb *b, unsigned field, unsigned wire) { pb_varint(b, (uint64_t)field << 3 | wire); }
+static void pb_key(struct pb *b, unsigned field, unsigned wire)
+{
+    pb_varint(b, (uint64_t)field << 3 | wire);
+}
 
 /* A varint field; proto3 leaves zeros out. */
 static void pb_uint(struct pb *b, unsigned field, uint64_t v)
@@ -152,7 +155,8 @@ static uint32_t tuple_intern(struct tuple_map *m, const uint64_t *key, uint32_t 
             return m->slots[i];
     }
     if (array_grow((void **)&m->entries, &m->entries_cap, sizeof *m->entries, m->count + 1) != 0 ||
-        array_grow((void **)&m->words, &m->words_cap, sizeof *m->words, (uint64_t)m->nwords + n) != 0)
+        array_grow((void **)&m->words, &m->words_cap, sizeof *m->words, (uint64_t)m->nwords + n) !=
+            0)
         return 0;
     memcpy(m->words + m->nwords, key, n * 8ull);
     m->entries[m->count] = (struct tuple_entry){h, m->nwords, n};
@@ -193,9 +197,9 @@ struct builder {
     const char **strings; /* the string table; [0] = "" */
     uint32_t nstrings, strings_cap;
     uint32_t *string_slots, string_mask; /* hash of the content -> index */
-    struct tuple_map functions; /* key: name, filename (string indexes) */
-    struct tuple_map locations; /* key: frame indexes */
-    struct tuple_map mappings;  /* key: filename, bias */
+    struct tuple_map functions;          /* key: name, filename (string indexes) */
+    struct tuple_map locations;          /* key: frame indexes */
+    struct tuple_map mappings;           /* key: filename, bias */
     struct pprof_location *location_info;
     uint32_t location_cap;
     struct pprof_mapping *mapping_info;
@@ -255,7 +259,8 @@ static uint32_t intern_mapping(struct builder *b, const struct sym_frame *f, uin
     uint64_t key[2] = {intern_string(b, f->module), f->address - f->module_offset};
     int added;
     uint32_t id = tuple_intern(&b->mappings, key, 2, &added);
-    if (!id || array_grow((void **)&b->mapping_info, &b->mapping_cap, sizeof *b->mapping_info, id) != 0)
+    if (!id ||
+        array_grow((void **)&b->mapping_info, &b->mapping_cap, sizeof *b->mapping_info, id) != 0)
         return b->failed = 1, 0;
     struct pprof_mapping *m = &b->mapping_info[id - 1];
     if (added)
@@ -283,7 +288,8 @@ static uint32_t intern_location(struct builder *b, uint32_t first, uint32_t n)
         key[k] = a->site_frames[first + k];
     int added;
     uint32_t id = tuple_intern(&b->locations, key, n, &added);
-    if (!id || array_grow((void **)&b->location_info, &b->location_cap, sizeof *b->location_info, id) != 0)
+    if (!id ||
+        array_grow((void **)&b->location_info, &b->location_cap, sizeof *b->location_info, id) != 0)
         return b->failed = 1, 0;
     if (!added)
         return id;
@@ -352,8 +358,14 @@ static void builder_free(struct builder *b)
 
 /* ---- metrics ------------------------------------------------------------- */
 
-enum value { V_ALLOC_OBJECTS, V_ALLOC_SPACE, V_INUSE_OBJECTS, V_INUSE_SPACE, V_EXTRA_OBJECTS,
-             V_EXTRA_SPACE };
+enum value {
+    V_ALLOC_OBJECTS,
+    V_ALLOC_SPACE,
+    V_INUSE_OBJECTS,
+    V_INUSE_SPACE,
+    V_EXTRA_OBJECTS,
+    V_EXTRA_SPACE
+};
 
 struct metric {
     const char *name;
@@ -362,8 +374,10 @@ struct metric {
 };
 
 static const struct metric metrics[] = {
-    {"leaked", NULL, V_INUSE_SPACE},        {"peak", "peak", V_EXTRA_SPACE},
-    {"allocated", NULL, V_ALLOC_SPACE},     {"allocations", NULL, V_ALLOC_OBJECTS},
+    {"leaked", NULL, V_INUSE_SPACE},
+    {"peak", "peak", V_EXTRA_SPACE},
+    {"allocated", NULL, V_ALLOC_SPACE},
+    {"allocations", NULL, V_ALLOC_OBJECTS},
     {"temporary", "temporary", V_EXTRA_OBJECTS},
 };
 
@@ -451,9 +465,9 @@ static void encode(struct builder *b, const struct dump_reader *r, const struct 
     }
     for (uint32_t k = 0; k < b->nstrings; k++) /* 6: string_table */
         pb_bytes(out, 6, b->strings[k], strlen(b->strings[k]));
-    pb_uint(out, 9, r->process.start_realtime_ns);  /* time_nanos */
-    pb_uint(out, 10, a->summary.duration_ns);       /* duration_nanos */
-    pb_uint(&sub, 1, space);                        /* period_type: space/bytes */
+    pb_uint(out, 9, r->process.start_realtime_ns); /* time_nanos */
+    pb_uint(out, 10, a->summary.duration_ns);      /* duration_nanos */
+    pb_uint(&sub, 1, space);                       /* period_type: space/bytes */
     pb_uint(&sub, 2, bytes_unit);
     pb_message(out, 11, &sub);
     pb_uint(out, 12, 1); /* period: every allocation is recorded */
@@ -501,8 +515,10 @@ int flamegraph_pprof(FILE *out, const struct dump_reader *r, const struct analys
             break;
         }
     if (!m) {
-        fprintf(stderr, "memtrace: pprof: unknown metric '%s' (leaked, peak, allocated, "
-                        "allocations or temporary)\n", metric);
+        fprintf(stderr,
+                "memtrace: pprof: unknown metric '%s' (leaked, peak, allocated, "
+                "allocations or temporary)\n",
+                metric);
         return -1;
     }
     if (a->site_frames_len > UINT32_MAX / 2) {

@@ -17,6 +17,14 @@ packages=(
     # tests: reference tools and the programs the e2e tests drive
     valgrind sqlite3 perl gzip python3 python3-dbg libc6-dbg heaptrack hyperfine strace
     util-linux file
+    # pprof export: gzip through zlib; `go tool pprof` reads it back in the tests
+    zlib1g-dev golang-go
+    # CI reports: SARIF validated against its JSON schema (which the test
+    # fetches with the machine's npm)
+    python3-jsonschema
+    # flame graph tests: the SVG in headless Chromium, driven by playwright-core
+    # (which the test installs with npm into the build tree)
+    chromium nodejs
 )
 
 force=0

@@ -27,7 +27,9 @@ def options_in(text):
     return set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", text))
 
 
-pages = {"": "memtrace.1", "run": "memtrace-run.1", "report": "memtrace-report.1"}
+pages = {"": "memtrace.1", "run": "memtrace-run.1", "report": "memtrace-report.1",
+         "timeline": "memtrace-timeline.1", "diff": "memtrace-diff.1"}
+pages["flamegraph"] = "memtrace-flamegraph.1"
 for command, page in pages.items():
     argv = [memtrace] + ([command] if command else []) + ["--help"]
     out = subprocess.run(argv, capture_output=True, text=True)
