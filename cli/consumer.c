@@ -541,6 +541,15 @@ static int all_done(const struct consumer *c)
     return 1;
 }
 
+static char **served_dumps;
+static size_t served_count;
+
+char *const *consumer_dumps(int *count)
+{
+    *count = (int)served_count;
+    return served_dumps;
+}
+
 int consumer_serve(const struct consumer_options *options, int listen_fd, int *had_error)
 {
     struct consumer c = {.opt = options, .listen_fd = listen_fd};
@@ -624,9 +633,11 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
         c.snapshots = s->next;
         fork_snapshot_free(s);
     }
-    for (size_t i = 0; i < c.ncreated; i++)
-        free(c.created[i]);
-    free(c.created);
+    for (size_t i = 0; i < served_count; i++)
+        free(served_dumps[i]);
+    free(served_dumps);
+    served_dumps = c.created; /* kept for consumer_dumps() */
+    served_count = c.ncreated;
     free(c.procs);
     if (had_error)
         *had_error = c.had_error;

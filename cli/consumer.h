@@ -24,6 +24,10 @@ struct consumer_options {
  * 0 in serve mode; *had_error is set when a dump could not be written. */
 int consumer_serve(const struct consumer_options *options, int listen_fd, int *had_error);
 
+/* The dumps the last consumer_serve created, in order; valid until the next
+ * call. */
+char *const *consumer_dumps(int *count);
+
 /* Expands an output pattern for one process into buf; 0 or -1 if too long. */
 int consumer_expand_pattern(const char *pattern, pid_t pid, const char *program, char *buf,
                             size_t size);

@@ -16,6 +16,7 @@ static const char usage[] =
     "Commands:\n"
     "  run         run a program with every heap allocation recorded\n"
     "  report      read a dump and print what it holds\n"
+    "  check       CI gates on dumps: leaked bytes and blocks, peak\n"
     "  flamegraph  flame graphs of a dump (svg, folded, speedscope, pprof)\n"
     "  timeline    heap in use and RSS over the run's time\n"
     "  diff        which stacks grew between two runs\n"
@@ -55,6 +56,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0)
         return cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "flamegraph") == 0)
         return cmd_flamegraph(argc - 1, argv + 1);
     if (strcmp(cmd, "timeline") == 0)

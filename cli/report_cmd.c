@@ -10,13 +10,14 @@
 #include "../report/analysis.h"
 #include "../report/dump_reader.h"
 #include "../report/report_output.h"
+#include "../report/suppressions.h"
 #include "memtrace/format.h"
 #include "cli.h"
 
 static const char report_usage[] =
     "usage: memtrace report [--summary|--leaks|--peak|--allocations|--temporary]\n"
     "                       [--leak-kinds K,...] [--top N] [--format text|json]\n"
-    "                       [--include PATTERN]\n"
+    "                       [--include PATTERN] [--suppressions FILE]\n"
     "                       [--exclude PATTERN] [--sysroot DIR] [--debug-dir DIR] DUMP\n"
     "Read a dump written by 'memtrace run' and print what it holds. Without a\n"
     "report option, every report; the summary (process, how it ended, heap\n"
@@ -37,6 +38,8 @@ static const char report_usage[] =
     "      --include PATTERN  keep only stacks with a frame whose function, file\n"
     "                         or module matches the glob PATTERN (repeatable)\n"
     "      --exclude PATTERN  drop stacks with a frame matching PATTERN (repeatable)\n"
+    "      --suppressions FILE  move the leaks that FILE's LeakSanitizer or valgrind\n"
+    "                         suppressions match to a Suppressed list (repeatable)\n"
     "      --sysroot DIR      find the dump's modules under DIR (a dump made on\n"
     "                         another machine)\n"
     "      --debug-dir DIR    also look for separate debug files in DIR\n"
@@ -50,7 +53,8 @@ static const char report_usage[] =
 int cmd_report(int argc, char **argv)
 {
     enum { OPT_SUMMARY = 256, OPT_LEAKS, OPT_PEAK, OPT_ALLOCATIONS, OPT_TEMPORARY, OPT_TOP,
-           OPT_FORMAT, OPT_INCLUDE, OPT_EXCLUDE, OPT_SYSROOT, OPT_DEBUG_DIR, OPT_LEAK_KINDS };
+           OPT_FORMAT, OPT_INCLUDE, OPT_EXCLUDE, OPT_SYSROOT, OPT_DEBUG_DIR, OPT_LEAK_KINDS,
+           OPT_SUPPRESSIONS };
     static const struct option longopts[] = {
         {"summary", no_argument, 0, OPT_SUMMARY},       {"leaks", no_argument, 0, OPT_LEAKS},
         {"peak", no_argument, 0, OPT_PEAK},             {"allocations", no_argument, 0, OPT_ALLOCATIONS},
@@ -59,7 +63,10 @@ int cmd_report(int argc, char **argv)
         {"exclude", required_argument, 0, OPT_EXCLUDE}, {"sysroot", required_argument, 0, OPT_SYSROOT},
         {"debug-dir", required_argument, 0, OPT_DEBUG_DIR}, {"help", no_argument, 0, 'h'},
         {"leak-kinds", required_argument, 0, OPT_LEAK_KINDS},
+        {"suppressions", required_argument, 0, OPT_SUPPRESSIONS},
         {0, 0, 0, 0}};
+    const char *suppression_files[MAX_PATTERNS];
+    int nsuppression_files = 0;
     const char *include[MAX_PATTERNS], *exclude[MAX_PATTERNS];
     struct analysis_options o = {.include = include, .exclude = exclude};
     unsigned sections = 0;
@@ -108,6 +115,11 @@ int cmd_report(int argc, char **argv)
                 return cli_error("--leak-kinds takes a list of definite, indirect, possible, "
                                  "reachable, unknown or all, not '%s'", optarg);
             break;
+        case OPT_SUPPRESSIONS:
+            if (nsuppression_files == MAX_PATTERNS)
+                return cli_error("at most %d --suppressions files", MAX_PATTERNS);
+            suppression_files[nsuppression_files++] = optarg;
+            break;
         case OPT_SYSROOT: o.symbols.sysroot = optarg; break;
         case OPT_DEBUG_DIR: o.symbols.debug_dir = optarg; break;
         case 'h': fputs(report_usage, stdout); return 0;
@@ -124,18 +136,40 @@ int cmd_report(int argc, char **argv)
                    (1u << SECTION_TEMPORARY);
     if (top < 0)
         top = json ? 0 : 10;
+    struct suppression_set set = {0};
+    for (int i = 0; i < nsuppression_files; i++) {
+        char error[1024];
+        if (suppressions_load(&set, suppression_files[i], error, sizeof error) != 0) {
+            suppressions_free(&set);
+            return cli_error("%s", error);
+        }
+    }
     struct dump_reader r;
     struct analysis a;
     if (dump_open(&r, argv[optind]) != 0 || analysis_run(&r, summary_only ? NULL : &o, &a) != 0) {
         cli_error("%s", r.error);
         dump_close(&r);
+        suppressions_free(&set);
         return 1;
     }
+    /* what each suppression matched: over every kind in JSON (which lists
+     * them all), over the kinds listed in text */
+    struct suppression_matches matches = {0};
+    if (nsuppression_files && !summary_only &&
+        suppressions_apply(&set, &a, json ? (1u << MT_KIND_COUNT) - 1 : kinds, &matches) != 0) {
+        analysis_free(&a);
+        dump_close(&r);
+        suppressions_free(&set);
+        return cli_error("out of memory matching suppressions");
+    }
+    const struct suppression_matches *supp = matches.entry ? &matches : NULL;
     if (json)
-        report_print_json(stdout, &r, &a, sections, top);
+        report_print_json(stdout, &r, &a, sections, top, supp);
     else
         report_print_text(stdout, &r, &a, sections, top, kinds,
-                          isatty(STDOUT_FILENO) && !getenv("NO_COLOR"));
+                          isatty(STDOUT_FILENO) && !getenv("NO_COLOR"), supp);
+    suppression_matches_free(&matches);
+    suppressions_free(&set);
     if (a.summary.truncated)
         fprintf(stderr, "memtrace: %s is cut short (the traced process or the consumer died); "
                         "read up to its last whole record\n", argv[optind]);

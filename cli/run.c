@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../report/gates.h"
 #include "cli.h"
 #include "consumer.h"
 #include "memtrace/format.h"
@@ -45,9 +46,13 @@ static const char run_usage[] =
     "                         before the scan, as valgrind does (default yes)\n"
     "  -q, --quiet            no summary on stderr\n"
     "  -h, --help             show this help\n"
+    "\n";
+
+static const char run_usage_end[] =
     "\n"
-    "Exit status: the program's (128+N when killed by signal N); 1 when memtrace\n"
-    "itself cannot run it.\n";
+    "Exit status: the program's (128+N when killed by signal N); the\n"
+    "--error-exitcode (default 99) when a gate fails; 1 when memtrace itself\n"
+    "cannot run the program.\n";
 
 static char socket_dir[PATH_MAX];
 static char socket_path[PATH_MAX];
@@ -293,12 +298,22 @@ int cmd_run(int argc, char **argv)
     struct consumer_options o = {.output_pattern = "./memtrace.%n.%p.mtr",
                                  .unwind = MT_UNWIND_DWARF, .max_depth = 64, .follow_fork = 1,
                                  .leak_check = MT_LEAK_CHECK_FULL, .freeres = 1};
-    static const struct option longopts[] = {
+    static const struct option run_options[] = {
         {"output", required_argument, 0, 'o'}, {"no-follow-fork", no_argument, 0, 'F'},
         {"unwind", required_argument, 0, 'u'}, {"max-depth", required_argument, 0, 'd'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
-        {"leak-check", required_argument, 0, 'L'}, {"run-libc-freeres", required_argument, 0, 'R'},
-        {0, 0, 0, 0}};
+        {"leak-check", required_argument, 0, 'L'}, {"run-libc-freeres", required_argument, 0, 'R'}};
+    /* run's own options, then the gate options (which end with {0}) */
+    enum { NRUN = sizeof run_options / sizeof *run_options };
+    struct option longopts[NRUN + 64];
+    memcpy(longopts, run_options, sizeof run_options);
+    size_t ngate = 0;
+    while (gate_long_options[ngate].name && ngate < 62)
+        ngate++;
+    memcpy(longopts + NRUN, gate_long_options, ngate * sizeof *longopts);
+    memset(&longopts[NRUN + ngate], 0, sizeof *longopts);
+    struct gate_options gates;
+    gate_options_init(&gates, 99);
     int opt;
     optind = 1;
     opterr = 0;
@@ -307,7 +322,11 @@ int cmd_run(int argc, char **argv)
         case 'o': o.output_pattern = optarg; break;
         case 'F': o.follow_fork = 0; break;
         case 'q': o.quiet = 1; break;
-        case 'h': fputs(run_usage, stdout); return 0;
+        case 'h':
+            fputs(run_usage, stdout);
+            fputs(gate_help, stdout);
+            fputs(run_usage_end, stdout);
+            return 0;
         case 'u':
             if (parse_unwind(optarg, &o.unwind) != 0)
                 return cli_error("--unwind takes dwarf or fp, not '%s'", optarg);
@@ -326,8 +345,13 @@ int cmd_run(int argc, char **argv)
                 return cli_error("--max-depth takes a number from 1 to %d, not '%s'",
                                  MT_MAX_DEPTH_LIMIT, optarg);
             break;
-        default:
-            return cli_bad_option("run", argv[optind - 1], optopt);
+        default: {
+            int g = opt >= 1000 ? gate_parse_option(opt, optarg, &gates) : 0;
+            if (g < 0)
+                return 1;
+            if (g == 0)
+                return cli_bad_option("run", argv[optind - 1], optopt);
+        }
         }
     }
     if (optind >= argc)
@@ -389,7 +413,14 @@ int cmd_run(int argc, char **argv)
     int status = consumer_serve(&o, listen_fd, &had_error);
     close(listen_fd);
     remove_socket();
-    if (WIFSIGNALED(status))
-        return 128 + WTERMSIG(status);
-    return WEXITSTATUS(status);
+    int program_status = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+    if (gate_options_any_gate(&gates) || gates.junit || gates.sarif || gates.gen_suppressions ||
+        gates.nsuppressions) {
+        int ndumps;
+        char *const *dumps = consumer_dumps(&ndumps);
+        int verdict = gates_check_dumps(&gates, dumps, ndumps);
+        if (verdict != 0)
+            return verdict < 0 ? 1 : verdict;
+    }
+    return program_status;
 }

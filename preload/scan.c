@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -209,6 +210,22 @@ static void scan_words(struct marker *m, uintptr_t lo, uintptr_t hi, int prior_d
         consider(m, *(const uint64_t *)p, prior_definite);
 }
 
+/* libc's own writable data holds malloc's state: its top-chunk and bin
+ * pointers address chunk headers, and the header after a block lies in the
+ * block's last 8 bytes, which would make it "possible". memcheck's own
+ * allocator keeps no such pointers; skip them. */
+static void scan_libc_words(struct marker *m, uintptr_t lo, uintptr_t hi)
+{
+    for (uintptr_t p = (lo + 7) & ~(uintptr_t)7; p + 8 <= hi; p += 8) {
+        uint64_t value = *(const uint64_t *)p;
+        int64_t i = block_of(m, value);
+        if (i >= 0 && value != m->blocks[i].address &&
+            value == m->blocks[i].address + malloc_usable_size((void *)m->blocks[i].address) - 8)
+            continue;
+        consider(m, value, 1);
+    }
+}
+
 static void drain_marks(struct marker *m)
 {
     while (m->depth) {
@@ -279,12 +296,10 @@ static void scan_mapping(struct marker *m, const char *line, uintptr_t self_sp, 
     uintptr_t hi = parse_hex(&s);
     if (*s++ != ' ' || s[0] != 'r' || s[1] != 'w' || s[3] != 'p')
         return;
-    const char *name = strchr(s, '/');
     const char *bracket = strchr(s, '[');
     if (bracket && (strncmp(bracket, "[heap]", 6) == 0 || strncmp(bracket, "[vvar]", 6) == 0 ||
                     strncmp(bracket, "[vsyscall]", 10) == 0))
         return;
-    (void)name;
     if (holds_block(m, lo, hi))
         return; /* heap memory: its blocks are scanned as blocks */
     /* A thread's stack: only from its stack pointer up. */
@@ -296,7 +311,11 @@ static void scan_mapping(struct marker *m, const char *line, uintptr_t self_sp, 
         if (sp >= lo && sp < hi && sp > from)
             from = sp;
     }
-    scan_words(m, from, hi, 1);
+    const char *path = strchr(s, '/');
+    if (path && strstr(path, "/libc.so"))
+        scan_libc_words(m, from, hi);
+    else
+        scan_words(m, from, hi, 1);
 }
 
 static void scan_roots(struct marker *m, uintptr_t self_sp)
@@ -381,8 +400,24 @@ static void run_freeres(struct mt_thread *t)
 }
 
 static int scanned;
+static uint64_t self_registers[6]; /* this thread's callee-saved registers */
 
-__attribute__((noinline)) static void scan_with_blocks(int memfd)
+/* Saves rbx, rbp, r12-r15 as they are at the start of the scan: values the
+ * program's frames keep in registers across the calls that led here. */
+__attribute__((noinline)) static void save_self_registers(void)
+{
+    __asm__ volatile("mov %%rbx, 0(%0)\n\t"
+                     "mov %%rbp, 8(%0)\n\t"
+                     "mov %%r12, 16(%0)\n\t"
+                     "mov %%r13, 24(%0)\n\t"
+                     "mov %%r14, 32(%0)\n\t"
+                     "mov %%r15, 40(%0)\n\t"
+                     :
+                     : "r"(self_registers)
+                     : "memory");
+}
+
+__attribute__((noinline)) static void scan_with_blocks(int memfd, uintptr_t stack_from)
 {
     struct mt_scan_header header;
     if (pread(memfd, &header, sizeof header, 0) != (ssize_t)sizeof header)
@@ -402,11 +437,12 @@ __attribute__((noinline)) static void scan_with_blocks(int memfd)
             if (m.blocks[i].address + m.blocks[i].size + 1 > m.hi)
                 m.hi = m.blocks[i].address + m.blocks[i].size + 1;
         memset(m.state, UNREACHED, m.count);
-        /* Spill this thread's callee-saved registers into its stack, which
-         * is scanned from here up. */
-        __builtin_unwind_init();
-        volatile uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-        scan_roots(&m, here - 256);
+        /* This thread: its registers as saved when the scan began, and its
+         * stack from mt_scan_at_exit's frame up (the frames below hold block
+         * addresses, and below them is dead stack). */
+        for (int r = 0; r < 6; r++)
+            consider(&m, self_registers[r], 1);
+        scan_roots(&m, stack_from);
         drain_marks(&m);
         mark_cliques(&m);
         static const uint8_t kind_of[] = {MT_KIND_DEFINITE, MT_KIND_POSSIBLE, MT_KIND_REACHABLE,
@@ -429,13 +465,15 @@ void mt_scan_at_exit(int allow_freeres)
     if (allow_freeres && mt_config.freeres && !t->guard)
         run_freeres(t); /* its frees are events */
     t->guard++;
+    save_self_registers();
     mt_socket_lock();
     int sock = mt_socket_fd();
     if (sock >= 0 && mt_socket_is_ours() && mt_state == MT_STATE_ACTIVE) {
         stop_the_world();
         int memfd = request_blocks(sock);
         if (memfd >= 0) {
-            scan_with_blocks(memfd);
+            /* this thread's stack: from our caller's frame up */
+            scan_with_blocks(memfd, (uintptr_t)__builtin_frame_address(0));
             close(memfd);
             send_simple(sock, MT_MSG_SCAN_DONE);
         }

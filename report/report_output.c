@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "suppressions.h"
 #include "text_format.h"
 #include "util.h"
 
@@ -94,9 +95,10 @@ static int by_value(const void *x, const void *y)
 }
 
 /* The entries with something to show in section k (leaks: of the kinds in
- * the mask), sorted; returns the count. */
+ * the mask, and suppressed by supp or not as suppressed says), sorted;
+ * returns the count. */
 static uint32_t pick_entries(const struct analysis *a, enum report_section k, unsigned kinds,
-                             uint32_t **out)
+                             const struct suppression_matches *supp, int suppressed, uint32_t **out)
 {
     uint32_t per_site = k == SECTION_LEAKS ? MT_KIND_COUNT : 1;
     uint32_t *v = malloc(((size_t)a->nsites * per_site + 1) * sizeof *v);
@@ -106,7 +108,8 @@ static uint32_t pick_entries(const struct analysis *a, enum report_section k, un
             continue;
         for (uint32_t kind = 0; kind < per_site; kind++) {
             uint32_t e = i * 8 + kind;
-            if (k == SECTION_LEAKS && !(kinds & (1u << kind)))
+            if (k == SECTION_LEAKS &&
+                (!(kinds & (1u << kind)) || (suppression_of(supp, i, kind) >= 0) != suppressed))
                 continue;
             if (entry_count(a, e, k) > 0 || entry_value(a, e, k) > 0)
                 v[n++] = e;
@@ -144,10 +147,11 @@ static void json_stack(FILE *out, const struct analysis *a, const struct site *s
     fputs("]", out);
 }
 
-static void json_sites(FILE *out, const struct analysis *a, enum report_section k, int top)
+static void json_sites(FILE *out, const struct analysis *a, enum report_section k, int top,
+                       const struct suppression_matches *supp, int suppressed)
 {
     uint32_t *v;
-    uint32_t n = pick_entries(a, k, (1u << MT_KIND_COUNT) - 1, &v);
+    uint32_t n = pick_entries(a, k, (1u << MT_KIND_COUNT) - 1, supp, suppressed, &v);
     if (top > 0 && n > (uint32_t)top)
         n = (uint32_t)top;
     fputs("\"sites\": [", out);
@@ -159,6 +163,11 @@ static void json_sites(FILE *out, const struct analysis *a, enum report_section 
         case SECTION_LEAKS:
             fprintf(out, "\"kind\": \"%s\", \"bytes\": %llu, \"blocks\": %llu", kind_names[kind],
                     (unsigned long long)s->kind_bytes[kind], (unsigned long long)s->kind_blocks[kind]);
+            if (suppressed) {
+                fputs(", \"suppression\": ", out);
+                json_write_string(
+                    out, supp->set->items[suppression_of(supp, ENTRY_SITE(v[i]), kind)].name);
+            }
             break;
         case SECTION_PEAK:
             fprintf(out, "\"bytes\": %lld, \"blocks\": %lld", (long long)site_peak_bytes(a, s),
@@ -181,8 +190,29 @@ static void json_sites(FILE *out, const struct analysis *a, enum report_section 
     free(v);
 }
 
+/* "suppressed": the leaks --suppressions took out of the leak list, and
+ * what each suppression matched. */
+static void json_suppressed(FILE *out, const struct analysis *a, int top,
+                            const struct suppression_matches *supp)
+{
+    fputs(",\n    \"suppressed\": {", out);
+    json_sites(out, a, SECTION_LEAKS, top, supp, 1);
+    fputs(",\n      \"by_suppression\": [", out);
+    for (uint32_t j = 0; j < supp->set->n; j++) {
+        const struct suppression *sp = &supp->set->items[j];
+        fputs(j ? ",\n        {\"name\": " : "\n        {\"name\": ", out);
+        json_write_string(out, sp->name);
+        fputs(", \"file\": ", out);
+        json_write_string(out, sp->file);
+        fprintf(out, ", \"line\": %d, \"bytes\": %llu, \"blocks\": %llu, \"sites\": %llu}",
+                sp->line, (unsigned long long)supp->bytes[j], (unsigned long long)supp->blocks[j],
+                (unsigned long long)supp->sites[j]);
+    }
+    fputs("]}", out);
+}
+
 void report_print_json(FILE *out, const struct dump_reader *r, const struct analysis *a,
-                       unsigned sections, int top)
+                       unsigned sections, int top, const struct suppression_matches *supp)
 {
     const struct heap_totals *t = &a->summary.totals;
     fputs("{\n  \"format\": \"memtrace-report\", \"version\": 1,\n", out);
@@ -198,24 +228,26 @@ void report_print_json(FILE *out, const struct dump_reader *r, const struct anal
                     kind_names[k], (unsigned long long)a->summary.kind_bytes[k],
                     (unsigned long long)a->summary.kind_blocks[k]);
         fputs("},\n    ", out);
-        json_sites(out, a, SECTION_LEAKS, top);
+        json_sites(out, a, SECTION_LEAKS, top, supp, 0);
+        if (supp)
+            json_suppressed(out, a, top, supp);
         fputs("}", out);
     }
     if (sections & (1u << SECTION_PEAK)) {
         fprintf(out, ",\n  \"peak\": {\"time_ns\": %llu, \"bytes\": %llu, \"blocks\": %llu,\n    ",
                 (unsigned long long)t->peak_time_ns, (unsigned long long)t->peak_bytes,
                 (unsigned long long)t->peak_blocks);
-        json_sites(out, a, SECTION_PEAK, top);
+        json_sites(out, a, SECTION_PEAK, top, NULL, 0);
         fputs("}", out);
     }
     if (sections & (1u << SECTION_ALLOCATIONS)) {
         fputs(",\n  \"allocations\": {", out);
-        json_sites(out, a, SECTION_ALLOCATIONS, top);
+        json_sites(out, a, SECTION_ALLOCATIONS, top, NULL, 0);
         fputs("}", out);
     }
     if (sections & (1u << SECTION_TEMPORARY)) {
         fputs(",\n  \"temporary\": {", out);
-        json_sites(out, a, SECTION_TEMPORARY, top);
+        json_sites(out, a, SECTION_TEMPORARY, top, NULL, 0);
         fputs("}", out);
     }
     fputs("\n}\n", out);
@@ -290,7 +322,8 @@ static void text_stack(FILE *out, const struct analysis *a, const struct site *s
 }
 
 static void text_section(FILE *out, const struct analysis *a, enum report_section k, int top,
-                         unsigned kinds, const struct style *st)
+                         unsigned kinds, const struct style *st,
+                         const struct suppression_matches *supp)
 {
     static const char *titles[] = {
         "Leaks: blocks still allocated at exit, by bytes",
@@ -299,7 +332,7 @@ static void text_section(FILE *out, const struct analysis *a, enum report_sectio
         "Temporary: blocks freed before their thread allocated anything else"};
     const struct heap_totals *t = &a->summary.totals;
     uint32_t *v;
-    uint32_t total = pick_entries(a, k, kinds, &v);
+    uint32_t total = pick_entries(a, k, kinds, supp, 0, &v);
     uint32_t n = top > 0 && total > (uint32_t)top ? (uint32_t)top : total;
     char b1[32], b2[32], b3[32];
     fprintf(out, "\n%s%s%s\n", st->bold, titles[k], st->reset);
@@ -307,11 +340,16 @@ static void text_section(FILE *out, const struct analysis *a, enum report_sectio
         fputs("  ", out);
         for (int kind = 0; kind < MT_KIND_COUNT; kind++)
             if (a->summary.kind_blocks[kind] || kind == MT_KIND_DEFINITE)
-                fprintf(out, "%s: %s in %s blocks   ", kind_names[kind],
+                fprintf(out, "%s: %s in %s block%s   ", kind_names[kind],
                         fmt_bytes(b1, a->summary.kind_bytes[kind]),
-                        fmt_count(b2, a->summary.kind_blocks[kind]));
+                        fmt_count(b2, a->summary.kind_blocks[kind]),
+                        a->summary.kind_blocks[kind] == 1 ? "" : "s");
         fputs(a->summary.scanned ? "\n" : "\n  (no reachability scan: the process did not end by exit)\n",
               out);
+        if (supp && (supp->total_blocks || supp->total_bytes))
+            fprintf(out, "  (%s in %s block%s suppressed: listed under Suppressed)\n",
+                    fmt_bytes(b1, supp->total_bytes), fmt_count(b2, supp->total_blocks),
+                    supp->total_blocks == 1 ? "" : "s");
     }
     if (k == SECTION_PEAK)
         fprintf(out, "  %s in %s blocks at %.3f s\n", fmt_bytes(b1, t->peak_bytes),
@@ -349,13 +387,57 @@ static void text_section(FILE *out, const struct analysis *a, enum report_sectio
     free(v);
 }
 
+/* The leaks --suppressions took out of the leak list: what each
+ * suppression matched, then the sites. */
+static void text_suppressed(FILE *out, const struct analysis *a, int top, unsigned kinds,
+                            const struct style *st, const struct suppression_matches *supp)
+{
+    char b1[32], b2[32];
+    fprintf(out, "\n%sSuppressed: leaks that --suppressions matched%s\n", st->bold, st->reset);
+    int any = 0;
+    for (uint32_t j = 0; j < supp->set->n; j++) {
+        const struct suppression *sp = &supp->set->items[j];
+        if (!supp->blocks[j] && !supp->bytes[j])
+            continue;
+        fprintf(out, "  %10s in %s block%s, %llu site%s: %s  %s(%s:%d)%s\n",
+                fmt_bytes(b1, supp->bytes[j]), fmt_count(b2, supp->blocks[j]),
+                supp->blocks[j] == 1 ? "" : "s", (unsigned long long)supp->sites[j],
+                supp->sites[j] == 1 ? "" : "s", sp->name, st->dim, sp->file, sp->line, st->reset);
+        any = 1;
+    }
+    if (!any) {
+        fputs("  none\n", out);
+        return;
+    }
+    uint32_t *v;
+    uint32_t total = pick_entries(a, SECTION_LEAKS, kinds, supp, 1, &v);
+    uint32_t n = top > 0 && total > (uint32_t)top ? (uint32_t)top : total;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct site *s = &a->sites[ENTRY_SITE(v[i])];
+        unsigned kind = ENTRY_KIND(v[i]);
+        fprintf(out, "  #%-3u %10s in %s block%s, %s, by %s\n", i + 1,
+                fmt_bytes(b1, s->kind_bytes[kind]), fmt_count(b2, s->kind_blocks[kind]),
+                s->kind_blocks[kind] == 1 ? "" : "s", kind_names[kind],
+                supp->set->items[suppression_of(supp, ENTRY_SITE(v[i]), kind)].name);
+        text_stack(out, a, s, st);
+    }
+    if (n < total)
+        fprintf(out, "  ... %u more site%s (--top 0 shows all)\n", total - n,
+                total - n == 1 ? "" : "s");
+    free(v);
+}
+
 void report_print_text(FILE *out, const struct dump_reader *r, const struct analysis *a,
-                       unsigned sections, int top, unsigned kinds, int colour)
+                       unsigned sections, int top, unsigned kinds, int colour,
+                       const struct suppression_matches *supp)
 {
     struct style st = colour ? (struct style){"\033[1m", "\033[2m", "\033[0m"}
                              : (struct style){"", "", ""};
     summary_print_text(out, r, &a->summary);
     for (int k = SECTION_LEAKS; k <= SECTION_TEMPORARY; k++)
-        if (sections & (1u << k))
-            text_section(out, a, (enum report_section)k, top, kinds, &st);
+        if (sections & (1u << k)) {
+            text_section(out, a, (enum report_section)k, top, kinds, &st, supp);
+            if (k == SECTION_LEAKS && supp)
+                text_suppressed(out, a, top, kinds, &st, supp);
+        }
 }

@@ -8,12 +8,17 @@
 
 enum report_section { SECTION_LEAKS, SECTION_PEAK, SECTION_ALLOCATIONS, SECTION_TEMPORARY };
 
-/* sections: a bit mask of 1 << report_section; top: sites per list, 0 = all */
+struct suppression_matches;
+
+/* sections: a bit mask of 1 << report_section; top: sites per list, 0 = all;
+ * supp: what --suppressions matched (suppressions.h), or NULL: those leaks
+ * leave the leak list for a "suppressed" one */
 void report_print_json(FILE *out, const struct dump_reader *r, const struct analysis *a,
-                       unsigned sections, int top);
+                       unsigned sections, int top, const struct suppression_matches *supp);
 /* kinds: a bit mask of 1 << mt_leak_kind, the leak kinds listed */
 void report_print_text(FILE *out, const struct dump_reader *r, const struct analysis *a,
-                       unsigned sections, int top, unsigned kinds, int colour);
+                       unsigned sections, int top, unsigned kinds, int colour,
+                       const struct suppression_matches *supp);
 /* Parses "definite,indirect" (also "all") into a mask; -1 if malformed. */
 int parse_leak_kinds(const char *list, unsigned *mask);
 extern const char *const leak_kind_names[MT_KIND_COUNT];

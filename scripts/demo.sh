@@ -40,8 +40,8 @@ if [ ! -e "${dumps[0]}" ]; then
 fi
 for dump in "${dumps[@]}"; do
     echo
-    echo "\$ $memtrace report --summary $dump"
-    "$memtrace" report --summary "$dump"
+    echo "\$ $memtrace report --leaks $dump"
+    "$memtrace" report --leaks "$dump"
 done
 echo
 echo "demo: dumps kept in $out"

@@ -29,6 +29,7 @@ def options_in(text):
 
 pages = {"": "memtrace.1", "run": "memtrace-run.1", "report": "memtrace-report.1",
          "timeline": "memtrace-timeline.1", "diff": "memtrace-diff.1"}
+pages["check"] = "memtrace-check.1"
 pages["flamegraph"] = "memtrace-flamegraph.1"
 for command, page in pages.items():
     argv = [memtrace] + ([command] if command else []) + ["--help"]
