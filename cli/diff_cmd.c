@@ -23,6 +23,7 @@
 #include "../report/dump_reader.h"
 #include "../report/text_format.h"
 #include "../report/util.h"
+#include "../report/report_output.h"
 #include "cli.h"
 
 static const char diff_usage[] =
@@ -258,28 +259,6 @@ static int64_t total_of(const struct analysis *a, int k)
 
 #define NTOTALS ((int)(sizeof totals / sizeof *totals))
 
-static void json_stack(FILE *out, const struct analysis *a, const struct site *s)
-{
-    const uint32_t *frames = site_frame_list(a, s);
-    fputs("[", out);
-    for (uint32_t k = 0; k < s->nframes; k++) {
-        const struct sym_frame *f = &a->frames[frames[k]];
-        fputs(k ? ",\n          {\"function\": " : "\n          {\"function\": ", out);
-        json_write_string(out, f->function);
-        fputs(", \"file\": ", out);
-        json_write_string(out, f->file);
-        if (f->line > 0)
-            fprintf(out, ", \"line\": %d", f->line);
-        else
-            fputs(", \"line\": null", out);
-        fputs(", \"module\": ", out);
-        json_write_string(out, f->module);
-        fprintf(out, ", \"address\": \"0x%llx\", \"inlined\": %s, \"language\": \"c\"}",
-                (unsigned long long)f->address, f->inlined ? "true" : "false");
-    }
-    fputs("]", out);
-}
-
 static void json_run(FILE *out, const char *name, const struct run_info *run)
 {
     fprintf(out, "  \"%s\": {\"path\": ", name);
@@ -311,7 +290,7 @@ static void json_list(FILE *out, const struct matcher *m, enum list l, const uin
                 i ? "," : "", (long long)(bytes[NEW] - bytes[BASE]),
                 (long long)(blocks[NEW] - blocks[BASE]), (long long)bytes[BASE],
                 (long long)blocks[BASE], (long long)bytes[NEW], (long long)blocks[NEW]);
-        json_stack(out, m->a[e->run], &m->a[e->run]->sites[e->site]);
+        report_json_stack(out, m->a[e->run], &m->a[e->run]->sites[e->site]);
         fputs("}", out);
     }
     fputs("]}", out);

@@ -3,6 +3,7 @@
  * from the traced program and may be anything). */
 #define _GNU_SOURCE
 #include "ci_reports.h"
+#include "xml_util.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -22,66 +23,6 @@
 #define MESSAGE_SITES 10
 
 /* ---- text encodings ----------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at s, or 0 if it is not one. */
-static int utf8_length(const unsigned char *s)
-{
-    int n = s[0] < 0x80             ? 1
-            : (s[0] & 0xe0) == 0xc0 ? 2
-            : (s[0] & 0xf0) == 0xe0 ? 3
-            : (s[0] & 0xf8) == 0xf0 ? 4
-                                    : 0;
-    if (n == 2 && s[0] < 0xc2)
-        return 0;
-    for (int i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    if (n == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0)))
-        return 0;
-    if (n == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || s[0] > 0xf4 || (s[0] == 0xf4 && s[1] >= 0x90)))
-        return 0;
-    return n;
-}
-
-/* XML character data or attribute value; characters XML 1.0 cannot hold
- * become U+FFFD. */
-static void xml_write(FILE *out, const char *text)
-{
-    for (const unsigned char *c = (const unsigned char *)(text ? text : ""); *c;) {
-        int n = utf8_length(c);
-        if (n == 0 || (*c < 0x20 && *c != '\n' && *c != '\t')) {
-            fputs("\xef\xbf\xbd", out);
-            c++;
-            continue;
-        }
-        switch (*c) {
-        case '&':
-            fputs("&amp;", out);
-            break;
-        case '<':
-            fputs("&lt;", out);
-            break;
-        case '>':
-            fputs("&gt;", out);
-            break;
-        case '"':
-            fputs("&quot;", out);
-            break;
-        case '\'':
-            fputs("&apos;", out);
-            break;
-        case '\n':
-            fputs("&#10;", out);
-            break;
-        case '\t':
-            fputs("&#9;", out);
-            break;
-        default:
-            fwrite(c, 1, (size_t)n, out);
-        }
-        c += n;
-    }
-}
 
 /* XML character data, newlines kept as they are. */
 static void xml_write_text(FILE *out, const char *text)

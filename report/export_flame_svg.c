@@ -22,6 +22,7 @@
 #include "flame_tree.h"
 #include "text_format.h"
 #include "util.h"
+#include "xml_util.h"
 
 #define WIDTH 1200
 #define PAD 10
@@ -43,34 +44,11 @@ static const char *metric_titles[] = {"leaked bytes (in use at exit)", "bytes at
 
 /* ---- text ---------------------------------------------------------------- */
 
-/* Writes n bytes of s escaped for XML text and attribute values. */
-static void xml_write(FILE *out, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        switch (s[i]) {
-        case '&':
-            fputs("&amp;", out);
-            break;
-        case '<':
-            fputs("&lt;", out);
-            break;
-        case '>':
-            fputs("&gt;", out);
-            break;
-        case '"':
-            fputs("&quot;", out);
-            break;
-        default:
-            fputc(s[i], out);
-        }
-    }
-}
-
 static void xml_write_clean(FILE *out, const char *s, size_t max)
 {
     char *clean = flame_clean_text(s, max);
     if (clean)
-        xml_write(out, clean, strlen(clean));
+        xml_write(out, clean);
     free(clean);
 }
 
@@ -289,7 +267,7 @@ static void write_frame(FILE *out, const struct flame_tree *t, const struct flam
     size_t fit = label_fit(name->text, name->len, w, &dots);
     if (fit || dots) {
         fprintf(out, "<text x=\"%.2f\" y=\"%.1f\">", x + 3, y + FRAME_HEIGHT - 4.5);
-        xml_write(out, name->text, fit);
+        xml_write_n(out, name->text, fit);
         fputs(dots ? "..</text>" : "</text>", out);
     }
     fputc('\n', out);

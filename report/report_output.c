@@ -125,7 +125,7 @@ static uint32_t pick_entries(const struct analysis *a, enum report_section k, un
 
 /* ---- JSON --------------------------------------------------------------- */
 
-static void json_stack(FILE *out, const struct analysis *a, const struct site *s)
+void report_json_stack(FILE *out, const struct analysis *a, const struct site *s)
 {
     fputs("[", out);
     const uint32_t *frames = site_frame_list(a, s);
@@ -183,7 +183,7 @@ static void json_sites(FILE *out, const struct analysis *a, enum report_section 
             break;
         }
         fputs(", \"stack\": ", out);
-        json_stack(out, a, s);
+        report_json_stack(out, a, s);
         fputs("}", out);
     }
     fputs("]", out);

@@ -9,6 +9,7 @@
 
 #include "text_format.h"
 #include "timeline.h"
+#include "xml_util.h"
 
 #define WIDTH 960
 #define HEIGHT 480
@@ -82,29 +83,6 @@ static double y_of(const struct axis *a, double v)
 }
 
 /* ---- text ---------------------------------------------------------------- */
-
-static void xml_text(FILE *out, const char *s)
-{
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '&':
-            fputs("&amp;", out);
-            break;
-        case '<':
-            fputs("&lt;", out);
-            break;
-        case '>':
-            fputs("&gt;", out);
-            break;
-        case '"':
-            fputs("&quot;", out);
-            break;
-        default:
-            if ((unsigned char)*s >= 0x20 || *s == '\t')
-                fputc(*s, out);
-        }
-    }
-}
 
 /* A time for people: 12 ns, 3.456 us, 12.345 ms, 1.234 s (32 bytes). */
 static const char *fmt_time(char *buf, uint64_t ns)
@@ -219,7 +197,7 @@ int timeline_write_svg(FILE *out, const struct timeline *t, const char *title)
     fputs("<title>memtrace timeline</title>\n", out);
     fprintf(out, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", WIDTH, HEIGHT);
     fputs("<text x=\"12\" y=\"22\" font-size=\"15\" font-weight=\"bold\">", out);
-    xml_text(out, title ? title : "memtrace timeline");
+    xml_write(out, title ? title : "memtrace timeline");
     fputs("</text>\n", out);
     char b1[32], b2[32], b3[32], w1[32];
     fprintf(out,
