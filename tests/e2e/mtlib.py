@@ -499,6 +499,14 @@ def parse_env(env_output):
     return result
 
 
+def sanitizer_env():
+    """The sanitizer settings of this run (the ASan/UBSan build of memtrace is
+    tested with them), for tests that build their environment from scratch:
+    memtrace itself must get them. Both sides of a comparison get the same."""
+    return {k: os.environ[k] for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
+            if k in os.environ}
+
+
 class EqualEnvironments:
     """Builds the environments of a memtrace run and a valgrind run of the same
     program so that the program sees variables of the same names and value
@@ -520,7 +528,7 @@ class EqualEnvironments:
     def __init__(self, ctx, base, directory, memtrace_options=(), valgrind_options=(),
                  memtrace_wrapper=()):
         self.ctx = ctx
-        self.base = dict(base)
+        self.base = dict(base, **sanitizer_env())
         self.dir = directory
         self.memtrace_options = list(memtrace_options)
         self.valgrind_options = list(valgrind_options)

@@ -80,7 +80,8 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
 
     def environment_in(c, tmp):
-        base = {"PATH": "/usr/bin:/bin", "TMPDIR": tmp, "MT_TEST_VAR": "a value with spaces"}
+        base = {"PATH": "/usr/bin:/bin", "TMPDIR": tmp, "MT_TEST_VAR": "a value with spaces",
+                **mtlib.sanitizer_env()}
         for tag, previous in (("no-preload", None), ("with-preload", ctx.prog("mt_noop"))):
             d = ctx.subdir(tag)
             env = dict(base)
