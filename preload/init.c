@@ -375,9 +375,14 @@ static void record_exit(int status)
     struct mt_thread *t = &mt_thread_state;
     if (mt_state != MT_STATE_ACTIVE)
         return;
-    t->guard++;
+    uint64_t lost = mt_deferred_lost();
+    if (lost)
+        mt_log("pid %d: %llu allocation events made in signal handlers could not be recorded "
+               "(the thread's queue was full); its figures are short by them",
+               (int)getpid(), (unsigned long long)lost);
+    t->in_record++;
     mt_emit_marker(t, MT_RING_EXIT, MT_EXIT_STATUS, status);
-    t->guard--;
+    t->in_record--;
 }
 
 static void on_exit_handler(int status, void *arg)
@@ -430,6 +435,7 @@ void mt_init(void)
         if (dladdr((void *)mt_init, &self)) {
             dl_iterate_phdr(find_own_range, &self);
             mt_tls_compensation_init((uintptr_t)self.dli_fbase);
+            mt_stacks_find_unwinder();
         }
         mt_ring_setup_key();
         pthread_atfork(atfork_prepare, atfork_parent, atfork_child);

@@ -29,11 +29,16 @@ extern char **environ;
 
 static inline struct mt_thread *self(void) { return &mt_thread_state; }
 
-/* 1 when this call should be recorded; starts the shim on the first call. */
-static inline int should_record(struct mt_thread *t)
+/* 1 when this call should be recorded; starts the shim on the first call.
+ * caller: the return address of the interposed function. */
+#define should_record(t) should_record_from((t), __builtin_return_address(0))
+static inline int should_record_from(struct mt_thread *t, const void *caller)
 {
-    if (MT_LIKELY(mt_state == MT_STATE_ACTIVE && !t->guard))
+    if (MT_LIKELY(mt_state == MT_STATE_ACTIVE && !t->guard &&
+                  (!t->unwinding || !mt_is_unwinder(caller))))
         return 1;
+    if (t->unwinding && !t->guard)
+        return 0; /* libunwind's own allocation */
     if (t->guard)
         return 0;
     if (mt_state == MT_STATE_UNINIT || mt_state == MT_STATE_STARTING)
@@ -46,7 +51,7 @@ static void guard_release(int **guard) { (**guard)--; }
     int *guard_scope_ __attribute__((cleanup(guard_release))) = &(t)->guard;                       \
     (t)->guard++
 
-/* Writes the event of an allocation that returned p. Guard raised. */
+/* Writes the event of an allocation that returned p. in_record raised. */
 static void emit_alloc(struct mt_thread *t, void *p, size_t size, uint32_t function)
 {
     struct mt_ring *r = mt_ring_get(t);
@@ -73,12 +78,18 @@ static void write_free(struct mt_ring *r, uint64_t ts, void *p, uint32_t functio
     }
 }
 
+/* Records an allocation; from a signal handler that interrupted this
+ * thread's own recording, queues it instead. */
 static inline void record_alloc(struct mt_thread *t, void *p, size_t size, uint32_t function)
 {
     int saved = errno;
-    t->guard++;
-    emit_alloc(t, p, size, function);
-    t->guard--;
+    if (MT_UNLIKELY(t->in_record)) {
+        mt_defer_event(t, MT_RING_ALLOC, p, size, function, mt_now_ns());
+    } else {
+        t->in_record++;
+        emit_alloc(t, p, size, function);
+        t->in_record--;
+    }
     errno = saved;
 }
 
@@ -125,9 +136,7 @@ EXPORT void *malloc(size_t n)
     struct mt_thread *t = self();
     if (MT_UNLIKELY(!should_record(t)))
         return pass_malloc(n);
-    t->guard++;
     void *p = mt_real.malloc(n);
-    t->guard--;
     if (p)
         record_alloc(t, p, n, MT_FN_MALLOC);
     return p;
@@ -138,9 +147,7 @@ EXPORT void *calloc(size_t n, size_t size)
     struct mt_thread *t = self();
     if (MT_UNLIKELY(!should_record(t)))
         return pass_calloc(n, size);
-    t->guard++;
     void *p = mt_real.calloc(n, size);
-    t->guard--;
     if (p)
         record_alloc(t, p, mt_tls_adjust_calloc(__builtin_return_address(0), n, size), MT_FN_CALLOC);
     return p;
@@ -157,7 +164,14 @@ static void free_as(void *p, uint32_t function, void (*real_free)(void *))
         return;
     }
     int saved = errno;
-    t->guard++;
+    if (MT_UNLIKELY(t->in_record)) { /* a signal handler's free */
+        uint64_t ts = mt_now_ns();
+        real_free(p);
+        mt_defer_event(t, MT_RING_FREE, p, 0, function, ts);
+        errno = saved;
+        return;
+    }
+    t->in_record++;
     struct mt_ring *r = mt_ring_get(t);
     if (r) {
         uint64_t ts = mt_ring_stamp(r);
@@ -167,7 +181,7 @@ static void free_as(void *p, uint32_t function, void (*real_free)(void *))
     } else {
         real_free(p);
     }
-    t->guard--;
+    t->in_record--;
     errno = saved;
 }
 
@@ -180,6 +194,18 @@ EXPORT void free(void *p)
 }
 
 EXPORT void cfree(void *p) { free(p); }
+
+/* glibc's reallocarray calls realloc through the PLT: that inner call is
+ * ours, not the program's, so it passes through under the guard. */
+static void *real_resize(struct mt_thread *t, void *p, size_t n, size_t count, int is_array)
+{
+    if (!is_array)
+        return mt_real.realloc(p, n);
+    t->guard++;
+    void *q = mt_real.reallocarray(p, n, count);
+    t->guard--;
+    return q;
+}
 
 /* realloc and reallocarray: a move is one free (stamped before) and one
  * allocation (stamped after); realloc(p, 0) is one free. */
@@ -201,17 +227,26 @@ static void *realloc_as(void *p, size_t n, size_t count, int is_array)
     if (is_array && __builtin_mul_overflow(n, count, &size))
         size = SIZE_MAX; /* the real reallocarray fails with ENOMEM */
     if (!p) {
-        t->guard++;
-        void *q = is_array ? mt_real.reallocarray(NULL, n, count) : mt_real.realloc(NULL, n);
-        t->guard--;
+        void *q = real_resize(t, NULL, n, count, is_array);
         if (q)
             record_alloc(t, q, size, function);
         return q;
     }
-    t->guard++;
+    if (MT_UNLIKELY(t->in_record)) { /* a signal handler's realloc */
+        uint64_t ts_free = mt_now_ns();
+        void *q = real_resize(t, p, n, count, is_array);
+        int saved = errno;
+        if (q || size == 0)
+            mt_defer_event(t, MT_RING_FREE, p, 0, function, ts_free);
+        if (q)
+            mt_defer_event(t, MT_RING_ALLOC, q, size, function, mt_now_ns());
+        errno = saved;
+        return q;
+    }
+    t->in_record++;
     struct mt_ring *r = mt_ring_get(t);
     uint64_t ts_free = r ? mt_ring_stamp(r) : 0;
-    void *q = is_array ? mt_real.reallocarray(p, n, count) : mt_real.realloc(p, n);
+    void *q = real_resize(t, p, n, count, is_array);
     int saved = errno;
     if (r) {
         if (q || size == 0) /* moved, resized, or freed by realloc(p, 0) */
@@ -220,7 +255,7 @@ static void *realloc_as(void *p, size_t n, size_t count, int is_array)
         if (q)
             emit_alloc(t, q, size, function);
     }
-    t->guard--;
+    t->in_record--;
     errno = saved;
     return q;
 }
@@ -252,9 +287,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
         *out = p;
         return 0;
     }
-    t->guard++;
     int rc = mt_real.posix_memalign(out, align, n);
-    t->guard--;
     if (rc == 0)
         record_alloc(t, *out, n, MT_FN_POSIX_MEMALIGN);
     return rc;
@@ -267,9 +300,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
         struct mt_thread *t = self();                                                              \
         if (MT_UNLIKELY(!should_record(t)))                                                        \
             return mt_real.name ? mt_real.name call : bootstrap_call;                              \
-        t->guard++;                                                                                \
         void *p = mt_real.name call;                                                               \
-        t->guard--;                                                                                \
         if (p)                                                                                     \
             record_alloc(t, p, size_expr, function);                                               \
         return p;                                                                                  \
@@ -366,14 +397,28 @@ NEW_FUNCTION(_ZnamSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, nothrow_r
             return;                                                                                \
         }                                                                                          \
         int saved = errno;                                                                         \
-        GUARD_SCOPE(t);                                                                            \
+        if (MT_UNLIKELY(t->in_record)) { /* a signal handler's delete */                           \
+            uint64_t ts = mt_now_ns();                                                             \
+            {                                                                                      \
+                GUARD_SCOPE(t);                                                                    \
+                call_##mangled args;                                                               \
+            }                                                                                      \
+            mt_defer_event(t, MT_RING_FREE, p, 0, function, ts);                                   \
+            errno = saved;                                                                         \
+            return;                                                                                \
+        }                                                                                          \
+        t->in_record++;                                                                            \
         struct mt_ring *r = mt_ring_get(t);                                                        \
         uint64_t ts = r ? mt_ring_stamp(r) : 0;                                                    \
-        call_##mangled args;                                                                       \
+        {                                                                                          \
+            GUARD_SCOPE(t); /* the next delete frees through free() */                            \
+            call_##mangled args;                                                                   \
+        }                                                                                          \
         if (r) {                                                                                   \
             write_free(r, ts, p, function);                                                        \
             mt_ring_idle(r);                                                                       \
         }                                                                                          \
+        t->in_record--;                                                                            \
         errno = saved;                                                                             \
     }
 
@@ -401,9 +446,9 @@ static void sync_modules_now(void)
     if (!should_record(t))
         return;
     int saved = errno;
-    t->guard++;
+    t->in_record++;
     mt_modules_sync_now(t);
-    t->guard--;
+    t->in_record--;
     errno = saved;
 }
 
@@ -461,7 +506,7 @@ EXPORT void _Exit(int status)
 static void note_exec(int attempt)
 {
     struct mt_thread *t = self();
-    if (mt_state != MT_STATE_ACTIVE || t->guard)
+    if (mt_state != MT_STATE_ACTIVE || t->guard || t->in_record)
         return;
     int saved = errno;
     /* A vfork child shares our memory and thread state: its exec is not
@@ -470,9 +515,9 @@ static void note_exec(int attempt)
         errno = saved;
         return;
     }
-    t->guard++;
+    t->in_record++;
     mt_emit_marker(t, MT_RING_EXEC, (uint32_t)attempt, 0);
-    t->guard--;
+    t->in_record--;
     errno = saved;
 }
 

@@ -12,9 +12,11 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -31,7 +33,13 @@ struct mt_ring {
     size_t map_size;
     struct mt_ring *next_all;
     struct mt_ring *next_free;
+    struct mt_deferred *deferred; /* MT_DEFERRED_MAX entries, mmap'd */
+    volatile uint32_t ndeferred;
 };
+
+static uint64_t deferred_lost; /* handler events that found no room */
+
+uint64_t mt_deferred_lost(void) { return __atomic_load_n(&deferred_lost, __ATOMIC_RELAXED); }
 
 static struct mt_ring *all_rings;  /* every ring of this process */
 static struct mt_ring *free_rings; /* rings whose thread has ended */
@@ -129,6 +137,9 @@ static struct mt_ring *create_ring(void)
     if (r) {
         *r = (struct mt_ring){.ctl = ctl, .data = (uint8_t *)mem + MT_RING_DATA_OFFSET,
                               .capacity = capacity, .map_size = size, .next_all = all_rings};
+        void *q = mmap(NULL, MT_DEFERRED_MAX * sizeof(struct mt_deferred), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        r->deferred = q == MAP_FAILED ? NULL : q;
         all_rings = r;
     }
     spin_unlock(&rings_lock);
@@ -147,18 +158,53 @@ static void thread_key_destructor(void *value)
 
 void mt_ring_setup_key(void) { pthread_key_create(&exit_key, thread_key_destructor); }
 
-static void note_stack_bounds(struct mt_thread *t)
+static uintptr_t parse_hex(const char **p)
 {
-    pthread_attr_t attr;
-    void *addr;
-    size_t size;
-    if (pthread_getattr_np(pthread_self(), &attr) != 0)
-        return;
-    if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
-        t->stack_lo = (uintptr_t)addr;
-        t->stack_hi = (uintptr_t)addr + size;
+    uintptr_t v = 0;
+    for (;; (*p)++) {
+        char c = **p;
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return v;
+        v = v * 16 + (uintptr_t)d;
     }
-    pthread_attr_destroy(&attr);
+}
+
+/* The bounds of the mapping that holds this thread's stack pointer, for
+ * frame-pointer walks. From /proc/self/maps with plain open/read: no malloc
+ * (pthread_getattr_np allocates, which would change the program's heap) and
+ * safe in a signal handler. */
+void mt_note_stack_bounds(struct mt_thread *t)
+{
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[4096];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        buf[len] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n'))) {
+            const char *c = line;
+            uintptr_t lo = parse_hex(&c);
+            uintptr_t hi = *c == '-' ? (c++, parse_hex(&c)) : 0;
+            if (sp >= lo && sp < hi) {
+                t->stack_lo = lo;
+                t->stack_hi = hi;
+                close(fd);
+                return;
+            }
+            line = nl + 1;
+        }
+        len = (size_t)(buf + len - line);
+        memmove(buf, line, len);
+    }
+    close(fd);
 }
 
 struct mt_ring *mt_ring_get(struct mt_thread *t)
@@ -185,10 +231,12 @@ struct mt_ring *mt_ring_get(struct mt_thread *t)
         return NULL;
     t->ring = r;
     if (t->stack_hi == 0 && mt_config.unwind == MT_UNWIND_FP)
-        note_stack_bounds(t);
+        mt_note_stack_bounds(t);
     /* Non-NULL so that the destructor runs at thread exit (and runs again
      * if the thread allocates after it). */
+    t->guard++;
     pthread_setspecific(exit_key, (void *)1);
+    t->guard--;
     uint32_t index = __atomic_fetch_add(&next_thread_index, 1, __ATOMIC_RELAXED);
     uint64_t ts = mt_ring_stamp(r);
     mt_ring_write_pair(r, MT_RING_THREAD_START, ts, index, (int32_t)gettid());
@@ -201,7 +249,7 @@ void mt_ring_thread_exit(struct mt_thread *t)
     struct mt_ring *r = t->ring;
     if (!r || t->generation != mt_generation || mt_state != MT_STATE_ACTIVE)
         return;
-    t->guard++;
+    t->in_record++;
     uint64_t ts = mt_ring_stamp(r);
     mt_ring_write_pair(r, MT_RING_THREAD_END, ts, 0, 0);
     mt_ring_idle(r);
@@ -210,7 +258,7 @@ void mt_ring_thread_exit(struct mt_thread *t)
     r->next_free = free_rings;
     free_rings = r;
     spin_unlock(&rings_lock);
-    t->guard--;
+    t->in_record--;
 }
 
 uint64_t mt_ring_stamp(struct mt_ring *r)
@@ -224,7 +272,69 @@ uint64_t mt_ring_stamp(struct mt_ring *r)
     return ts;
 }
 
-void mt_ring_idle(struct mt_ring *r) { __atomic_store_n(&r->ctl->busy, 0, __ATOMIC_RELEASE); }
+void mt_defer_event(struct mt_thread *t, uint32_t type, const void *p, uint64_t size,
+                    uint32_t function, uint64_t ts)
+{
+    struct mt_ring *r = t->ring;
+    uint32_t i = r ? r->ndeferred : MT_DEFERRED_MAX;
+    if (!r || !r->deferred || i >= MT_DEFERRED_MAX) {
+        __atomic_fetch_add(&deferred_lost, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    struct mt_deferred *d = &r->deferred[i];
+    d->type = type;
+    d->function = function;
+    d->ts = ts;
+    d->ptr = (uint64_t)p;
+    d->size = size;
+    d->depth = type == MT_RING_ALLOC ? (uint32_t)mt_stack_capture_fp(t, d->ips, MT_DEFERRED_DEPTH) : 0;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    r->ndeferred = i + 1;
+}
+
+/* Writes the events that signal handlers queued while this thread was
+ * writing its own, with signals blocked so the queue holds still. They
+ * were stamped after the interrupted event's stamp, so the ring stays in
+ * time order. */
+static void flush_deferred(struct mt_thread *t, struct mt_ring *r)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    uint64_t floor_ts = 0;
+    for (uint32_t i = 0; i < r->ndeferred; i++) {
+        struct mt_deferred *d = &r->deferred[i];
+        uint64_t ts = d->ts > floor_ts ? d->ts : floor_ts;
+        if (d->type == MT_RING_ALLOC) {
+            uint64_t stamp = ts;
+            uint32_t id = mt_stack_intern(t, r, d->ips, (int)d->depth, &stamp);
+            ts = stamp > ts ? stamp : ts;
+            struct mt_ring_alloc *rec = mt_ring_reserve(r, sizeof *rec);
+            if (rec) {
+                *rec = (struct mt_ring_alloc){{MT_RING_ALLOC, sizeof *rec, ts}, d->ptr, d->size, id,
+                                              d->function};
+                mt_ring_commit(r, sizeof *rec);
+            }
+        } else {
+            struct mt_ring_free *rec = mt_ring_reserve(r, sizeof *rec);
+            if (rec) {
+                *rec = (struct mt_ring_free){{MT_RING_FREE, sizeof *rec, ts}, d->ptr, d->function, 0};
+                mt_ring_commit(r, sizeof *rec);
+            }
+        }
+        floor_ts = ts;
+    }
+    r->ndeferred = 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void mt_ring_idle(struct mt_ring *r)
+{
+    struct mt_thread *t = &mt_thread_state;
+    if (MT_UNLIKELY(r->ndeferred) && t->ring == r)
+        flush_deferred(t, r);
+    __atomic_store_n(&r->ctl->busy, 0, __ATOMIC_RELEASE);
+}
 
 /* 1 while the consumer's end of the socket is open. */
 static int consumer_alive(void)

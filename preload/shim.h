@@ -57,8 +57,24 @@ extern volatile int mt_state MT_HIDDEN;
 /* Per-thread state, in static TLS (initial-exec: no allocation on access). */
 struct mt_stack_table;
 struct mt_ring;
+/* An event from a signal handler that interrupted this thread while it was
+ * writing an event of its own: queued (in mmap'd memory that goes with the
+ * thread's ring), and written when that one is done. */
+#define MT_DEFERRED_MAX 1024
+#define MT_DEFERRED_DEPTH 16
+struct mt_deferred {
+    uint32_t type; /* MT_RING_ALLOC or MT_RING_FREE */
+    uint32_t function;
+    uint64_t ts, ptr, size;
+    uint32_t depth;
+    uint64_t ips[MT_DEFERRED_DEPTH];
+};
+
 struct mt_thread {
-    int guard;               /* > 0: inside the shim, do not record */
+    int guard;               /* > 0: inside the shim's own libc calls: pass through */
+    volatile int in_record;  /* > 0: writing an event: a nested call is a signal
+                                handler's, and is deferred */
+    volatile int unwinding;  /* inside libunwind: its own mallocs pass through */
     uint32_t generation;     /* process generation this state belongs to */
     struct mt_ring *ring;    /* NULL until the first event */
     struct mt_stack_table *stacks;
@@ -107,6 +123,12 @@ void mt_rings_forget_all(void) MT_HIDDEN; /* fork child: drop the parent's */
 void mt_emit_marker(struct mt_thread *t, uint32_t type, uint32_t a, int32_t b) MT_HIDDEN;
 void mt_ring_thread_exit(struct mt_thread *t) MT_HIDDEN;
 void mt_ring_setup_key(void) MT_HIDDEN;
+void mt_note_stack_bounds(struct mt_thread *t) MT_HIDDEN;
+uint64_t mt_deferred_lost(void) MT_HIDDEN;
+/* Queues an event of a signal handler (see struct mt_deferred); one that
+ * cannot be queued is counted and reported when the process ends. */
+void mt_defer_event(struct mt_thread *t, uint32_t type, const void *p, uint64_t size,
+                    uint32_t function, uint64_t ts) MT_HIDDEN;
 
 static inline uint64_t mt_now_ns(void)
 {
@@ -119,6 +141,12 @@ static inline uint64_t mt_now_ns(void)
 /* Captures the caller's stack (frames of libmemtrace skipped) into ips;
  * returns the depth. Must be called before mt_ring_stamp. */
 int mt_stack_capture(struct mt_thread *t, uint64_t *ips, int max) MT_HIDDEN;
+/* Frame pointers only, within the thread's stack: safe in a signal handler. */
+int mt_stack_capture_fp(struct mt_thread *t, uint64_t *ips, int max) MT_HIDDEN;
+/* 1 if code address lies in libunwind: while unwinding, a malloc it makes is
+ * ours to pass through, one from anywhere else is a signal handler's. */
+int mt_is_unwinder(const void *address) MT_HIDDEN;
+void mt_stacks_find_unwinder(void) MT_HIDDEN;
 /* Returns the id of the stack, writing STACK (and module) records into the
  * ring first if this thread has not sent it yet. May re-stamp: *ts is
  * updated to the time later records must carry. */

@@ -9,6 +9,8 @@
 #define _GNU_SOURCE
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
+#include <dlfcn.h>
+#include <link.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -34,6 +36,49 @@ struct mt_stack_table {
 #define ARENA_CHUNK (256 * 1024)
 
 static uintptr_t own_lo, own_hi;
+static uintptr_t unwinder_lo, unwinder_hi; /* libunwind's segments */
+
+struct range_search {
+    uintptr_t base, lo, hi;
+};
+
+static int find_range(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct range_search *rs = data;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        lo = start < lo ? start : lo;
+        hi = start + ph->p_memsz > hi ? start + ph->p_memsz : hi;
+    }
+    if (rs->base >= lo && rs->base < hi) {
+        rs->lo = lo;
+        rs->hi = hi;
+        return 1;
+    }
+    return 0;
+}
+
+void mt_stacks_find_unwinder(void)
+{
+    Dl_info info;
+    if (!dladdr((void *)unw_backtrace, &info))
+        return;
+    struct range_search rs = {(uintptr_t)info.dli_fbase, 0, 0};
+    dl_iterate_phdr(find_range, &rs);
+    unwinder_lo = rs.lo;
+    unwinder_hi = rs.hi;
+}
+
+int mt_is_unwinder(const void *address)
+{
+    uintptr_t a = (uintptr_t)address;
+    return a >= unwinder_lo && a < unwinder_hi;
+}
 static uint32_t next_stack_id = 1;
 
 void mt_stacks_set_own_range(uintptr_t lo, uintptr_t hi)
@@ -67,11 +112,40 @@ static int capture_fp(struct mt_thread *t, void **buf, int max)
     return n;
 }
 
+static int keep_callers(void *const *buf, int n, uint64_t *ips, int max);
+
 int mt_stack_capture(struct mt_thread *t, uint64_t *ips, int max)
 {
     void *buf[MT_MAX_DEPTH_LIMIT + 32];
     int want = max + 32;
-    int n = mt_config.unwind == MT_UNWIND_FP ? capture_fp(t, buf, want) : unw_backtrace(buf, want);
+    int n;
+    if (mt_config.unwind == MT_UNWIND_FP) {
+        n = capture_fp(t, buf, want);
+    } else {
+        /* Not the guard: libunwind's own mallocs must pass through, but a
+         * signal handler's made meanwhile must be recorded (interpose.c
+         * tells them apart by their caller). */
+        t->unwinding++;
+        n = unw_backtrace(buf, want);
+        t->unwinding--;
+    }
+    return keep_callers(buf, n, ips, max);
+}
+
+int mt_stack_capture_fp(struct mt_thread *t, uint64_t *ips, int max)
+{
+    void *buf[MT_DEFERRED_DEPTH + 32];
+    if (!t->stack_hi)
+        mt_note_stack_bounds(t);
+    if (!t->stack_hi)
+        return 0; /* without the stack's bounds the walk is not safe */
+    int n = capture_fp(t, buf, max + 8 < MT_DEFERRED_DEPTH + 32 ? max + 8 : MT_DEFERRED_DEPTH + 32);
+    return keep_callers(buf, n, ips, max);
+}
+
+/* Drops the frames of libmemtrace itself, keeps at most max of the rest. */
+static int keep_callers(void *const *buf, int n, uint64_t *ips, int max)
+{
     int skip = 0;
     while (skip < n && is_own((uint64_t)buf[skip]))
         skip++;
