@@ -215,7 +215,7 @@ static void try_inherit(struct consumer *c, struct process *child)
 static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
 {
     if (h->version != MT_IPC_VERSION) {
-        reply(fd, MT_REPLY_ERROR, c->opt, "memtrace: the shim and the consumer are of different versions");
+        reply(fd, MT_REPLY_ERROR, c->opt, "the shim and the consumer are of different versions");
         close(fd);
         return;
     }
@@ -226,7 +226,7 @@ static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
     }
     struct process *p = calloc(1, sizeof *p);
     if (!p || heap_table_init(&p->live) != 0 || stack_store_init(&p->stacks) != 0) {
-        reply(fd, MT_REPLY_ERROR, c->opt, "memtrace: out of memory");
+        reply(fd, MT_REPLY_ERROR, c->opt, "out of memory");
         close(fd);
         free(p);
         return;
@@ -241,9 +241,7 @@ static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
     read_command_line(p);
     char err[PATH_MAX + 128];
     if (create_dump(c, p, err, sizeof err) != 0) {
-        char line[sizeof err + 16];
-        snprintf(line, sizeof line, "memtrace: %s", err);
-        reply(fd, MT_REPLY_ERROR, c->opt, line);
+        reply(fd, MT_REPLY_ERROR, c->opt, err); /* the shim prints it, prefixed */
         c->had_error = 1;
         close(fd);
         heap_table_free(&p->live);

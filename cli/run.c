@@ -414,6 +414,8 @@ int cmd_run(int argc, char **argv)
     close(listen_fd);
     remove_socket();
     int program_status = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+    if (had_error && program_status == 0)
+        program_status = 1; /* a dump could not be written: said on stderr */
     if (gate_options_any_gate(&gates) || gates.junit || gates.sarif || gates.gen_suppressions ||
         gates.nsuppressions) {
         int ndumps;
