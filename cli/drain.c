@@ -268,13 +268,13 @@ static void process_record(struct process *p, struct consumer_ring *r,
     const struct mt_ring_u32pair *pair = (const void *)rec;
     int bad = 0;
     switch (rec->type) {
-    case MT_RING_ALLOC:
-        bad = rec->len < sizeof(struct mt_ring_alloc);
+    case MT_RING_ALLOC: /* address 0 is never a block: only garbage has it */
+        bad = rec->len < sizeof(struct mt_ring_alloc) || !((const struct mt_ring_alloc *)rec)->ptr;
         if (!bad)
             on_alloc(p, r, (const void *)rec);
         break;
     case MT_RING_FREE:
-        bad = rec->len < sizeof(struct mt_ring_free);
+        bad = rec->len < sizeof(struct mt_ring_free) || !((const struct mt_ring_free *)rec)->ptr;
         if (!bad)
             on_free(p, r, (const void *)rec);
         break;

@@ -48,7 +48,7 @@ static inline int should_record_from(struct mt_thread *t, const void *caller)
 
 static void guard_release(int **guard) { (**guard)--; }
 #define GUARD_SCOPE(t)                                                                             \
-    int *guard_scope_ __attribute__((cleanup(guard_release))) = &(t)->guard;                       \
+    int *guard_scope_ __attribute__((cleanup(guard_release), unused)) = &(t)->guard;               \
     (t)->guard++
 
 /* Writes the event of an allocation that returned p. in_record raised. */

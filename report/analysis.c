@@ -230,7 +230,9 @@ struct thread_last {
 
 static struct thread_last *thread_slot(struct thread_last **v, uint32_t *cap, uint64_t thread)
 {
-    if (thread >= 1u << 24 || array_grow((void **)v, cap, sizeof **v, thread + 1) != 0)
+    /* a thread index beyond this comes only from a corrupt dump: it is not
+     * worth the memory (16 bytes per index) */
+    if (thread >= 1u << 20 || array_grow((void **)v, cap, sizeof **v, thread + 1) != 0)
         return NULL;
     return &(*v)[thread];
 }

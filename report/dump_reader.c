@@ -268,6 +268,8 @@ static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *r
         rec->id = get_u(c);
         rec->tid = get_u(c);
         return c->status;
+    /* Blocks never sit at address 0 (the recorder writes no failed call):
+     * a block record naming it is corrupt. */
     case MT_REC_ALLOC:
         rec->time = r->last_time + (uint64_t)get_s(c);
         rec->thread = get_u(c);
@@ -275,13 +277,13 @@ static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *r
         rec->address = get_u(c);
         rec->size = get_u(c);
         rec->stack = get_u(c);
-        return c->status;
+        return c->status ? c->status : rec->address ? 0 : -1;
     case MT_REC_FREE:
         rec->time = r->last_time + (uint64_t)get_s(c);
         rec->thread = get_u(c);
         rec->function = get_u(c);
         rec->address = get_u(c);
-        return c->status;
+        return c->status ? c->status : rec->address ? 0 : -1;
     case MT_REC_RSS:
         rec->time = r->last_time + (uint64_t)get_s(c);
         rec->rss = get_u(c);
@@ -290,7 +292,7 @@ static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *r
         rec->address = get_u(c);
         rec->size = get_u(c);
         rec->stack = get_u(c);
-        return c->status;
+        return c->status ? c->status : rec->address ? 0 : -1;
     case MT_REC_INHERIT_TOTALS:
         rec->allocations = get_u(c);
         rec->frees = get_u(c);

@@ -48,6 +48,8 @@ static int grow(struct heap_table *t)
 
 int heap_table_insert(struct heap_table *t, const struct heap_block *b, struct heap_block *replaced)
 {
+    if (!b->address) /* 0 marks an empty slot: never a block (only corrupt input has it) */
+        return -1;
     if ((t->count + 1) * 4 > (t->mask + 1) * 3 && grow(t) != 0)
         return -1;
     size_t i = slot_of(b->address, t->mask);
@@ -66,6 +68,8 @@ int heap_table_insert(struct heap_table *t, const struct heap_block *b, struct h
 
 struct heap_block *heap_table_find(struct heap_table *t, uint64_t address)
 {
+    if (!address)
+        return NULL;
     for (size_t i = slot_of(address, t->mask); t->slots[i].address; i = (i + 1) & t->mask)
         if (t->slots[i].address == address)
             return &t->slots[i];
@@ -74,6 +78,8 @@ struct heap_block *heap_table_find(struct heap_table *t, uint64_t address)
 
 int heap_table_remove(struct heap_table *t, uint64_t address, struct heap_block *out)
 {
+    if (!address)
+        return 0;
     size_t i = slot_of(address, t->mask);
     while (t->slots[i].address != address) {
         if (!t->slots[i].address)

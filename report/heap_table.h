@@ -26,7 +26,8 @@ struct heap_table {
 int heap_table_init(struct heap_table *t);
 void heap_table_free(struct heap_table *t);
 /* Inserts a block; if the address was already live, *replaced gets the old
- * block and 1 is returned. -1 when out of memory. */
+ * block and 1 is returned. -1 when out of memory or for address 0 (the
+ * empty-slot mark, never a real block). */
 int heap_table_insert(struct heap_table *t, const struct heap_block *b, struct heap_block *replaced);
 /* Removes the block at address into *out; 0 if there was none. */
 int heap_table_remove(struct heap_table *t, uint64_t address, struct heap_block *out);

@@ -25,6 +25,8 @@ packages=(
     # flame graph tests: the SVG in headless Chromium, driven by playwright-core
     # (which the test installs with npm into the build tree)
     chromium nodejs
+    # fuzzing (tests/fuzz, -DMEMTRACE_FUZZ=ON): clang and its libFuzzer runtime
+    clang libclang-rt-14-dev
 )
 
 force=0

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one command that checks memtrace: installs the Debian packages it needs,
 # builds it with warnings as errors, and runs the whole test suite, then runs
-# it again against an ASan/UBSan build of cli/ and report/. Exits non-zero if
-# either run fails. Works from any directory; extra arguments go to ctest
+# it again against an ASan/UBSan build of cli/ and report/, then fuzzes the
+# dump reader for a minute. Exits non-zero if any of them fails. Works from any directory; extra arguments go to ctest
 # (e.g. `bash scripts/test.sh -R e2e`).
 set -euo pipefail
 
@@ -25,5 +25,14 @@ if [ "${MEMTRACE_SKIP_SANITIZE:-0}" != 1 ]; then
     cmake --build build-asan -j2
     ASAN_OPTIONS=verify_asan_link_order=0 UBSAN_OPTIONS=print_stacktrace=1 \
         ctest --test-dir build-asan --output-on-failure --no-tests=error -j2 "$@" || status=$?
+fi
+# The dump reader under libFuzzer for 60 seconds (clang; regressions first).
+# MEMTRACE_SKIP_FUZZ=1 leaves this pass out; tests/fuzz/run_fuzz.sh runs it
+# for longer by hand.
+if [ "${MEMTRACE_SKIP_FUZZ:-0}" != 1 ]; then
+    CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DMEMTRACE_WERROR=ON -DMEMTRACE_FUZZ=ON
+    cmake --build build-fuzz -j2
+    ctest --test-dir build-fuzz --output-on-failure --no-tests=error -L fuzz || status=$?
 fi
 exit "$status"
