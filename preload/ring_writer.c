@@ -12,7 +12,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -158,53 +157,32 @@ static void thread_key_destructor(void *value)
 
 void mt_ring_setup_key(void) { pthread_key_create(&exit_key, thread_key_destructor); }
 
-static uintptr_t parse_hex(const char **p)
+struct bounds_search {
+    uintptr_t sp;
+    struct mt_thread *t;
+};
+
+static int bounds_line(const char *line, void *arg)
 {
-    uintptr_t v = 0;
-    for (;; (*p)++) {
-        char c = **p;
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0)
-            return v;
-        v = v * 16 + (uintptr_t)d;
-    }
+    struct bounds_search *b = arg;
+    const char *c = line;
+    uintptr_t lo = mt_parse_hex(&c);
+    uintptr_t hi = *c == '-' ? (c++, mt_parse_hex(&c)) : 0;
+    if (b->sp < lo || b->sp >= hi)
+        return 0;
+    b->t->stack_lo = lo;
+    b->t->stack_hi = hi;
+    return 1;
 }
 
 /* The bounds of the mapping that holds this thread's stack pointer, for
- * frame-pointer walks. From /proc/self/maps with plain open/read: no malloc
- * (pthread_getattr_np allocates, which would change the program's heap) and
- * safe in a signal handler. */
+ * frame-pointer walks (pthread_getattr_np would allocate from the program's
+ * heap; this is also safe in a signal handler). */
 void mt_note_stack_bounds(struct mt_thread *t)
 {
-    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
     char buf[4096];
-    size_t len = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        buf[len] = '\0';
-        char *line = buf, *nl;
-        while ((nl = strchr(line, '\n'))) {
-            const char *c = line;
-            uintptr_t lo = parse_hex(&c);
-            uintptr_t hi = *c == '-' ? (c++, parse_hex(&c)) : 0;
-            if (sp >= lo && sp < hi) {
-                t->stack_lo = lo;
-                t->stack_hi = hi;
-                close(fd);
-                return;
-            }
-            line = nl + 1;
-        }
-        len = (size_t)(buf + len - line);
-        memmove(buf, line, len);
-    }
-    close(fd);
+    struct bounds_search b = {(uintptr_t)__builtin_frame_address(0), t};
+    mt_maps_each(buf, sizeof buf, bounds_line, &b);
 }
 
 struct mt_ring *mt_ring_get(struct mt_thread *t)

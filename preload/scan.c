@@ -274,26 +274,14 @@ static int holds_block(const struct marker *m, uint64_t lo, uint64_t hi)
     return a < m->count && m->blocks[a].address < hi;
 }
 
-static uintptr_t parse_hex(const char **s)
-{
-    uintptr_t v = 0;
-    for (;; (*s)++) {
-        char c = **s;
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0)
-            return v;
-        v = v * 16 + (uintptr_t)d;
-    }
-}
-
 /* Scans one line of /proc/self/maps if it is a root. */
 static void scan_mapping(struct marker *m, const char *line, uintptr_t self_sp, int nstopped)
 {
     const char *s = line;
-    uintptr_t lo = parse_hex(&s);
+    uintptr_t lo = mt_parse_hex(&s);
     if (*s++ != '-')
         return;
-    uintptr_t hi = parse_hex(&s);
+    uintptr_t hi = mt_parse_hex(&s);
     if (*s++ != ' ' || s[0] != 'r' || s[1] != 'w' || s[3] != 'p')
         return;
     const char *bracket = strchr(s, '[');
@@ -318,6 +306,19 @@ static void scan_mapping(struct marker *m, const char *line, uintptr_t self_sp, 
         scan_words(m, from, hi, 1);
 }
 
+struct roots_walk {
+    struct marker *m;
+    uintptr_t self_sp;
+    int nstopped;
+};
+
+static int root_line(const char *line, void *arg)
+{
+    struct roots_walk *w = arg;
+    scan_mapping(w->m, line, w->self_sp, w->nstopped);
+    return 0;
+}
+
 static void scan_roots(struct marker *m, uintptr_t self_sp)
 {
     int nstopped = __atomic_load_n(&stopped_count, __ATOMIC_ACQUIRE);
@@ -326,27 +327,9 @@ static void scan_roots(struct marker *m, uintptr_t self_sp)
     for (int i = 0; i < nstopped; i++)
         for (int r = 0; r < NGREG; r++)
             consider(m, stopped[i].regs[r], 1);
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
     static char buf[1 << 16];
-    size_t len = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        buf[len] = '\0';
-        char *line = buf, *nl;
-        while ((nl = strchr(line, '\n'))) {
-            *nl = '\0';
-            scan_mapping(m, line, self_sp, nstopped);
-            line = nl + 1;
-        }
-        len = (size_t)(buf + len - line);
-        memmove(buf, line, len);
-    }
-    close(fd);
+    struct roots_walk w = {m, self_sp, nstopped};
+    mt_maps_each(buf, sizeof buf, root_line, &w);
 }
 
 /* ---- talking to the consumer -------------------------------------------- */

@@ -180,6 +180,14 @@ void mt_tls_compensation_init(uintptr_t own_base) MT_HIDDEN;
 /* The size to record for calloc(n, size) called from caller. */
 size_t mt_tls_adjust_calloc(const void *caller, size_t n, size_t size) MT_HIDDEN;
 
+/* ---- maps.c ---- */
+uintptr_t mt_parse_hex(const char **p) MT_HIDDEN;
+/* Calls fn for each line of /proc/self/maps (NUL-terminated, without its
+ * newline) until fn returns non-zero; buf holds the reading (a line must
+ * fit). 0, or -1 if the file cannot be opened. */
+int mt_maps_each(char *buf, size_t size, int (*fn)(const char *line, void *arg), void *arg)
+    MT_HIDDEN;
+
 /* ---- util ---- */
 void mt_log(const char *fmt, ...) MT_HIDDEN __attribute__((format(printf, 1, 2)));
 
