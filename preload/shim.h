@@ -60,8 +60,8 @@ struct mt_ring;
 /* An event from a signal handler that interrupted this thread while it was
  * writing an event of its own: queued (in mmap'd memory that goes with the
  * thread's ring), and written when that one is done. */
-#define MT_DEFERRED_MAX 1024
-#define MT_DEFERRED_DEPTH 16
+#define MT_DEFERRED_MAX 16384
+#define MT_DEFERRED_DEPTH 8
 struct mt_deferred {
     uint32_t type; /* MT_RING_ALLOC or MT_RING_FREE */
     uint32_t function;
