@@ -120,22 +120,9 @@ static int site_key_equal(const struct analysis *a, const struct site *s, const 
     return 1;
 }
 
-static int grow_slots(struct matcher *m)
+static uint64_t entry_hash_at(const void *m, uint32_t e)
 {
-    uint32_t mask = m->mask ? m->mask * 2 + 1 : 1023;
-    uint32_t *slots = calloc((size_t)mask + 1, sizeof *slots);
-    if (!slots)
-        return -1;
-    for (uint32_t e = 0; e < m->count; e++) {
-        uint32_t i = (uint32_t)m->entries[e].hash & mask;
-        while (slots[i])
-            i = (i + 1) & mask;
-        slots[i] = e + 1;
-    }
-    free(m->slots);
-    m->slots = slots;
-    m->mask = mask;
-    return 0;
+    return ((const struct matcher *)m)->entries[e].hash;
 }
 
 /* Adds the figures of site s of run `run` to the entry of its key. */
@@ -143,7 +130,7 @@ static int match_site(struct matcher *m, int run, uint32_t site)
 {
     const struct analysis *a = m->a[run];
     const struct site *s = &a->sites[site];
-    if ((m->count + 1) * 4 >= (m->mask + 1) * 3 && grow_slots(m) != 0)
+    if ((m->count + 1) * 4 >= (m->mask + 1) * 3 && index_grow(&m->slots, &m->mask, m->count, 1023, entry_hash_at, m) != 0)
         return -1;
     uint64_t h = site_key_hash(a, s);
     uint32_t i = (uint32_t)h & m->mask;

@@ -35,34 +35,21 @@ static int frame_equal(const struct sym_frame *a, const struct sym_frame *b)
            (a->function || a->module_offset == b->module_offset);
 }
 
-static int rehash_u32(uint32_t **index, uint32_t *mask, uint32_t count,
-                      uint64_t (*hash_of)(const struct analysis *, uint32_t),
-                      const struct analysis *a)
+static uint64_t frame_hash_at(const void *a, uint32_t i)
 {
-    uint32_t new_mask = *mask ? *mask * 2 + 1 : 1023;
-    uint32_t *n = calloc((size_t)new_mask + 1, sizeof *n);
-    if (!n)
-        return -1;
-    for (uint32_t id = 1; id <= count; id++) {
-        uint32_t i = (uint32_t)hash_of(a, id - 1) & new_mask;
-        while (n[i])
-            i = (i + 1) & new_mask;
-        n[i] = id;
-    }
-    free(*index);
-    *index = n;
-    *mask = new_mask;
-    return 0;
+    return frame_hash(&((const struct analysis *)a)->frames[i]);
 }
 
-static uint64_t frame_hash_at(const struct analysis *a, uint32_t i) { return frame_hash(&a->frames[i]); }
-static uint64_t site_hash_at(const struct analysis *a, uint32_t i) { return a->sites[i].hash; }
+static uint64_t site_hash_at(const void *a, uint32_t i)
+{
+    return ((const struct analysis *)a)->sites[i].hash;
+}
 
 /* Returns the index of frame f, adding it when new; UINT32_MAX on failure. */
 static uint32_t intern_frame(struct analysis *a, const struct sym_frame *f)
 {
     if ((a->nframes + 1) * 4 >= (a->frame_index_mask + 1) * 3 &&
-        rehash_u32(&a->frame_index, &a->frame_index_mask, a->nframes, frame_hash_at, a) != 0)
+        index_grow(&a->frame_index, &a->frame_index_mask, a->nframes, 1023, frame_hash_at, a) != 0)
         return UINT32_MAX;
     uint32_t i = (uint32_t)frame_hash(f) & a->frame_index_mask;
     for (; a->frame_index[i]; i = (i + 1) & a->frame_index_mask)
@@ -111,7 +98,7 @@ static uint32_t intern_site(struct analysis *a, uint32_t first, uint32_t n,
     for (uint32_t k = 0; k < n; k++)
         h = hash_mix(h, a->site_frames[first + k]);
     if ((a->nsites + 1) * 4 >= (a->site_index_mask + 1) * 3 &&
-        rehash_u32(&a->site_index, &a->site_index_mask, a->nsites, site_hash_at, a) != 0)
+        index_grow(&a->site_index, &a->site_index_mask, a->nsites, 1023, site_hash_at, a) != 0)
         return UINT32_MAX;
     uint32_t i = (uint32_t)h & a->site_index_mask;
     for (; a->site_index[i]; i = (i + 1) & a->site_index_mask) {

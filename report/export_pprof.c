@@ -122,22 +122,9 @@ static uint64_t tuple_hash(const uint64_t *key, uint32_t n)
     return h;
 }
 
-static int tuple_rehash(struct tuple_map *m)
+static uint64_t tuple_hash_at(const void *m, uint32_t e)
 {
-    uint32_t mask = m->mask ? m->mask * 2 + 1 : 255;
-    uint32_t *slots = calloc((size_t)mask + 1, sizeof *slots);
-    if (!slots)
-        return -1;
-    for (uint32_t e = 0; e < m->count; e++) {
-        uint32_t i = (uint32_t)m->entries[e].hash & mask;
-        while (slots[i])
-            i = (i + 1) & mask;
-        slots[i] = e + 1;
-    }
-    free(m->slots);
-    m->slots = slots;
-    m->mask = mask;
-    return 0;
+    return ((const struct tuple_map *)m)->entries[e].hash;
 }
 
 /* The id of key (1-based), added when new (*added = 1); 0 when out of
@@ -145,7 +132,7 @@ static int tuple_rehash(struct tuple_map *m)
 static uint32_t tuple_intern(struct tuple_map *m, const uint64_t *key, uint32_t n, int *added)
 {
     *added = 0;
-    if ((m->count + 1) * 4 >= (m->mask + 1) * 3 && tuple_rehash(m) != 0)
+    if ((m->count + 1) * 4 >= (m->mask + 1) * 3 && index_grow(&m->slots, &m->mask, m->count, 255, tuple_hash_at, m) != 0)
         return 0;
     uint64_t h = tuple_hash(key, n);
     uint32_t i = (uint32_t)h & m->mask;

@@ -35,6 +35,29 @@ static inline uint64_t hash_mix(uint64_t h, uint64_t v)
     return h ^ (h >> 32);
 }
 
+/* Grows an open-addressing index whose slots hold entry ids (i + 1, 0 =
+ * empty) of count entries, to twice its size (first_mask + 1 slots when it
+ * has none yet), placing each entry by hash_at(ctx, i) with linear probing.
+ * 0, or -1 when out of memory (the old index is kept). */
+static inline int index_grow(uint32_t **slots, uint32_t *mask, uint32_t count, uint32_t first_mask,
+                             uint64_t (*hash_at)(const void *ctx, uint32_t i), const void *ctx)
+{
+    uint32_t new_mask = *mask ? *mask * 2 + 1 : first_mask;
+    uint32_t *n = calloc((size_t)new_mask + 1, sizeof *n);
+    if (!n)
+        return -1;
+    for (uint32_t e = 0; e < count; e++) {
+        uint32_t i = (uint32_t)hash_at(ctx, e) & new_mask;
+        while (n[i])
+            i = (i + 1) & new_mask;
+        n[i] = e + 1;
+    }
+    free(*slots);
+    *slots = n;
+    *mask = new_mask;
+    return 0;
+}
+
 /* Writes s as a JSON string, or null. */
 static inline void json_write_string(FILE *out, const char *s)
 {
