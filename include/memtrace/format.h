@@ -88,7 +88,30 @@ enum mt_record {
     MT_REC_SCAN = 13,
     /* u address, u kind (enum mt_leak_kind) */
     MT_REC_LEAK_KIND = 14,
+    /* A Python frame (SPEC section 10): u pyframe_id, u line (0 = unknown),
+     * str function, str file. Written before the first STACK that holds it;
+     * a stack holds it as the address MT_PYFRAME_ADDRESS(id, entry). */
+    MT_REC_PYFRAME = 15,
+    /* The name of a custom allocator (an inline-hooked function or one
+     * annotated with the client API): u function (>= MT_FN_CUSTOM_BASE),
+     * str name. Written before the first event that carries that function. */
+    MT_REC_ALLOCATOR = 16,
+    /* A named point in time (MEMTRACE_MARK): dt, u thread_index, str label */
+    MT_REC_MARK = 17,
 };
+
+/* Python frames inside stacks: addresses no user-space code can return to
+ * (x86-64 user addresses are below 2^47). Bit 32 is set on the frame that
+ * entered the interpreter loop (the Python frames between two such frames
+ * were all run by one native _PyEval_EvalFrameDefault call). */
+#define MT_PYFRAME_TAG 0xF700000000000000ull
+#define MT_PYFRAME_TAG_MASK 0xFF00000000000000ull
+#define MT_PYFRAME_ENTRY (1ull << 32)
+#define MT_PYFRAME_ADDRESS(id, entry) \
+    (MT_PYFRAME_TAG | ((entry) ? MT_PYFRAME_ENTRY : 0) | (uint64_t)(uint32_t)(id))
+#define MT_IS_PYFRAME(address) (((address) & MT_PYFRAME_TAG_MASK) == MT_PYFRAME_TAG)
+#define MT_PYFRAME_ID(address) ((uint32_t)(address))
+#define MT_PYFRAME_IS_ENTRY(address) (((address) & MT_PYFRAME_ENTRY) != 0)
 
 /* Leak kinds, memcheck's semantics (SPEC section 5). */
 enum mt_leak_kind {
@@ -128,7 +151,10 @@ enum mt_function {
     MT_FN_NEW_ARRAY,
     MT_FN_DELETE,
     MT_FN_DELETE_ARRAY,
-    MT_FN_COUNT_
+    MT_FN_COUNT_,
+    /* Custom allocators (hooked functions, client API) are numbered from
+     * here; an ALLOCATOR record names each. */
+    MT_FN_CUSTOM_BASE = 64,
 };
 
 #endif

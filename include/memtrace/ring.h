@@ -52,6 +52,9 @@ enum mt_ring_type {
     MT_RING_EXIT,         /* how, value */
     MT_RING_FORK,         /* fork_seq: the parent side of a fork() */
     MT_RING_EXEC,         /* a = 1: about to execve; a = 0: that execve failed */
+    MT_RING_PYFRAME,      /* struct mt_ring_pyframe */
+    MT_RING_ALLOCATOR,    /* a custom allocator's name (issue 7) */
+    MT_RING_MARK,         /* a client mark's label (issue 7) */
 };
 
 /* Every record starts with this header; len is the whole record in bytes,
