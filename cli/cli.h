@@ -20,5 +20,9 @@ int cli_bad_option(const char *command, const char *arg, int optopt);
 int parse_unwind(const char *s, uint32_t *out);
 int parse_depth(const char *s, uint32_t *out);
 int parse_leak_check(const char *s, uint32_t *out);
+int parse_python_mode(const char *s, uint32_t *out); /* auto|on|off */
+/* 1 if the program at path is CPython, a script run by it, or embeds it
+ * (python_detect.c). */
+int program_is_python(const char *path);
 
 #endif

@@ -181,7 +181,8 @@ static void reply(int fd, uint32_t status, const struct consumer_options *o, con
 {
     struct mt_msg_reply r = {.type = MT_MSG_REPLY, .status = status, .unwind = o->unwind,
                              .max_depth = o->max_depth, .follow_fork = (uint32_t)o->follow_fork,
-                             .leak_check = o->leak_check, .freeres = (uint32_t)o->freeres};
+                             .leak_check = o->leak_check, .freeres = (uint32_t)o->freeres,
+                             .python = o->python};
     if (message)
         snprintf(r.message, sizeof r.message, "%s", message);
     send(fd, &r, sizeof r, MSG_NOSIGNAL);
@@ -499,6 +500,7 @@ static void release(struct process *p)
         munmap(p->scan_map, p->scan_size);
     heap_table_free(&p->live);
     stack_store_free(&p->stacks);
+    free(p->pyframes.bytes);
     for (int i = 0; i < p->argc; i++)
         free(p->argv[i]);
     free(p->argv);

@@ -16,6 +16,7 @@ struct consumer_options {
     int quiet;          /* no summary on stderr */
     uint32_t leak_check; /* enum mt_leak_check */
     int freeres;        /* free libc's one-time allocations before the scan */
+    uint32_t python;    /* enum mt_python_mode */
     pid_t direct_child; /* run mode: the program we started; 0 in serve mode */
 };
 

@@ -151,7 +151,7 @@ static void on_free(struct process *p, struct consumer_ring *ring, const struct 
 
 static int on_stack(struct process *p, const struct mt_ring_stack *s, uint32_t len)
 {
-    if (s->depth > MT_MAX_DEPTH_LIMIT || sizeof *s + s->depth * 8ull > len)
+    if (s->depth > MT_MAX_STACK_ENTRIES || sizeof *s + s->depth * 8ull > len)
         return -1;
     uint32_t id = stack_store_add(&p->stacks, s->ips, s->depth, &p->dump);
     uint32_t cap = p->stacks.local_cap;
@@ -178,6 +178,45 @@ static int on_module_load(struct process *p, const struct mt_ring_module_load *m
     return 0;
 }
 
+/* ---- Python frames ------------------------------------------------------ */
+
+static int pyframe_log_add(struct pyframe_log *log, const void *rec, size_t len)
+{
+    if (log->len + len > log->cap) {
+        size_t cap = log->cap ? log->cap * 2 : 4096;
+        while (cap < log->len + len)
+            cap *= 2;
+        uint8_t *q = realloc(log->bytes, cap);
+        if (!q)
+            return -1;
+        log->bytes = q;
+        log->cap = cap;
+    }
+    memcpy(log->bytes + log->len, rec, len);
+    log->len += len;
+    return 0;
+}
+
+static int on_pyframe(struct process *p, const struct mt_ring_pyframe *f, uint32_t len)
+{
+    if (sizeof *f + (uint64_t)f->function_len + f->file_len > len || f->id == 0)
+        return -1;
+    const char *function = (const char *)(f + 1);
+    dump_write_pyframe(&p->dump, f->id, f->line, function, f->function_len,
+                       function + f->function_len, f->file_len);
+    return pyframe_log_add(&p->pyframes, f, len);
+}
+
+/* Writes every frame of log into the child's dump (and its own log). */
+static void pyframes_inherit(struct process *child, const struct pyframe_log *log)
+{
+    for (size_t at = 0; at + sizeof(struct mt_ring_pyframe) <= log->len;) {
+        const struct mt_ring_pyframe *f = (const void *)(log->bytes + at);
+        on_pyframe(child, f, f->hdr.len);
+        at += f->hdr.len;
+    }
+}
+
 /* ---- fork snapshots ----------------------------------------------------- */
 
 static void take_snapshot(struct process *p, uint32_t seq, struct fork_snapshot **list)
@@ -189,6 +228,8 @@ static void take_snapshot(struct process *p, uint32_t seq, struct fork_snapshot 
     }
     s->parent = p->pid;
     s->seq = seq;
+    if (p->pyframes.len && pyframe_log_add(&s->pyframes, p->pyframes.bytes, p->pyframes.len) != 0)
+        s->pyframes.len = 0;
     s->totals = p->totals;
     s->nblocks = heap_table_snapshot(&p->live, &s->blocks);
     if (s->nblocks < 0)
@@ -208,6 +249,7 @@ static void take_snapshot(struct process *p, uint32_t seq, struct fork_snapshot 
 void fork_snapshot_free(struct fork_snapshot *s)
 {
     free(s->blocks);
+    free(s->pyframes.bytes);
     stack_store_free(&s->stacks);
     free(s);
 }
@@ -215,6 +257,7 @@ void fork_snapshot_free(struct fork_snapshot *s)
 void process_inherit(struct process *child, const struct fork_snapshot *snap)
 {
     struct dump_writer *w = &child->dump;
+    pyframes_inherit(child, &snap->pyframes); /* before the stacks that hold them */
     uint32_t *map = calloc((size_t)snap->stacks.count + 1, sizeof *map);
     for (uint32_t id = 1; map && id <= snap->stacks.count; id++)
         map[id] = stack_store_add(&child->stacks, snap->stacks.ips + snap->stacks.offset[id],
@@ -303,6 +346,10 @@ static void process_record(struct process *p, struct consumer_ring *r,
         break;
     case MT_RING_EXEC:
         p->exec_pending = pair->a == 1;
+        break;
+    case MT_RING_PYFRAME:
+        bad = rec->len < sizeof(struct mt_ring_pyframe) ||
+              on_pyframe(p, (const void *)rec, rec->len);
         break;
     default:
         bad = 1;

@@ -56,6 +56,11 @@ static void print_record(const struct dump_record *r, uint64_t start)
                (long long)r->exit_value);
         break;
     case MT_REC_END: printf("end t=%llu\n", t); break;
+    case MT_REC_PYFRAME:
+        printf("pyframe id=%llu function=%.*s file=%.*s line=%llu\n", (unsigned long long)r->id,
+               (int)r->function_name_len, r->function_name, (int)r->path_len, r->path,
+               (unsigned long long)r->line);
+        break;
     default: printf("record type=%d\n", (int)r->type);
     }
 }

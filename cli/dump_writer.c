@@ -287,3 +287,13 @@ void dump_write_leak_kind(struct dump_writer *w, uint64_t address, uint64_t kind
     dw_u(w, address);
     dw_u(w, kind);
 }
+
+void dump_write_pyframe(struct dump_writer *w, uint64_t id, uint64_t line, const char *function,
+                        size_t function_len, const char *file, size_t file_len)
+{
+    dw_byte(w, MT_REC_PYFRAME);
+    dw_u(w, id);
+    dw_u(w, line);
+    dw_str(w, function, function_len);
+    dw_str(w, file, file_len);
+}

@@ -60,5 +60,7 @@ void dump_write_exit(struct dump_writer *w, uint64_t ts, uint64_t how, int64_t v
 void dump_write_end(struct dump_writer *w, uint64_t ts);
 void dump_write_scan(struct dump_writer *w, uint64_t ts, uint64_t nblocks);
 void dump_write_leak_kind(struct dump_writer *w, uint64_t address, uint64_t kind);
+void dump_write_pyframe(struct dump_writer *w, uint64_t id, uint64_t line, const char *function,
+                        size_t function_len, const char *file, size_t file_len);
 
 #endif

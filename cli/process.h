@@ -36,8 +36,17 @@ struct stack_store {
     uint32_t local_cap;
 };
 
+/* The Python frames a process has announced (its PYFRAME ring records, back
+ * to back), kept so that a fork child's dump can name the frames of the
+ * stacks it inherits. */
+struct pyframe_log {
+    uint8_t *bytes;
+    size_t len, cap;
+};
+
 /* The parent's heap at one fork(), waiting for the child to claim it. */
 struct fork_snapshot {
+    struct pyframe_log pyframes;
     pid_t parent;
     uint32_t seq;
     struct heap_block *blocks; /* .stack indexes stacks below (1-based) */
@@ -63,6 +72,7 @@ struct process {
     struct heap_table live;
     struct heap_totals totals;
     struct stack_store stacks;
+    struct pyframe_log pyframes;
     char **argv;
     int argc;
     char *exe;

@@ -44,6 +44,13 @@ static const char run_usage[] =
     "      --run-libc-freeres yes|no\n"
     "                         free libc's and libstdc++'s one-time allocations\n"
     "                         before the scan, as valgrind does (default yes)\n"
+    "      --python MODE      Python frames in stacks: auto (default: when the\n"
+    "                         program is CPython or loads libpython), on, off\n"
+    "      --python-allocator malloc|pymalloc\n"
+    "                         malloc (default): set PYTHONMALLOC=malloc for a\n"
+    "                         Python program so every object is seen; pymalloc:\n"
+    "                         leave CPython's small-object allocator in place\n"
+    "                         (objects of 512 bytes or less are then not seen)\n"
     "  -q, --quiet            no summary on stderr\n"
     "  -h, --help             show this help\n"
     "\n";
@@ -293,16 +300,32 @@ int parse_depth(const char *s, uint32_t *out)
     return 0;
 }
 
+int parse_python_mode(const char *s, uint32_t *out)
+{
+    if (strcmp(s, "auto") == 0)
+        *out = MT_PYTHON_AUTO;
+    else if (strcmp(s, "on") == 0)
+        *out = MT_PYTHON_ON;
+    else if (strcmp(s, "off") == 0)
+        *out = MT_PYTHON_OFF;
+    else
+        return -1;
+    return 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
     struct consumer_options o = {.output_pattern = "./memtrace.%n.%p.mtr",
                                  .unwind = MT_UNWIND_DWARF, .max_depth = 64, .follow_fork = 1,
-                                 .leak_check = MT_LEAK_CHECK_FULL, .freeres = 1};
+                                 .leak_check = MT_LEAK_CHECK_FULL, .freeres = 1,
+                                 .python = MT_PYTHON_AUTO};
+    int pymalloc = 0;
     static const struct option run_options[] = {
         {"output", required_argument, 0, 'o'}, {"no-follow-fork", no_argument, 0, 'F'},
         {"unwind", required_argument, 0, 'u'}, {"max-depth", required_argument, 0, 'd'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
-        {"leak-check", required_argument, 0, 'L'}, {"run-libc-freeres", required_argument, 0, 'R'}};
+        {"leak-check", required_argument, 0, 'L'}, {"run-libc-freeres", required_argument, 0, 'R'},
+        {"python", required_argument, 0, 'P'}, {"python-allocator", required_argument, 0, 'A'}};
     /* run's own options, then the gate options (which end with {0}) */
     enum { NRUN = sizeof run_options / sizeof *run_options };
     struct option longopts[NRUN + 64];
@@ -339,6 +362,15 @@ int cmd_run(int argc, char **argv)
             if (strcmp(optarg, "yes") != 0 && strcmp(optarg, "no") != 0)
                 return cli_error("--run-libc-freeres takes yes or no, not '%s'", optarg);
             o.freeres = strcmp(optarg, "yes") == 0;
+            break;
+        case 'P':
+            if (parse_python_mode(optarg, &o.python) != 0)
+                return cli_error("--python takes auto, on or off, not '%s'", optarg);
+            break;
+        case 'A':
+            if (strcmp(optarg, "malloc") != 0 && strcmp(optarg, "pymalloc") != 0)
+                return cli_error("--python-allocator takes malloc or pymalloc, not '%s'", optarg);
+            pymalloc = strcmp(optarg, "pymalloc") == 0;
             break;
         case 'd':
             if (parse_depth(optarg, &o.max_depth) != 0)
@@ -387,6 +419,12 @@ int cmd_run(int argc, char **argv)
         snprintf(preload, sizeof preload, "%s%s%s", shim, old && *old ? ":" : "", old ? old : "");
         setenv("LD_PRELOAD", preload, 1);
         setenv("MEMTRACE_SOCKET", socket_path, 1);
+        /* CPython's own allocator serves small objects from arenas it
+         * mmaps: only with malloc underneath is every object seen. A
+         * PYTHONMALLOC the user set is theirs. */
+        if (!pymalloc && (o.python == MT_PYTHON_ON ||
+                          (o.python == MT_PYTHON_AUTO && program_is_python(program))))
+            setenv("PYTHONMALLOC", "malloc", 0);
         execv(program, argv + optind);
         int err = errno;
         ssize_t ignored = write(errpipe[1], &err, sizeof err);

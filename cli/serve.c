@@ -23,12 +23,14 @@ int cmd_serve(int argc, char **argv)
 {
     struct consumer_options o = {.output_pattern = "./memtrace.%n.%p.mtr",
                                  .unwind = MT_UNWIND_DWARF, .max_depth = 64, .follow_fork = 1,
-                                 .quiet = 1, .leak_check = MT_LEAK_CHECK_FULL, .freeres = 1};
+                                 .quiet = 1, .leak_check = MT_LEAK_CHECK_FULL, .freeres = 1,
+                                 .python = MT_PYTHON_AUTO};
     const char *name = NULL;
     static const struct option longopts[] = {{"socket", required_argument, 0, 's'},
                                              {"output", required_argument, 0, 'o'},
                                              {"unwind", required_argument, 0, 'u'},
                                              {"max-depth", required_argument, 0, 'd'},
+                                             {"python", required_argument, 0, 'p'},
                                              {0, 0, 0, 0}};
     int opt;
     optind = 1;
@@ -43,6 +45,10 @@ int cmd_serve(int argc, char **argv)
         case 'd':
             if (parse_depth(optarg, &o.max_depth) != 0)
                 return cli_error("MEMTRACE_MAX_DEPTH must be 1..256, not '%s'", optarg);
+            break;
+        case 'p':
+            if (parse_python_mode(optarg, &o.python) != 0)
+                return cli_error("MEMTRACE_PYTHON must be auto, on or off, not '%s'", optarg);
             break;
         default: return 1;
         }

@@ -34,7 +34,7 @@ struct mt_real_functions mt_real;
 volatile int mt_state;
 __thread struct mt_thread mt_thread_state __attribute__((tls_model("initial-exec")));
 struct mt_config mt_config = {MT_UNWIND_DWARF, 64, 1, MT_RING_DEFAULT_CAPACITY,
-                              MT_LEAK_CHECK_FULL, 1};
+                              MT_LEAK_CHECK_FULL, 1, MT_PYTHON_AUTO};
 uint32_t mt_generation = 1;
 
 static int socket_fd = -1;
@@ -232,6 +232,7 @@ static int connect_and_hello(pid_t fork_parent, uint32_t fork_seq)
     mt_config.follow_fork = reply.follow_fork;
     mt_config.leak_check = reply.leak_check;
     mt_config.freeres = reply.freeres;
+    mt_config.python = reply.python <= MT_PYTHON_ON ? reply.python : MT_PYTHON_AUTO;
     socket_fd = fd;
     traced_pid = hello.pid;
     struct stat st;
@@ -272,7 +273,7 @@ static void export_socket_name(const char *name)
 static int spawn_consumer(const char *output)
 {
     static char bin[4096], name[64], depth_arg[16];
-    static char *argv[12];
+    static char *argv[16];
     static char *envp[4096];
     const char *explicit_bin = getenv("MEMTRACE_BIN");
     if (explicit_bin && strlen(explicit_bin) < sizeof bin) {
@@ -306,6 +307,11 @@ static int spawn_consumer(const char *output)
         argv[argc++] = "--max-depth";
         argv[argc++] = depth_arg;
     }
+    const char *python = getenv("MEMTRACE_PYTHON");
+    if (python) {
+        argv[argc++] = "--python";
+        argv[argc++] = (char *)python;
+    }
     argv[argc] = NULL;
     int envc = 0;
     for (char **e = environ; e && *e && envc < 4095; e++)
@@ -334,10 +340,12 @@ static void atfork_prepare(void)
 {
     mt_thread_state.guard++;
     mt_modules_lock();
+    mt_python_lock();
 }
 
 static void atfork_parent(void)
 {
+    mt_python_unlock();
     mt_modules_unlock();
     struct mt_thread *t = &mt_thread_state;
     uint32_t seq = ++fork_count;
@@ -348,6 +356,7 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
+    mt_python_unlock(); /* the tables and their ids go on in the child */
     mt_modules_unlock();
     struct mt_thread *t = &mt_thread_state;
     uint32_t seq = ++fork_count;
@@ -442,8 +451,10 @@ void mt_init(void)
         on_exit(on_exit_handler, NULL);
     }
     __atomic_store_n(&mt_state, state, __ATOMIC_RELEASE);
-    if (state == MT_STATE_ACTIVE) /* the dump has the modules from the start */
+    if (state == MT_STATE_ACTIVE) { /* the dump has the modules from the start */
         mt_modules_sync_now(t);
+        mt_python_setup(NULL);
+    }
     t->guard--;
     errno = saved_errno;
 }

@@ -57,9 +57,10 @@ static void emit_alloc(struct mt_thread *t, void *p, size_t size, uint32_t funct
     struct mt_ring *r = mt_ring_get(t);
     if (!r)
         return;
-    uint64_t ips[MT_MAX_DEPTH_LIMIT];
+    uint64_t ips[MT_MAX_STACK_ENTRIES];
     int depth = mt_stack_capture(t, ips, (int)mt_config.max_depth);
     uint64_t ts = mt_ring_stamp(r);
+    depth += mt_python_capture(r, ips + depth, (int)mt_config.max_depth, &ts);
     uint32_t id = mt_stack_intern(t, r, ips, depth, &ts);
     struct mt_ring_alloc *rec = mt_ring_reserve(r, sizeof *rec);
     if (rec) {
@@ -458,6 +459,8 @@ EXPORT void *dlopen(const char *file, int flags)
         mt_init();
     void *h = mt_real.dlopen(file, flags);
     sync_modules_now();
+    if (h && mt_state == MT_STATE_ACTIVE)
+        mt_python_setup(h); /* a program that embeds CPython by dlopen */
     return h;
 }
 

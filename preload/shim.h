@@ -91,6 +91,7 @@ struct mt_config {
     uint64_t ring_capacity;
     uint32_t leak_check; /* enum mt_leak_check */
     uint32_t freeres;
+    uint32_t python; /* enum mt_python_mode */
 };
 extern struct mt_config mt_config MT_HIDDEN;
 extern uint32_t mt_generation MT_HIDDEN; /* bumped in every fork child */
@@ -174,6 +175,17 @@ void mt_socket_unlock(void) MT_HIDDEN;
 /* The reachability scan, once, at the end of the process; allow_freeres is
  * 0 from _exit (freeres would flush stdio, which _exit must not). */
 void mt_scan_at_exit(int allow_freeres) MT_HIDDEN;
+
+/* ---- python.c ---- */
+/* Looks for CPython in the process (handle: a library just dlopen'ed, or
+ * NULL for everything loaded); once found, captures read its frames. */
+void mt_python_setup(void *handle) MT_HIDDEN;
+/* Appends the calling thread's Python frames (MT_PYFRAME_ADDRESS) to ips,
+ * writing PYFRAME records for new ones into r (then *ts is re-stamped).
+ * Returns how many; 0 without CPython. in_record raised. */
+int mt_python_capture(struct mt_ring *r, uint64_t *ips, int max, uint64_t *ts) MT_HIDDEN;
+void mt_python_lock(void) MT_HIDDEN; /* around fork() */
+void mt_python_unlock(void) MT_HIDDEN;
 
 /* ---- tls_compensation.c ---- */
 void mt_tls_compensation_init(uintptr_t own_base) MT_HIDDEN;

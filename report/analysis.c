@@ -23,6 +23,7 @@ static uint64_t frame_hash(const struct sym_frame *f)
     h = hash_mix(h, (uint64_t)f->line);
     h = hash_mix(h, (uintptr_t)f->module);
     h = hash_mix(h, (uint64_t)f->inlined);
+    h = hash_mix(h, (uint64_t)f->is_python);
     if (!f->function)
         h = hash_mix(h, f->module_offset);
     return h;
@@ -31,7 +32,7 @@ static uint64_t frame_hash(const struct sym_frame *f)
 static int frame_equal(const struct sym_frame *a, const struct sym_frame *b)
 {
     return a->function == b->function && a->file == b->file && a->line == b->line &&
-           a->module == b->module && a->inlined == b->inlined &&
+           a->module == b->module && a->inlined == b->inlined && a->is_python == b->is_python &&
            (a->function || a->module_offset == b->module_offset);
 }
 
@@ -121,24 +122,65 @@ static uint32_t intern_site(struct analysis *a, uint32_t first, uint32_t n,
     return a->nsites - 1;
 }
 
+static int append_frame(struct analysis *a, const struct sym_frame *frame)
+{
+    uint32_t f = intern_frame(a, frame);
+    if (f == UINT32_MAX || array_grow((void **)&a->site_frames, &a->site_frames_cap,
+                                      sizeof *a->site_frames, a->site_frames_len + 1) != 0)
+        return -1;
+    a->site_frames[a->site_frames_len++] = f;
+    return 0;
+}
+
+/* Appends the Python frames ips[*next..] up to and including the next one
+ * that entered the interpreter loop (all that are left if none did). */
+static int append_python(struct analysis *a, const uint64_t *ips, uint64_t depth, uint64_t *next,
+                         int one_call)
+{
+    for (; *next < depth; (*next)++) {
+        uint64_t ip = ips[*next];
+        if (!MT_IS_PYFRAME(ip))
+            continue;
+        const struct sym_frame *f = python_frames_find(&a->python, ip);
+        struct sym_frame unknown = {.function = NULL, .is_python = 1};
+        if (append_frame(a, f ? f : &unknown) != 0)
+            return -1;
+        if (one_call && MT_PYFRAME_IS_ENTRY(ip)) {
+            (*next)++;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* A stack's frames, innermost first: native frames symbolized (inlined
+ * ones expanded, our own dropped), each interpreter-loop frame replaced by
+ * the Python frames it ran. */
 static int on_stack(struct analysis *a, const struct dump_record *rec,
                     const struct analysis_options *o)
 {
     uint32_t first = a->site_frames_len;
     struct sym_frame out[MAX_FRAMES_PER_ADDRESS];
+    uint64_t next_python = 0;
+    while (next_python < rec->depth && !MT_IS_PYFRAME(rec->ips[next_python]))
+        next_python++;
     for (uint64_t k = 0; k < rec->depth; k++) {
+        if (MT_IS_PYFRAME(rec->ips[k]))
+            continue;
         int n = symbolizer_lookup(a->symbolizer, rec->ips[k], out, MAX_FRAMES_PER_ADDRESS);
         for (int j = 0; j < n; j++) {
             if (out[j].is_memtrace)
                 continue;
-            uint32_t f = intern_frame(a, &out[j]);
-            if (f == UINT32_MAX ||
-                array_grow((void **)&a->site_frames, &a->site_frames_cap, sizeof *a->site_frames,
-                     a->site_frames_len + 1) != 0)
+            int rc = next_python < rec->depth && python_frames_is_eval(&out[j])
+                         ? append_python(a, rec->ips, rec->depth, &next_python, 1)
+                         : append_frame(a, &out[j]);
+            if (rc != 0)
                 return -1;
-            a->site_frames[a->site_frames_len++] = f;
         }
     }
+    /* native frames cut by --max-depth, or an interpreter not recognized */
+    if (append_python(a, rec->ips, rec->depth, &next_python, 0) != 0)
+        return -1;
     uint32_t site = intern_site(a, first, a->site_frames_len - first, o);
     if (site == UINT32_MAX || rec->id >= (1u << 30) ||
         array_grow((void **)&a->stack_site, &a->stack_site_cap, sizeof *a->stack_site, rec->id + 1) != 0)
@@ -261,6 +303,12 @@ int analysis_run(struct dump_reader *r, const struct analysis_options *o, struct
             if (a->symbolizer && on_stack(a, &rec, o) != 0)
                 goto oom_reading;
             break;
+        case MT_REC_PYFRAME:
+            if (a->symbolizer &&
+                python_frames_add(&a->python, a->symbolizer, rec.id, rec.function_name,
+                                  rec.function_name_len, rec.path, rec.path_len, rec.line) != 0)
+                goto oom_reading;
+            break;
         case MT_REC_ALLOC:
             b = (struct heap_block){rec.address, rec.size, (uint32_t)rec.stack, (uint32_t)rec.thread,
                                     MT_KIND_UNKNOWN};
@@ -363,6 +411,7 @@ void analysis_free(struct analysis *a)
 {
     if (a->symbolizer)
         symbolizer_free(a->symbolizer);
+    python_frames_free(&a->python);
     free(a->frames);
     free(a->site_frames);
     free(a->sites);

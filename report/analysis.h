@@ -14,6 +14,7 @@
 
 #include "dump_reader.h"
 #include "heap_table.h"
+#include "python_frames.h"
 #include "summary.h"
 #include "symbolize.h"
 
@@ -54,6 +55,7 @@ struct analysis {
     uint32_t stack_site_cap;
     uint32_t peak_version;
     struct symbolizer *symbolizer;
+    struct python_frames python;
 };
 
 /* Reads the whole dump behind r (opened by dump_open). 0, or -1 with

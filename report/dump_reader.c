@@ -314,6 +314,17 @@ static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *r
         rec->address = get_u(c);
         rec->exit_how = get_u(c); /* the kind */
         return c->status;
+    case MT_REC_PYFRAME: {
+        rec->id = get_u(c);
+        rec->line = get_u(c);
+        const unsigned char *function = get_bytes(c, &rec->function_name_len);
+        const unsigned char *file = get_bytes(c, &rec->path_len);
+        rec->function_name = (const char *)function;
+        rec->path = (const char *)file;
+        if (c->status)
+            return c->status;
+        return rec->id == 0 || rec->id > UINT32_MAX || rec->line > INT32_MAX ? -1 : 0;
+    }
     default:
         return -1;
     }

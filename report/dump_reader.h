@@ -32,7 +32,7 @@ struct dump_record {
     uint64_t id, depth;                              /* STACK, MODULE_*, THREAD (id = index) */
     const uint64_t *ips;                             /* STACK */
     uint64_t load_bias, tid, rss;                    /* MODULE_LOAD, THREAD, RSS */
-    const char *path;
+    const char *path; /* MODULE_LOAD; PYFRAME: the file */
     size_t path_len;
     const unsigned char *build_id;
     size_t build_id_len;
@@ -41,6 +41,9 @@ struct dump_record {
     uint64_t allocations, frees, bytes_allocated; /* INHERIT_TOTALS; SCAN: allocations = blocks */
     uint64_t exit_how;                            /* EXIT; LEAK_KIND: the kind */
     int64_t exit_value;
+    const char *function_name; /* PYFRAME (its file is path) */
+    size_t function_name_len;
+    uint64_t line; /* PYFRAME */
 };
 
 struct dump_reader {

@@ -141,8 +141,11 @@ void report_json_stack(FILE *out, const struct analysis *a, const struct site *s
             fputs(", \"line\": null", out);
         fputs(", \"module\": ", out);
         json_write_string(out, f->module);
-        fprintf(out, ", \"address\": \"0x%llx\", \"inlined\": %s, \"language\": \"c\"}",
-                (unsigned long long)f->address, f->inlined ? "true" : "false");
+        if (f->is_python)
+            fputs(", \"address\": null, \"inlined\": false, \"language\": \"python\"}", out);
+        else
+            fprintf(out, ", \"address\": \"0x%llx\", \"inlined\": %s, \"language\": \"c\"}",
+                    (unsigned long long)f->address, f->inlined ? "true" : "false");
     }
     fputs("]", out);
 }

@@ -173,6 +173,11 @@ static const char *intern_len(struct symbolizer *s, const char *str, size_t len)
     return copy;
 }
 
+const char *symbolizer_intern(struct symbolizer *s, const char *str, size_t len)
+{
+    return intern_len(s, str, len);
+}
+
 static const char *intern(struct symbolizer *s, const char *str)
 {
     return str ? intern_len(s, str, strlen(str)) : NULL;

@@ -38,6 +38,7 @@ struct sym_frame {
     uint64_t module_offset; /* address - load bias: for "module+0xOFFSET"; 0 without module */
     int inlined;            /* 1 for frames produced by inlining expansion */
     int is_memtrace;        /* the module is libmemtrace.so itself */
+    int is_python;          /* a Python frame (function, file, line; no module) */
 };
 
 struct symbolizer;
@@ -59,6 +60,10 @@ void symbolizer_module_unload(struct symbolizer *s, uint64_t id);
  * returns how many (>= 1: at worst one frame with only module/offset, or
  * with everything NULL when no module contains the address; 0 only when
  * max < 1). Looks up return_address - 1, the call instruction. */
+/* The symbolizer's one copy of str[0, len) (equal strings, equal pointers);
+ * NULL when out of memory. */
+const char *symbolizer_intern(struct symbolizer *s, const char *str, size_t len);
+
 int symbolizer_lookup(struct symbolizer *s, uint64_t return_address, struct sym_frame *out,
                       int max);
 

@@ -87,6 +87,16 @@ struct mt_ring_stack {
     uint64_t ips[];
 };
 
+/* followed by function_len bytes of function name, then file_len bytes of
+ * file name (UTF-8), then padding to 8 */
+struct mt_ring_pyframe {
+    struct mt_ring_record hdr;
+    uint32_t id;
+    uint32_t line;
+    uint32_t function_len;
+    uint32_t file_len;
+};
+
 struct mt_ring_segment {
     uint64_t vaddr;
     uint64_t memsz;
@@ -123,6 +133,8 @@ enum mt_msg_type {
     MT_MSG_SCAN_DONE,
 };
 
+enum mt_python_mode { MT_PYTHON_OFF = 0, MT_PYTHON_AUTO = 1, MT_PYTHON_ON = 2 };
+
 enum mt_leak_check { MT_LEAK_CHECK_NONE = 0, MT_LEAK_CHECK_SUMMARY = 1, MT_LEAK_CHECK_FULL = 2 };
 
 struct mt_scan_header {
@@ -157,7 +169,8 @@ struct mt_msg_reply {
     uint32_t follow_fork;
     uint32_t leak_check; /* enum mt_leak_check */
     uint32_t freeres;    /* run __libc_freeres before the scan */
-    char message[228];
+    uint32_t python;     /* enum mt_python_mode */
+    char message[224];
 };
 
 /* process -> consumer: MT_MSG_SCAN and MT_MSG_SCAN_DONE */
@@ -174,5 +187,7 @@ struct mt_msg_ring {
 };
 
 #define MT_MAX_DEPTH_LIMIT 256
+/* native frames, then as many Python frames at most */
+#define MT_MAX_STACK_ENTRIES (2 * MT_MAX_DEPTH_LIMIT)
 
 #endif

@@ -1,0 +1,356 @@
+/* Python frames in stacks (SPEC section 10): at each recorded allocation,
+ * the calling thread's chain of CPython frames is read where the
+ * interpreter keeps it, and each frame (code object, line) becomes one
+ * MT_PYFRAME_ADDRESS appended after the native frames. The report puts them
+ * in place of the _PyEval_EvalFrameDefault frames that ran them.
+ *
+ * Why read the chain and not keep a shadow stack from a profile hook: the
+ * hook costs on every Python call and return whether or not anything is
+ * allocated, and must be installed in every thread; the chain is already
+ * there, kept by the interpreter, and costs only when an allocation is
+ * recorded. A thread only changes its own chain, so reading it from inside
+ * that thread's malloc is consistent, with or without the GIL.
+ *
+ * Nothing here runs for a process without CPython: the symbols are looked up
+ * once at start and after each dlopen (never with --python off), and the
+ * capture returns at its first test until they are found. Only non-
+ * allocating CPython functions are called (Py_IsInitialized,
+ * PyGILState_GetThisThreadState, PyCode_Addr2Line, Py_GetVersion).
+ *
+ * Each distinct (code object, instruction) is resolved to a line once, and
+ * each distinct (code object, line) gets a process-unique id sent as one
+ * PYFRAME record before any stack that holds it. Tables are mmap'd, under
+ * one spinlock (taken once per capture; Python threads rarely contend).
+ * A code object freed and another created at its address is told apart by
+ * its name, file and first line.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "python_layout.h"
+#include "shim.h"
+
+struct py_api {
+    int (*is_initialized)(void);
+    void *(*this_thread_state)(void);
+    int (*addr2line)(void *code, int byte_offset);
+    const char *(*version)(void);
+    const void *code_type;
+};
+
+static struct py_api api;
+static const struct mt_py_layout *layout;
+static volatile int python_ready; /* api and layout set */
+static int python_refused;        /* a version we cannot read: said once */
+static int table_lock;
+static uint32_t next_pyframe_id = 1;
+
+/* ---- tables ------------------------------------------------------------ */
+
+/* (code, instruction) -> id, and (code, line) -> id: the same shape. */
+struct py_slot {
+    uintptr_t code, name, file;
+    int32_t firstlineno;
+    int32_t where; /* instruction byte offset, or line */
+    uint32_t id;   /* 0: empty */
+    uint32_t pad;
+};
+
+struct py_table {
+    struct py_slot *slots;
+    uint32_t mask, count;
+};
+
+static struct py_table by_instruction, by_line;
+
+static int table_init(struct py_table *t, uint32_t size)
+{
+    void *p = mmap(NULL, size * sizeof(struct py_slot), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return -1;
+    t->slots = p;
+    t->mask = size - 1;
+    t->count = 0;
+    return 0;
+}
+
+static uint32_t slot_hash(uintptr_t code, int32_t where)
+{
+    uint64_t h = (uint64_t)code * 0x9e3779b97f4a7c15ull ^ (uint32_t)where;
+    h *= 0xff51afd7ed558ccdull;
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static struct py_slot *table_find(struct py_table *t, const struct py_slot *key)
+{
+    for (uint32_t i = slot_hash(key->code, key->where) & t->mask;; i = (i + 1) & t->mask) {
+        struct py_slot *s = &t->slots[i];
+        if (!s->id || (s->code == key->code && s->where == key->where))
+            return s;
+    }
+}
+
+/* Stores key (with its id) in its slot, replacing a stale entry for the
+ * same code address; grows the table first when it is 3/4 full. */
+static void table_put(struct py_table *t, const struct py_slot *key)
+{
+    if ((t->count + 1) * 4 > (t->mask + 1) * 3) {
+        struct py_table bigger;
+        if (table_init(&bigger, (t->mask + 1) * 2) != 0)
+            return; /* it stays a cache miss */
+        for (uint32_t i = 0; i <= t->mask; i++)
+            if (t->slots[i].id) {
+                *table_find(&bigger, &t->slots[i]) = t->slots[i];
+                bigger.count++;
+            }
+        munmap(t->slots, (t->mask + 1) * sizeof(struct py_slot));
+        *t = bigger;
+    }
+    struct py_slot *s = table_find(t, key);
+    if (!s->id)
+        t->count++;
+    *s = *key;
+}
+
+static int same_code(const struct py_slot *s, const struct py_slot *key)
+{
+    return s->id && s->name == key->name && s->file == key->file &&
+           s->firstlineno == key->firstlineno;
+}
+
+/* ---- reading CPython objects ------------------------------------------- */
+
+#define FIELD(base, offset, type) (*(const type *)((const char *)(base) + (offset)))
+
+static int is_code(const void *object)
+{
+    return object && !((uintptr_t)object & 7) && FIELD(object, 8, const void *) == api.code_type;
+}
+
+static size_t put_utf8(char *out, size_t room, uint32_t c)
+{
+    char b[4];
+    size_t n;
+    if (c < 0x80) {
+        b[0] = (char)c, n = 1;
+    } else if (c < 0x800) {
+        b[0] = (char)(0xc0 | c >> 6), b[1] = (char)(0x80 | (c & 63)), n = 2;
+    } else if (c < 0x10000) {
+        b[0] = (char)(0xe0 | c >> 12), b[1] = (char)(0x80 | ((c >> 6) & 63));
+        b[2] = (char)(0x80 | (c & 63)), n = 3;
+    } else {
+        b[0] = (char)(0xf0 | c >> 18), b[1] = (char)(0x80 | ((c >> 12) & 63));
+        b[2] = (char)(0x80 | ((c >> 6) & 63)), b[3] = (char)(0x80 | (c & 63)), n = 4;
+    }
+    if (n > room)
+        return 0;
+    memcpy(out, b, n);
+    return n;
+}
+
+/* A str object as UTF-8 into out (cut at room bytes); its length. Reads
+ * the object's storage directly: PyUnicode_AsUTF8 may allocate. */
+static size_t read_str(const void *str, char *out, size_t room)
+{
+    if (!str)
+        return 0;
+    int64_t length = FIELD(str, 16, int64_t);
+    uint32_t state = FIELD(str, 32, uint32_t);
+    unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
+    if (length < 0 || !compact)
+        return 0;
+    if (ascii) {
+        size_t n = (size_t)length < room ? (size_t)length : room;
+        memcpy(out, (const char *)str + layout->ascii_size, n);
+        return n;
+    }
+    const char *utf8 = FIELD(str, layout->compact_utf8, const char *);
+    if (utf8) {
+        int64_t n = FIELD(str, layout->compact_utf8_length, int64_t);
+        size_t take = n >= 0 && (size_t)n < room ? (size_t)n : room;
+        memcpy(out, utf8, take);
+        return take;
+    }
+    const unsigned char *data = (const unsigned char *)str + layout->compact_size;
+    size_t used = 0;
+    for (int64_t i = 0; i < length; i++) {
+        uint32_t c = kind == 1 ? data[i]
+                     : kind == 2 ? ((const uint16_t *)data)[i]
+                                 : ((const uint32_t *)data)[i];
+        size_t n = put_utf8(out + used, room - used, c);
+        if (!n)
+            break;
+        used += n;
+    }
+    return used;
+}
+
+/* ---- setup ------------------------------------------------------------- */
+
+static int parse_version(const char *v, int *major, int *minor)
+{
+    char *end;
+    *major = (int)strtol(v, &end, 10);
+    if (*end != '.')
+        return -1;
+    *minor = (int)strtol(end + 1, &end, 10);
+    return 0;
+}
+
+void mt_python_setup(void *handle)
+{
+    if (python_ready || python_refused || mt_config.python == MT_PYTHON_OFF)
+        return;
+    struct mt_thread *t = &mt_thread_state;
+    t->guard++; /* dlsym may allocate */
+    void *h = handle ? handle : RTLD_DEFAULT;
+    struct py_api a = {
+        .is_initialized = (int (*)(void))dlsym(h, "Py_IsInitialized"),
+        .this_thread_state = (void *(*)(void))dlsym(h, "PyGILState_GetThisThreadState"),
+        .addr2line = (int (*)(void *, int))dlsym(h, "PyCode_Addr2Line"),
+        .version = (const char *(*)(void))dlsym(h, "Py_GetVersion"),
+        .code_type = dlsym(h, "PyCode_Type"),
+    };
+    if (a.is_initialized && a.this_thread_state && a.addr2line && a.version && a.code_type) {
+        const char *v = a.version();
+        int major = 0, minor = 0;
+        const struct mt_py_layout *l =
+            parse_version(v, &major, &minor) == 0 ? mt_py_layout_for(major, minor) : NULL;
+        if (l && table_init(&by_instruction, 4096) == 0 && table_init(&by_line, 4096) == 0) {
+            api = a;
+            layout = l;
+            __atomic_store_n(&python_ready, 1, __ATOMIC_RELEASE);
+        } else if (!l) {
+            python_refused = 1;
+            mt_log("CPython %d.%d is not supported (3.8 to 3.13): stacks keep native frames only",
+                   major, minor);
+        }
+    }
+    t->guard--;
+}
+
+void mt_python_lock(void)
+{
+    while (__atomic_exchange_n(&table_lock, 1, __ATOMIC_ACQUIRE))
+        sched_yield();
+}
+
+void mt_python_unlock(void) { __atomic_store_n(&table_lock, 0, __ATOMIC_RELEASE); }
+
+/* ---- capture ----------------------------------------------------------- */
+
+struct py_frame {
+    const void *code;
+    int32_t lasti; /* bytes */
+    int entry;
+};
+
+/* The thread's frames, innermost first. */
+static int walk(const void *tstate, struct py_frame *out, int max)
+{
+    const struct mt_py_layout *l = layout;
+    const void *f = FIELD(tstate, l->tstate_frame, const void *);
+    if (f && l->cframe_current >= 0)
+        f = FIELD(f, l->cframe_current, const void *);
+    int n = 0;
+    for (int steps = 0; f && !((uintptr_t)f & 7) && n < max && steps < 4096; steps++) {
+        const void *back = FIELD(f, l->frame_back, const void *);
+        const void *code = FIELD(f, l->frame_code, const void *);
+        if (l->model == MT_PY_FRAME_OBJECTS) {
+            if (is_code(code))
+                out[n++] = (struct py_frame){code, FIELD(f, l->frame_lasti, int) * l->lasti_scale, 1};
+            f = back;
+            continue;
+        }
+        uint8_t owner = FIELD(f, l->frame_owner, uint8_t);
+        if (l->owner_cstack >= 0 && owner == l->owner_cstack) {
+            if (n > 0) /* the frames since the last such one were one eval call */
+                out[n - 1].entry = 1;
+        } else if (is_code(code)) {
+            const char *first = (const char *)code + l->code_adaptive;
+            const char *instr = FIELD(f, l->frame_instr, const char *);
+            int traceable = FIELD(code, l->code_firsttraceable, int);
+            /* a frame still being set up has run none of its code */
+            if (owner == l->owner_generator || instr >= first + 2 * (ptrdiff_t)traceable)
+                out[n++] = (struct py_frame){code, (int32_t)(instr - first),
+                                             l->frame_is_entry >= 0 &&
+                                                 FIELD(f, l->frame_is_entry, uint8_t)};
+        }
+        f = back;
+    }
+    return n;
+}
+
+static int write_pyframe(struct mt_ring *r, uint64_t ts, uint32_t id, int line, const void *code)
+{
+    char function[512], file[1024];
+    const void *name = FIELD(code, layout->code_qualname >= 0 ? layout->code_qualname
+                                                             : layout->code_name, const void *);
+    size_t function_len = read_str(name, function, sizeof function);
+    size_t file_len = read_str(FIELD(code, layout->code_filename, const void *), file, sizeof file);
+    uint32_t len = (uint32_t)((sizeof(struct mt_ring_pyframe) + function_len + file_len + 7) & ~7ul);
+    struct mt_ring_pyframe *rec = mt_ring_reserve(r, len);
+    if (!rec)
+        return -1;
+    rec->hdr = (struct mt_ring_record){MT_RING_PYFRAME, len, ts};
+    rec->id = id;
+    rec->line = line > 0 ? (uint32_t)line : 0;
+    rec->function_len = (uint32_t)function_len;
+    rec->file_len = (uint32_t)file_len;
+    memcpy(rec + 1, function, function_len);
+    memcpy((char *)(rec + 1) + function_len, file, file_len);
+    mt_ring_commit(r, len);
+    return 0;
+}
+
+/* The id of frame f: from the tables, or new (its PYFRAME record written
+ * first, stamped later than anything already in the ring). 0 on failure. */
+static uint32_t frame_id(struct mt_ring *r, const struct py_frame *f, uint64_t *ts)
+{
+    const void *code = f->code;
+    struct py_slot key = {(uintptr_t)code, (uintptr_t)FIELD(code, layout->code_name, void *),
+                          (uintptr_t)FIELD(code, layout->code_filename, void *),
+                          FIELD(code, layout->code_firstlineno, int), f->lasti, 0, 0};
+    struct py_slot *s = table_find(&by_instruction, &key);
+    if (same_code(s, &key))
+        return s->id;
+    struct py_slot line_key = key;
+    line_key.where = api.addr2line((void *)code, f->lasti);
+    struct py_slot *ls = table_find(&by_line, &line_key);
+    if (same_code(ls, &line_key)) {
+        key.id = ls->id;
+    } else {
+        key.id = line_key.id = __atomic_fetch_add(&next_pyframe_id, 1, __ATOMIC_RELAXED);
+        *ts = mt_ring_stamp(r);
+        if (write_pyframe(r, *ts, key.id, line_key.where, code) != 0)
+            return 0;
+        table_put(&by_line, &line_key);
+    }
+    table_put(&by_instruction, &key);
+    return key.id;
+}
+
+int mt_python_capture(struct mt_ring *r, uint64_t *ips, int max, uint64_t *ts)
+{
+    if (!__atomic_load_n(&python_ready, __ATOMIC_ACQUIRE) || !api.is_initialized())
+        return 0;
+    const void *tstate = api.this_thread_state();
+    if (!tstate)
+        return 0;
+    struct py_frame frames[MT_MAX_DEPTH_LIMIT];
+    int n = walk(tstate, frames, max < MT_MAX_DEPTH_LIMIT ? max : MT_MAX_DEPTH_LIMIT);
+    int depth = 0;
+    mt_python_lock();
+    for (int i = 0; i < n; i++) {
+        uint32_t id = frame_id(r, &frames[i], ts);
+        if (id)
+            ips[depth++] = MT_PYFRAME_ADDRESS(id, frames[i].entry);
+    }
+    mt_python_unlock();
+    return depth;
+}
