@@ -129,7 +129,7 @@ static int same_code(const struct py_slot *s, const struct py_slot *key)
 
 static int is_code(const void *object)
 {
-    return object && !((uintptr_t)object & 7) && FIELD(object, 8, const void *) == api.code_type;
+    return object && !((uintptr_t)object & 7) && FIELD(object, MT_PY_OBJECT_TYPE, const void *) == api.code_type;
 }
 
 static size_t put_utf8(char *out, size_t room, uint32_t c)
@@ -159,8 +159,8 @@ static size_t read_str(const void *str, char *out, size_t room)
 {
     if (!str)
         return 0;
-    int64_t length = FIELD(str, 16, int64_t);
-    uint32_t state = FIELD(str, 32, uint32_t);
+    int64_t length = FIELD(str, MT_PY_STR_LENGTH, int64_t);
+    uint32_t state = FIELD(str, MT_PY_STR_STATE, uint32_t);
     unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
     if (length < 0 || !compact)
         return 0;

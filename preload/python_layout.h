@@ -3,6 +3,13 @@
 #ifndef MEMTRACE_PYTHON_LAYOUT_H
 #define MEMTRACE_PYTHON_LAYOUT_H
 
+/* The same in every supported version: PyObject.ob_type, and
+ * PyASCIIObject's length and state bit-field (interned:2, kind:3,
+ * compact:1, ascii:1 from bit 0). */
+#define MT_PY_OBJECT_TYPE 8
+#define MT_PY_STR_LENGTH 16
+#define MT_PY_STR_STATE 32
+
 enum mt_py_model {
     MT_PY_FRAME_OBJECTS = 1,      /* 3.8-3.10: PyFrameObject, one per eval call */
     MT_PY_INTERPRETER_FRAMES = 2, /* 3.11+: _PyInterpreterFrame, several per eval call */

@@ -17,6 +17,9 @@ packages=(
     # tests: reference tools and the programs the e2e tests drive
     valgrind sqlite3 perl gzip python3 python3-dbg libc6-dbg heaptrack hyperfine strace
     util-linux file
+    # Python programs: libpython for the embedding test, CPython's headers for
+    # the structure-offset test, CPython's own test suite for the benchmark
+    libpython3.11 python3.11-dev libpython3.11-testsuite
     # pprof export: gzip through zlib; `go tool pprof` reads it back in the tests
     zlib1g-dev golang-go
     # CI reports: SARIF validated against its JSON schema (which the test

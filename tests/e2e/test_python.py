@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+"""Python programs (SPEC section 10, issue 6), on the machine's own CPython
+(/usr/bin/python3) and on every other CPython 3.8+ found on the machine.
+
+--case cycles      examples/python/cycles.py: 10,000 reference cycles with
+                   the collector off; the leak report's top site holds
+                   make_cycles at the file and line that built them, with the
+                   interpreter's native frames below it (and none of
+                   _PyEval_EvalFrameDefault left in its place).
+--case generator   examples/python/list_vs_generator.py: the list version's
+                   peak is at least 20x the generator version's; each peak's
+                   top site names the script's line.
+--case threads     tests/programs/python/threads.py: allocations made in a
+                   threading.Thread target show that target (and
+                   threading's Thread.run below it); the main thread's
+                   allocations do not.
+--case off         --python off: PYTHONMALLOC is not set, no PYFRAME record
+                   and no Python frame, and the shim binds no CPython symbol
+                   (LD_DEBUG=bindings); with auto it does all three (so the
+                   check can fail). A C program under auto: no CPython
+                   symbol bound, no PYTHONMALLOC in its environment.
+                   --python-allocator pymalloc: PYTHONMALLOC is left alone
+                   and far fewer allocations are seen.
+--case module      `python3 -m json.tool` (code no one here wrote): frames of
+                   json's own modules, at lines that hold the code named.
+--case embed       a C program that dlopens libpython, under --python on:
+                   Python frames too, and every object seen.
+--case versions    every CPython 3.8-3.13 under ~/.pyenv/versions (or on
+                   PATH as python3.N): the threads case's checks. Says which
+                   it found; fails if it found none but the machine's own.
+"""
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import mtlib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLES = os.path.join(ROOT, "examples", "python")
+PROGRAMS = os.path.join(ROOT, "tests", "programs", "python")
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def line_of(path, marker):
+    """1-based number of the first line of path containing marker."""
+    with open(path) as f:
+        for number, text in enumerate(f, 1):
+            if marker in text:
+                return number
+    raise mtlib.TestError("no line with %r in %s" % (marker, path))
+
+
+def record(ctx, name, argv, options=(), env=None):
+    dump = os.path.join(ctx.workdir, name + ".mtr")
+    result = mtlib.memtrace_run(ctx, argv, dump, options=("--no-follow-fork",) + tuple(options),
+                                env=env, logdir=ctx.workdir, tag=name, timeout=240)
+    if result.returncode != 0:
+        raise mtlib.TestError("%s: memtrace run exited %d: %s"
+                              % (name, mtlib.exit_code(result.returncode), mtlib.tail(result.stderr)))
+    return dump, result
+
+
+def report(ctx, dump, *options):
+    out = subprocess.run([ctx.memtrace, "report", "--format", "json", *options, dump],
+                         capture_output=True, text=True, timeout=240)
+    if out.returncode != 0:
+        raise mtlib.TestError("report %s: %s" % (dump, out.stderr.strip()))
+    return json.loads(out.stdout)
+
+
+def python_frames(site):
+    return [f for f in site["stack"] if f["language"] == "python"]
+
+
+def has_frame(site, function, path, line):
+    return any(f["language"] == "python" and f["function"] == function and f["line"] == line and
+               os.path.realpath(f["file"] or "") == os.path.realpath(path) for f in site["stack"])
+
+
+def check_interleaved(checker, label, site):
+    """Python frames sit among native ones, no interpreter loop frame is left
+    where Python frames replaced it, and the interpreter's C frames that
+    called into Python are below the Python frames."""
+    stack = site["stack"]
+    langs = [f["language"] for f in stack]
+    checker.check("%s: native frames above the Python frames" % label,
+                  "python" in langs and langs.index("python") > 0 and langs[0] == "c",
+                  "languages %s" % langs)
+    last_python = max(i for i, lang in enumerate(langs) if lang == "python") if "python" in langs else -1
+    below = [f["function"] for f in stack[last_python + 1:] if f["language"] == "c"]
+    checker.check("%s: the interpreter's native frames below them" % label,
+                  any(f and ("Py" in f or "main" in f) for f in below), "below: %s" % below[:8])
+    checker.check("%s: no _PyEval_EvalFrameDefault left" % label,
+                  not any((f["function"] or "").startswith("_PyEval_EvalFrameDefault") for f in stack),
+                  "stack: %s" % [f["function"] for f in stack])
+    checker.check("%s: Python frames have no module and no address" % label,
+                  all(f["module"] is None and f["address"] is None for f in python_frames(site)))
+
+
+def case_cycles(ctx, checker):
+    script = os.path.join(EXAMPLES, "cycles.py")
+    dump, _ = record(ctx, "cycles", [SYSTEM_PYTHON, script])
+    rep = report(ctx, dump, "--leaks")
+    sites = rep["leaks"]["sites"]
+    if not checker.check("cycles: leak sites", sites):
+        return
+    top = max(sites, key=lambda s: s["bytes"])
+    lines = {line_of(script, "a = Node("), line_of(script, "b = Node(")}
+    checker.check("cycles: top leak site is make_cycles at a Node( line",
+                  any(has_frame(top, "make_cycles", script, n) for n in lines),
+                  "python frames %s" % [(f["function"], f["line"]) for f in python_frames(top)])
+    checker.check("cycles: its caller main is below it",
+                  has_frame(top, "main", script, line_of(script, "make_cycles(10_000)")))
+    check_interleaved(checker, "cycles", top)
+    # a stale copy of the last pointer on the stack may keep one reachable
+    checker.check("cycles: the top site is a leak of about 10,000 blocks",
+                  9990 <= top["blocks"] <= 10000 and top["kind"] in ("definite", "possible"),
+                  "%d blocks, %s" % (top["blocks"], top["kind"]))
+
+
+def case_generator(ctx, checker):
+    script = os.path.join(EXAMPLES, "list_vs_generator.py")
+    peaks = {}
+    for how in ("list", "generator"):
+        dump, _ = record(ctx, how, [SYSTEM_PYTHON, script, how])
+        rep = report(ctx, dump, "--peak")
+        peaks[how] = rep["totals"]["peak_bytes"]
+        sites = rep["peak"]["sites"]
+        if not checker.check("%s: peak sites" % how, sites):
+            continue
+        top = sites[0]
+        named = [(f["function"], f["line"]) for f in python_frames(top)
+                 if os.path.realpath(f["file"] or "") == os.path.realpath(script)]
+        checker.check("%s: the top peak site names the script's lines" % how, named,
+                      "stack %s" % [f["function"] for f in top["stack"]])
+        if how == "list":
+            checker.check("list: ... the list's line",
+                          has_frame(top, "total_with_list", script, line_of(script, "[i * i for")),
+                          "named %s" % named)
+            check_interleaved(checker, "list", top)
+    ratio = peaks["list"] / max(peaks["generator"], 1)
+    checker.check("list peak >= 20x generator peak", ratio >= 20,
+                  "list %d, generator %d: %.1fx" % (peaks["list"], peaks["generator"], ratio))
+
+
+def check_threads(ctx, checker, python, label):
+    script = os.path.join(PROGRAMS, "threads.py")
+    dump, _ = record(ctx, label, [python, script])
+    rep = report(ctx, dump, "--allocations")
+    sites = rep["allocations"]["sites"]
+    worker_line = line_of(script, "WORKER LINE")
+    main_line = line_of(script, "MAIN LINE")
+    in_worker = [s for s in sites
+                 if any(f["language"] == "python" and f["function"] in ("worker_target",
+                        "worker_target.<locals>.<listcomp>", "<listcomp>") and f["line"] == worker_line
+                        for f in s["stack"])]
+    counted = sum(s["count"] for s in in_worker)
+    checker.check("%s: allocations in the thread target name worker_target:%d" % (label, worker_line),
+                  counted >= 40000, "%d allocations at that line" % counted)
+    checker.check("%s: threading's Thread.run below the target" % label,
+                  in_worker and all(any(f["function"] in ("Thread.run", "run") and
+                                        (f["file"] or "").endswith("threading.py")
+                                        for f in s["stack"]) for s in in_worker))
+    in_main = [s for s in sites if any(f["language"] == "python" and f["line"] == main_line and
+                                       (f["file"] or "").endswith("threads.py") for f in s["stack"])]
+    checker.check("%s: the main thread's allocations name main_thread_work" % label,
+                  sum(s["count"] for s in in_main) >= 5000 and
+                  not any(any(f["function"] == "worker_target" for f in s["stack"]) for s in in_main))
+    if in_worker:
+        check_interleaved(checker, label, max(in_worker, key=lambda s: s["count"]))
+
+
+def case_threads(ctx, checker):
+    check_threads(ctx, checker, SYSTEM_PYTHON, "threads")
+
+
+def bound_cpython(stderr_text):
+    """CPython symbols that LD_DEBUG=bindings shows bound to libmemtrace."""
+    return sorted(set(re.findall(r"binding file \S*libmemtrace\.so \[\d+\] to \S+ \[\d+\]: "
+                                 r"normal symbol `(_?Py\w+)'", stderr_text)))
+
+
+def pyframe_records(ctx, dump):
+    out = subprocess.run([ctx.memtrace, "__dump", dump], capture_output=True, text=True, timeout=120)
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("pyframe "))
+
+
+def case_off(ctx, checker):
+    script = os.path.join(PROGRAMS, "env_probe.py")
+    env = dict(os.environ, LD_DEBUG="bindings")
+    env.pop("PYTHONMALLOC", None)
+    runs = {}
+    for mode in ("off", "auto"):
+        dump, result = record(ctx, "probe-" + mode, [SYSTEM_PYTHON, script], ("--python", mode), env)
+        rep = report(ctx, dump, "--allocations")
+        frames = [f for s in rep["allocations"]["sites"] for f in s["stack"] if f["language"] == "python"]
+        runs[mode] = dict(out=result.stdout, bound=bound_cpython(result.stderr),
+                          pyframes=pyframe_records(ctx, dump), frames=len(frames),
+                          allocations=rep["totals"]["allocations"])
+    off, auto = runs["off"], runs["auto"]
+    checker.check("off: PYTHONMALLOC not set", "PYTHONMALLOC=\n" in off["out"], off["out"])
+    checker.eq("off: CPython symbols bound by the shim", off["bound"], [])
+    checker.eq("off: PYFRAME records", off["pyframes"], 0)
+    checker.eq("off: Python frames in the report", off["frames"], 0)
+    checker.check("auto: PYTHONMALLOC=malloc", "PYTHONMALLOC=malloc\n" in auto["out"], auto["out"])
+    checker.check("auto: the shim binds CPython's symbols",
+                  "PyGILState_GetThisThreadState" in auto["bound"], "bound %s" % auto["bound"])
+    checker.check("auto: PYFRAME records and Python frames", auto["pyframes"] > 0 and auto["frames"] > 0,
+                  "%d records, %d frames" % (auto["pyframes"], auto["frames"]))
+
+    # A C program under auto: nothing of CPython looked up or bound.
+    dump, result = record(ctx, "c-program", ["/usr/bin/env"], (), env)
+    checker.eq("C program: CPython symbols bound by the shim", bound_cpython(result.stderr), [])
+    checker.check("C program: no PYTHONMALLOC in its environment",
+                  "PYTHONMALLOC=" not in result.stdout)
+    checker.eq("C program: PYFRAME records", pyframe_records(ctx, dump), 0)
+
+    # pymalloc left in place: small objects come from its arenas, unseen.
+    dump, result = record(ctx, "pymalloc", [SYSTEM_PYTHON, script], ("--python-allocator", "pymalloc"),
+                          dict(env, LD_DEBUG=""))
+    rep = report(ctx, dump, "--summary")
+    checker.check("pymalloc: PYTHONMALLOC not set", "PYTHONMALLOC=\n" in result.stdout, result.stdout)
+    checker.check("pymalloc: far fewer allocations seen than with malloc",
+                  rep["totals"]["allocations"] * 4 < auto["allocations"],
+                  "%d with pymalloc, %d with malloc" % (rep["totals"]["allocations"], auto["allocations"]))
+    for bad in (("--python", "sometimes"), ("--python-allocator", "arena")):
+        out = subprocess.run([ctx.memtrace, "run", *bad, "--", SYSTEM_PYTHON, "-c", "pass"],
+                             capture_output=True, text=True, timeout=60)
+        checker.check("%s %s: exit 1 with one line" % bad,
+                      out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1 and
+                      bad[0] in out.stderr, out.stderr)
+
+
+def case_module(ctx, checker):
+    data = os.path.join(ctx.workdir, "data.json")
+    with open(data, "w") as f:
+        json.dump({"k%d" % i: list(range(i % 50)) for i in range(3000)}, f)
+    dump, _ = record(ctx, "json-tool", [SYSTEM_PYTHON, "-m", "json.tool", data])
+    rep = report(ctx, dump, "--allocations")
+    decoder = [f for s in rep["allocations"]["sites"] for f in s["stack"]
+               if f["language"] == "python" and (f["file"] or "").endswith("json/decoder.py")]
+    if not checker.check("json.tool: frames in json/decoder.py", decoder):
+        return
+    f = decoder[0]
+    source = f["file"]
+    ok = os.path.exists(source)
+    if ok:
+        with open(source) as src:
+            text = src.read().splitlines()
+        name = f["function"].split(".")[-1]
+        # the named function's def is at or above the line, and the line is real
+        above = text[:f["line"]]
+        ok = 0 < f["line"] <= len(text) and any(l.strip().startswith("def %s(" % name) for l in above)
+    checker.check("json.tool: %s at %s:%s is a line of that function" % (f["function"], source, f["line"]), ok)
+
+
+def case_embed(ctx, checker):
+    lib = "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0"
+    if not checker.check("libpython3.11 is installed (scripts/install-deps.sh)", os.path.exists(lib)):
+        return
+    # --python on: PYTHONMALLOC=malloc for a program that is not python
+    dump, result = record(ctx, "embed", [ctx.prog("embed_python"), lib], ("--python", "on"))
+    checker.check("embed: the program ran", "embedded 20000" in result.stdout, result.stdout)
+    rep = report(ctx, dump, "--allocations")
+    named = [s for s in rep["allocations"]["sites"]
+             if any(f["language"] == "python" and f["function"] in ("embedded_work",
+                    "embedded_work.<locals>.<listcomp>") for f in s["stack"])]
+    checker.check("embed: allocations in embedded_work", sum(s["count"] for s in named) >= 20000,
+                  "%d" % sum(s["count"] for s in named))
+
+
+def find_pythons():
+    found = {}
+    for minor in range(8, 14):
+        candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.%d.*/bin/python3.%d"
+                                                         % (minor, minor))))
+        on_path = shutil.which("python3.%d" % minor)
+        for c in candidates + ([on_path] if on_path else []):
+            if os.access(c, os.X_OK) and not open(c, "rb").read(2) == b"#!":
+                found[minor] = c
+                break
+    return found
+
+
+def case_versions(ctx, checker):
+    found = find_pythons()
+    print("CPython versions found: %s" % ", ".join("3.%d (%s)" % kv for kv in sorted(found.items())))
+    others = {m: p for m, p in found.items() if os.path.realpath(p) != os.path.realpath(SYSTEM_PYTHON)}
+    checker.check("some CPython other than %s to test" % SYSTEM_PYTHON, others,
+                  "none under ~/.pyenv/versions or on PATH")
+    for minor, python in sorted(others.items()):
+        check_threads(ctx, checker, python, "3.%d" % minor)
+
+
+CASES = {"cycles": case_cycles, "generator": case_generator, "threads": case_threads,
+         "off": case_off, "module": case_module, "embed": case_embed, "versions": case_versions}
+
+
+def main():
+    ctx = mtlib.setup(__doc__, lambda p: p.add_argument("--case", required=True, choices=sorted(CASES)))
+    mtlib.run_test(ctx, "python." + ctx.args.case, lambda checker: CASES[ctx.args.case](ctx, checker))
+
+
+if __name__ == "__main__":
+    main()
