@@ -60,7 +60,7 @@ static void emit_alloc(struct mt_thread *t, void *p, size_t size, uint32_t funct
     uint64_t ips[MT_MAX_STACK_ENTRIES];
     int depth = mt_stack_capture(t, ips, (int)mt_config.max_depth);
     uint64_t ts = mt_ring_stamp(r);
-    depth += mt_python_capture(r, ips + depth, (int)mt_config.max_depth, &ts);
+    depth += mt_python_capture(t, r, ips + depth, (int)mt_config.max_depth, &ts);
     uint32_t id = mt_stack_intern(t, r, ips, depth, &ts);
     struct mt_ring_alloc *rec = mt_ring_reserve(r, sizeof *rec);
     if (rec) {

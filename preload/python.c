@@ -245,9 +245,21 @@ void mt_python_unlock(void) { __atomic_store_n(&table_lock, 0, __ATOMIC_RELEASE)
 /* ---- capture ----------------------------------------------------------- */
 
 struct py_frame {
-    const void *code;
+    const void *frame, *code;
     int32_t lasti; /* bytes */
-    int entry;
+    uint32_t entry;
+};
+
+/* A thread's last captured Python stack and its ids, outermost first:
+ * between two allocations usually only the innermost frames change, and the
+ * outer frames that are the same frame running the same code at the same
+ * instruction as last time keep their ids without a table lookup (a live
+ * frame holds its code object, so the code cannot have been replaced).
+ * mmap'd at the thread's first capture, unmapped when the thread ends. */
+struct mt_py_cache {
+    int count;
+    struct py_frame frames[MT_MAX_DEPTH_LIMIT];
+    uint32_t ids[MT_MAX_DEPTH_LIMIT];
 };
 
 /* The thread's frames, innermost first. */
@@ -263,7 +275,7 @@ static int walk(const void *tstate, struct py_frame *out, int max)
         const void *code = FIELD(f, l->frame_code, const void *);
         if (l->model == MT_PY_FRAME_OBJECTS) {
             if (is_code(code))
-                out[n++] = (struct py_frame){code, FIELD(f, l->frame_lasti, int) * l->lasti_scale, 1};
+                out[n++] = (struct py_frame){f, code, FIELD(f, l->frame_lasti, int) * l->lasti_scale, 1};
             f = back;
             continue;
         }
@@ -277,7 +289,7 @@ static int walk(const void *tstate, struct py_frame *out, int max)
             int traceable = FIELD(code, l->code_firsttraceable, int);
             /* a frame still being set up has run none of its code */
             if (owner == l->owner_generator || instr >= first + 2 * (ptrdiff_t)traceable)
-                out[n++] = (struct py_frame){code, (int32_t)(instr - first),
+                out[n++] = (struct py_frame){f, code, (int32_t)(instr - first),
                                              l->frame_is_entry >= 0 &&
                                                  FIELD(f, l->frame_is_entry, uint8_t)};
         }
@@ -335,22 +347,58 @@ static uint32_t frame_id(struct mt_ring *r, const struct py_frame *f, uint64_t *
     return key.id;
 }
 
-int mt_python_capture(struct mt_ring *r, uint64_t *ips, int max, uint64_t *ts)
+static int same_frame(const struct py_frame *a, const struct py_frame *b)
+{
+    return a->frame == b->frame && a->code == b->code && a->lasti == b->lasti &&
+           a->entry == b->entry;
+}
+
+int mt_python_capture(struct mt_thread *t, struct mt_ring *r, uint64_t *ips, int max, uint64_t *ts)
 {
     if (!__atomic_load_n(&python_ready, __ATOMIC_ACQUIRE) || !api.is_initialized())
         return 0;
     const void *tstate = api.this_thread_state();
     if (!tstate)
         return 0;
-    struct py_frame frames[MT_MAX_DEPTH_LIMIT];
-    int n = walk(tstate, frames, max < MT_MAX_DEPTH_LIMIT ? max : MT_MAX_DEPTH_LIMIT);
-    int depth = 0;
-    mt_python_lock();
-    for (int i = 0; i < n; i++) {
-        uint32_t id = frame_id(r, &frames[i], ts);
-        if (id)
-            ips[depth++] = MT_PYFRAME_ADDRESS(id, frames[i].entry);
+    struct mt_py_cache *c = t->python;
+    if (!c) {
+        void *p = mmap(NULL, sizeof *c, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return 0;
+        c = t->python = p;
     }
-    mt_python_unlock();
+    struct py_frame frames[MT_MAX_DEPTH_LIMIT];
+    uint32_t ids[MT_MAX_DEPTH_LIMIT];
+    int n = walk(tstate, frames, max < MT_MAX_DEPTH_LIMIT ? max : MT_MAX_DEPTH_LIMIT);
+    /* the unchanged outer frames, from the outermost in (the cache is
+     * outermost first, frames innermost first) */
+    int same = 0;
+    while (same < n && same < c->count && same_frame(&frames[n - 1 - same], &c->frames[same])) {
+        ids[n - 1 - same] = c->ids[same];
+        same++;
+    }
+    int changed = n - same;
+    if (changed > 0) {
+        mt_python_lock();
+        for (int i = 0; i < changed; i++) {
+            ids[i] = frame_id(r, &frames[i], ts);
+            c->frames[n - 1 - i] = frames[i];
+            c->ids[n - 1 - i] = ids[i];
+        }
+        mt_python_unlock();
+    }
+    c->count = n;
+    int depth = 0;
+    for (int i = 0; i < n; i++)
+        if (ids[i])
+            ips[depth++] = MT_PYFRAME_ADDRESS(ids[i], frames[i].entry);
     return depth;
+}
+
+void mt_python_thread_exit(struct mt_thread *t)
+{
+    if (t->python) {
+        munmap(t->python, sizeof *t->python);
+        t->python = NULL;
+    }
 }

@@ -57,6 +57,7 @@ extern volatile int mt_state MT_HIDDEN;
 /* Per-thread state, in static TLS (initial-exec: no allocation on access). */
 struct mt_stack_table;
 struct mt_ring;
+struct mt_py_cache;
 /* An event from a signal handler that interrupted this thread while it was
  * writing an event of its own: queued (in mmap'd memory that goes with the
  * thread's ring), and written when that one is done. */
@@ -78,6 +79,7 @@ struct mt_thread {
     uint32_t generation;     /* process generation this state belongs to */
     struct mt_ring *ring;    /* NULL until the first event */
     struct mt_stack_table *stacks;
+    struct mt_py_cache *python; /* python.c: the last Python stack captured */
     uintptr_t stack_lo, stack_hi; /* for frame-pointer walking */
 };
 extern __thread struct mt_thread mt_thread_state
@@ -183,7 +185,9 @@ void mt_python_setup(void *handle) MT_HIDDEN;
 /* Appends the calling thread's Python frames (MT_PYFRAME_ADDRESS) to ips,
  * writing PYFRAME records for new ones into r (then *ts is re-stamped).
  * Returns how many; 0 without CPython. in_record raised. */
-int mt_python_capture(struct mt_ring *r, uint64_t *ips, int max, uint64_t *ts) MT_HIDDEN;
+int mt_python_capture(struct mt_thread *t, struct mt_ring *r, uint64_t *ips, int max, uint64_t *ts)
+    MT_HIDDEN;
+void mt_python_thread_exit(struct mt_thread *t) MT_HIDDEN;
 void mt_python_lock(void) MT_HIDDEN; /* around fork() */
 void mt_python_unlock(void) MT_HIDDEN;
 
