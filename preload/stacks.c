@@ -65,6 +65,9 @@ static int find_range(struct dl_phdr_info *info, size_t size, void *data)
 
 void mt_stacks_find_unwinder(void)
 {
+    /* libunwind's caches per thread: no lock (and no signal mask change)
+     * around each lookup */
+    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
     Dl_info info;
     if (!dladdr((void *)unw_backtrace, &info))
         return;
@@ -157,15 +160,27 @@ static int keep_callers(void *const *buf, int n, uint64_t *ips, int max)
     return depth;
 }
 
+/* Four independent lanes, so the multiplies of neighbouring addresses
+ * overlap instead of waiting for each other (stacks with Python frames run
+ * to a hundred entries and more). */
 static uint64_t hash_ips(const uint64_t *ips, int depth)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)depth;
-    for (int i = 0; i < depth; i++) {
-        h ^= ips[i];
-        h *= 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
+    uint64_t h[4] = {0x9e3779b97f4a7c15ull ^ (uint64_t)depth, 0xc2b2ae3d27d4eb4full,
+                     0x165667b19e3779f9ull, 0x27d4eb2f165667c5ull};
+    int i = 0;
+    for (; i + 4 <= depth; i += 4)
+        for (int k = 0; k < 4; k++) {
+            h[k] = (h[k] ^ ips[i + k]) * 0xff51afd7ed558ccdull;
+            h[k] ^= h[k] >> 32;
+        }
+    for (; i < depth; i++) {
+        h[0] = (h[0] ^ ips[i]) * 0xff51afd7ed558ccdull;
+        h[0] ^= h[0] >> 32;
     }
-    return h | 1; /* 0 marks an empty slot */
+    uint64_t x = h[0] ^ (h[1] * 0x9e3779b97f4a7c15ull) ^ (h[2] * 0xc2b2ae3d27d4eb4full) ^
+                 (h[3] * 0x165667b19e3779f9ull);
+    x ^= x >> 29;
+    return x | 1; /* 0 marks an empty slot */
 }
 
 static void *map(size_t size)
