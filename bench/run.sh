@@ -26,11 +26,36 @@ with open(sys.argv[1], "w") as f:
     f.write("COMMIT;\nSELECT count(*), sum(c) FROM t;\n")
 PY
 
-# name|command (run with sh -c; stdin/stdout handled inside)
+python3 - "$work/words.txt" <<'PY'
+import random, sys
+random.seed(2)
+words = ["alpha", "beta", "gamma", "delta", "memory", "profile", "heap", "stack"]
+with open(sys.argv[1], "w") as f:
+    for i in range(400000):
+        f.write(" ".join(random.choice(words) + str(random.randint(0, 5000)) for _ in range(8)) + "\n")
+PY
+cat > "$work/dict.py" <<'PY'
+d = {}
+for i in range(1_000_000):
+    d["key%d" % i] = [i, str(i)]
+print(len(d))
+PY
+cat > "$work/count.pl" <<'PY'
+my %n; while (<>) { $n{$_}++ for split; } print scalar(keys %n), "\n";
+PY
+
+# name|command (run with sh -c; stdin/stdout handled inside). Python
+# workloads run the machine's own /usr/bin/python3; CPython's test modules
+# come from Debian's libpython3.11-testsuite.
 workloads=(
   "alloc_stress 1 thread|$work/alloc_stress 1 2000000"
   "alloc_stress 2 threads|$work/alloc_stress 2 1000000"
+  "alloc_stress 8 threads|$work/alloc_stress 8 250000"
   "sqlite3 200k inserts|sqlite3 :memory: < $work/inserts.sql"
+  "gzip -9 23 MB|gzip -9 -c $work/words.txt > /dev/null"
+  "perl word count|perl $work/count.pl $work/words.txt"
+  "python3 1M-entry dict|/usr/bin/python3 $work/dict.py"
+  "python3 -m test test_json test_re|/usr/bin/python3 -m test test_json test_re"
 )
 
 results="$work/results.tsv"
@@ -41,7 +66,11 @@ for entry in "${workloads[@]}"; do
   # The tool wraps the program itself; the shell only sets up redirections.
   mt="sh -c '$memtrace run -q -o $work/mt.%p.mtr -- $cmd'"
   mtfp="sh -c '$memtrace run -q --unwind fp -o $work/fp.%p.mtr -- $cmd'"
-  ht="sh -c 'heaptrack -o $work/ht $cmd' > /dev/null 2>&1"
+  # heaptrack records what memtrace records: for Python, every object
+  # (memtrace run sets PYTHONMALLOC=malloc for Python programs)
+  htenv=""
+  case "$cmd" in */python3*) htenv="PYTHONMALLOC=malloc" ;; esac
+  ht="sh -c '$htenv heaptrack -o $work/ht $cmd' > /dev/null 2>&1"
   hyperfine --runs "$runs" --warmup 1 --style none --export-json "$work/h.json" \
     --prepare "rm -f $work/*.mtr $work/ht*" \
     -n bare "sh -c '$cmd'" -n memtrace "$mt" -n memtrace-fp "$mtfp" -n heaptrack "$ht" > /dev/null
@@ -49,7 +78,7 @@ for entry in "${workloads[@]}"; do
   rm -f "$work"/*.mtr "$work"/ht*
   /usr/bin/time -f %M -o "$work/rss.bare" sh -c "$cmd" > /dev/null
   /usr/bin/time -f %M -o "$work/rss.mt" sh -c "$memtrace run -q -o $work/one.%p.mtr -- $cmd" > /dev/null
-  sh -c "heaptrack -o $work/ht $cmd" > /dev/null 2>&1
+  sh -c "$htenv heaptrack -o $work/ht $cmd" > /dev/null 2>&1
   dump=$(du -cb "$work"/one.*.mtr | tail -1 | cut -f1)
   htsize=$(du -cb "$work"/ht* | tail -1 | cut -f1)
   python3 - "$work/h.json" "$name" "$dump" "$htsize" "$(cat "$work/rss.bare")" "$(cat "$work/rss.mt")" >> "$results" <<'PY'
@@ -68,7 +97,10 @@ print("# memtrace benchmark results\n")
 print("Written by `bash bench/run.sh %s` on %s (2 cores). Median wall time of %s runs each"
       " (hyperfine); ratios against the bare run and against heaptrack; the maximum RSS"
       " of the whole `memtrace run` (consumer and program) from /usr/bin/time; dump size"
-      " against heaptrack's file of the same workload.\n" % (sys.argv[2], datetime.date.today(), sys.argv[2]))
+      " against heaptrack's file of the same workload. Python rows: the bare run uses CPython's own"
+      " allocator (what users run); `memtrace run` sets PYTHONMALLOC=malloc and records every object"
+      " with Python frames; heaptrack is given PYTHONMALLOC=malloc too, so that both record the same"
+      " allocations.\n" % (sys.argv[2], datetime.date.today(), sys.argv[2]))
 print("| workload | bare s | memtrace s | x bare | fp s | x bare | heaptrack s | x bare | heaptrack / memtrace | dump | heaptrack file | RSS bare | RSS memtrace run |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for name, bare, mt, fp, ht, dump, htsize, rb, rm in rows:
