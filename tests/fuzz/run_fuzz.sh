@@ -50,6 +50,12 @@ for prog in count_calloc count_realloc count_cxx threads forker leak_kinds dlope
     # A victim's own exit status does not matter here, only its dump.
     (cd "$programs" && "$memtrace" run -q -o "$seeds/$prog.%p.mtr" ./"$prog" >/dev/null 2>&1) || true
 done
+# a Python program: PYFRAME records, stacks with Python frames
+if [ -x /usr/bin/python3 ]; then
+    "$memtrace" run -q -o "$seeds/python.%p.mtr" /usr/bin/python3 -S -c \
+        'def f(n): return [str(i) for i in range(n)]
+x = f(200)' >/dev/null 2>&1 || true
+fi
 # no leak check: no SCAN/LEAK_KIND records, a different record mix
 (cd "$programs" && "$memtrace" run -q --leak-check none -o "$seeds/nocheck.%p.mtr" \
     ./count_aligned >/dev/null 2>&1) || true
