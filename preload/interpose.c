@@ -478,6 +478,7 @@ EXPORT int dlclose(void *handle)
     if (!mt_real.dlclose)
         mt_init();
     int rc = mt_real.dlclose(handle);
+    mt_python_after_dlclose();
     sync_modules_now();
     return rc;
 }

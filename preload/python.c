@@ -234,6 +234,22 @@ void mt_python_setup(void *handle)
     t->guard--;
 }
 
+void mt_python_after_dlclose(void)
+{
+    if (!__atomic_load_n(&python_ready, __ATOMIC_ACQUIRE))
+        return;
+    struct mt_thread *t = &mt_thread_state;
+    Dl_info info;
+    t->guard++;
+    int loaded = dladdr((void *)api.is_initialized, &info) != 0;
+    t->guard--;
+    if (!loaded) { /* libpython was unloaded: its functions are gone */
+        mt_python_lock();
+        __atomic_store_n(&python_ready, 0, __ATOMIC_RELEASE);
+        mt_python_unlock();
+    }
+}
+
 void mt_python_lock(void)
 {
     while (__atomic_exchange_n(&table_lock, 1, __ATOMIC_ACQUIRE))

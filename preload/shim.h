@@ -188,6 +188,8 @@ void mt_python_setup(void *handle) MT_HIDDEN;
 int mt_python_capture(struct mt_thread *t, struct mt_ring *r, uint64_t *ips, int max, uint64_t *ts)
     MT_HIDDEN;
 void mt_python_thread_exit(struct mt_thread *t) MT_HIDDEN;
+/* After dlclose: stops reading frames if libpython was unloaded. */
+void mt_python_after_dlclose(void) MT_HIDDEN;
 void mt_python_lock(void) MT_HIDDEN; /* around fork() */
 void mt_python_unlock(void) MT_HIDDEN;
 

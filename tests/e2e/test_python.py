@@ -263,7 +263,8 @@ def case_embed(ctx, checker):
         return
     # --python on: PYTHONMALLOC=malloc for a program that is not python
     dump, result = record(ctx, "embed", [ctx.prog("embed_python"), lib], ("--python", "on"))
-    checker.check("embed: the program ran", "embedded 20000" in result.stdout, result.stdout)
+    checker.check("embed: the program ran, and went on after dlclose(libpython)",
+                  "embedded 20000" in result.stdout and "after dlclose" in result.stdout, result.stdout)
     rep = report(ctx, dump, "--allocations")
     named = [s for s in rep["allocations"]["sites"]
              if any(f["language"] == "python" and f["function"] in ("embedded_work",

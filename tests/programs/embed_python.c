@@ -1,8 +1,10 @@
 /* A C program that embeds CPython by dlopen'ing libpython (as plugins and
  * applications with optional scripting do), runs a little Python that
- * allocates in a named function, and finalizes it. For e2e.python.embed. */
+ * allocates in a named function, finalizes it and unloads it. For
+ * e2e.python.embed. */
 #include <dlfcn.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 int main(int argc, char **argv)
 {
@@ -25,5 +27,12 @@ int main(int argc, char **argv)
                  "kept = embedded_work(20000)\n"
                  "print('embedded', len(kept))\n");
     finalize();
+    /* Unloaded (if the loader lets it go): allocations after this must not
+     * reach into libpython any more. */
+    dlclose(h);
+    char *after = malloc(100);
+    snprintf(after, 100, "after dlclose");
+    puts(after);
+    free(after);
     return rc == 0 ? 0 : 1;
 }
