@@ -287,3 +287,19 @@ void dump_write_leak_kind(struct dump_writer *w, uint64_t address, uint64_t kind
     dw_u(w, address);
     dw_u(w, kind);
 }
+
+void dump_write_allocator(struct dump_writer *w, uint64_t function, const char *name, size_t len)
+{
+    dw_byte(w, MT_REC_ALLOCATOR);
+    dw_u(w, function);
+    dw_str(w, name, len);
+}
+
+void dump_write_mark(struct dump_writer *w, uint64_t ts, uint64_t thread, const char *label,
+                     size_t len)
+{
+    dw_byte(w, MT_REC_MARK);
+    dw_time(w, ts);
+    dw_u(w, thread);
+    dw_str(w, label, len);
+}

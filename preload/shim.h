@@ -75,6 +75,9 @@ struct mt_thread {
     volatile int in_record;  /* > 0: writing an event: a nested call is a signal
                                 handler's, and is deferred */
     volatile int unwinding;  /* inside libunwind: its own mallocs pass through */
+    volatile int in_hook;    /* > 0: inside a hooked allocator (hooks.c): its own
+                                allocations pass through */
+    uintptr_t hook_sp;       /* frame of the innermost hooked call */
     uint32_t generation;     /* process generation this state belongs to */
     struct mt_ring *ring;    /* NULL until the first event */
     struct mt_stack_table *stacks;
@@ -136,6 +139,28 @@ static inline uint64_t mt_now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+/* Writes an ALLOCATOR or MARK record (struct mt_ring_name); text is cut
+ * at MT_RING_NAME_MAX bytes. */
+void mt_ring_write_name(struct mt_ring *r, uint32_t type, uint64_t ts, uint32_t a,
+                        const char *text, size_t len) MT_HIDDEN;
+
+/* ---- interpose.c ---- */
+/* Captures the stack and writes the ALLOC event of p; in_record raised. */
+void mt_emit_alloc(struct mt_thread *t, void *p, size_t size, uint32_t function) MT_HIDDEN;
+void mt_write_free(struct mt_ring *r, uint64_t ts, void *p, uint32_t function) MT_HIDDEN;
+
+/* ---- hooks.c, client.c ---- */
+/* The function id of blocks annotated with the client API (memtrace.h). */
+#define MT_FN_CLIENT MT_FN_CUSTOM_BASE
+/* Installs the inline hooks (MEMTRACE_HOOKS, and the executable's own
+ * malloc family); from mt_init, guard raised, before other threads run. */
+void mt_hooks_install(void) MT_HIDDEN;
+/* ALLOCATOR records for the custom allocators (at init, in a fork child). */
+void mt_hooks_announce(struct mt_thread *t) MT_HIDDEN;
+/* Inside a hooked call (t->in_hook): 1 if this nested call comes from a
+ * signal handler (and is to be recorded), 0 if from the hooked function. */
+int mt_hook_from_signal(struct mt_thread *t) MT_HIDDEN;
 
 /* ---- stacks.c ---- */
 /* Captures the caller's stack (frames of libmemtrace skipped) into ips;

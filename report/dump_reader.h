@@ -41,6 +41,8 @@ struct dump_record {
     uint64_t allocations, frees, bytes_allocated; /* INHERIT_TOTALS; SCAN: allocations = blocks */
     uint64_t exit_how;                            /* EXIT; LEAK_KIND: the kind */
     int64_t exit_value;
+    const char *name; /* ALLOCATOR: its name (function); MARK: the label (thread) */
+    size_t name_len;
 };
 
 struct dump_reader {
