@@ -8,6 +8,10 @@
  * the size, freed blocks reused when the size matches. calloc calls malloc
  * and realloc calls malloc and free (inner calls the trace must not count).
  *
+ * The four are noinline: at -O2 GCC would inline them into main (an
+ * executable's functions cannot be interposed), and an inlined copy never
+ * passes through the patched entry. A real allocator lives in other files.
+ *
  * Counts what it serves between its constructor and its destructor, and
  * prints it with write(2) (stdio would allocate):
  *   "own: allocs A frees F bytes B"
@@ -56,7 +60,7 @@ static void *take(size_t n)
     return b + 1;
 }
 
-void *malloc(size_t n)
+__attribute__((noinline)) void *malloc(size_t n)
 {
     void *p = take(n);
     if (p && counting) {
@@ -66,7 +70,7 @@ void *malloc(size_t n)
     return p;
 }
 
-void free(void *p)
+__attribute__((noinline)) void free(void *p)
 {
     if (!p)
         return;
@@ -77,7 +81,7 @@ void free(void *p)
         frees++;
 }
 
-void *calloc(size_t n, size_t size)
+__attribute__((noinline)) void *calloc(size_t n, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total))
@@ -96,7 +100,7 @@ void *calloc(size_t n, size_t size)
     return p;
 }
 
-void *realloc(void *p, size_t n)
+__attribute__((noinline)) void *realloc(void *p, size_t n)
 {
     int was = counting;
     if (!p)
@@ -135,7 +139,12 @@ __attribute__((destructor)) static void report(void)
 
 void *volatile kept;
 
-__attribute__((noinline)) static void *leak_777(void) { return malloc(777); }
+__attribute__((noinline)) static void *leak_777(void)
+{
+    void *p = malloc(777);
+    __asm__ volatile("" ::: "memory"); /* not a tail call: keep this frame */
+    return p;
+}
 
 int main(void)
 {

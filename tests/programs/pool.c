@@ -108,8 +108,23 @@ static void on_alarm(int sig)
 static void *counted_alloc(size_t n) { allocs++; return pool_alloc(&main_pool, n); }
 static void counted_free(void *q) { frees++; pool_free(&main_pool, q); }
 
-NOINLINE static void *leak_thousand(void) { return counted_alloc(1000); }
-NOINLINE static void *leak_two_thousand(void) { return counted_alloc(2000); }
+/* The barrier keeps the call from becoming a tail call (which would leave
+ * no frame of these functions on the stack). */
+#define NO_TAIL_CALL() __asm__ volatile("" ::: "memory")
+
+NOINLINE static void *leak_thousand(void)
+{
+    void *p = counted_alloc(1000);
+    NO_TAIL_CALL();
+    return p;
+}
+
+NOINLINE static void *leak_two_thousand(void)
+{
+    void *p = counted_alloc(2000);
+    NO_TAIL_CALL();
+    return p;
+}
 
 void *volatile keep[8];
 
