@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "suppressions.h"
 #include "util.h"
 
 #define MAX_FRAMES_PER_ADDRESS 32
@@ -211,6 +210,27 @@ static void block_born(struct analysis *a, const struct heap_block *b, uint64_t 
 }
 
 /* ---- custom allocators and marks ------------------------------------------ */
+
+/* As valgrind shows them: mangled for C++ (valgrind's suppressions use
+ * mangled names). */
+const char *const alloc_function_names[MT_FN_COUNT_] = {
+    [MT_FN_MALLOC] = "malloc",
+    [MT_FN_CALLOC] = "calloc",
+    [MT_FN_REALLOC] = "realloc",
+    [MT_FN_REALLOCARRAY] = "reallocarray",
+    [MT_FN_POSIX_MEMALIGN] = "posix_memalign",
+    [MT_FN_ALIGNED_ALLOC] = "aligned_alloc",
+    [MT_FN_MEMALIGN] = "memalign",
+    [MT_FN_VALLOC] = "valloc",
+    [MT_FN_PVALLOC] = "pvalloc",
+    [MT_FN_NEW] = "_Znwm",
+    [MT_FN_NEW_ARRAY] = "_Znam",
+};
+
+const char *alloc_function_name(uint32_t function)
+{
+    return function < MT_FN_COUNT_ ? alloc_function_names[function] : NULL;
+}
 
 const char *analysis_allocator_name(const struct analysis *a, uint32_t function)
 {

@@ -72,8 +72,12 @@ struct analysis {
     uint64_t window_from_ns, window_to_ns; /* the marks' times (--between) */
 };
 
-/* The name of an allocation function: the standard ones' (suppressions.c)
- * or a custom allocator's; NULL if the dump did not name it. */
+/* The allocation functions' names as valgrind shows them (malloc, _Znwm...;
+ * NULL for the frees). */
+extern const char *const alloc_function_names[MT_FN_COUNT_];
+const char *alloc_function_name(uint32_t function);
+/* The name of an allocation function: a standard one's or a custom
+ * allocator's (ALLOCATOR records); NULL if the dump did not name it. */
 const char *analysis_allocator_name(const struct analysis *a, uint32_t function);
 
 /* Reads the whole dump behind r (opened by dump_open). 0, or -1 with
