@@ -20,7 +20,8 @@
  * itself, or taking its chunks from malloc) and pass through unrecorded,
  * as the malloc under operator new does. A signal handler that interrupts
  * it is told apart by a signal frame between it and the hooked call (found
- * by libunwind, only in that rare nested case); its calls are recorded, or
+ * by libunwind, only in that rare nested case: mt_hook_from_signal); its
+ * calls are recorded, or
  * queued (mt_defer_event) if it interrupted the writing of an event.
  *
  * Runs inside the traced process: static storage only, no malloc.
@@ -73,20 +74,22 @@ static inline uint64_t run_original(const struct hook *h, uint64_t *a)
 
 static inline uint64_t call_original(struct mt_thread *t, const struct hook *h, uint64_t *a)
 {
-    uintptr_t outer = t->hook_sp;
-    t->hook_sp = (uintptr_t)__builtin_frame_address(0);
     t->in_hook++;
     uint64_t r = run_original(h, a);
     t->in_hook--;
-    t->hook_sp = outer;
     return r;
 }
 
+/* Walks up from here: past the frames of libmemtrace that lead to this
+ * nested call, then through the caller's frames up to the next frame of
+ * libmemtrace (the hooked call it is nested in). A signal frame on the way
+ * means a handler made the call. (By libmemtrace's frames and not by stack
+ * addresses, so that a handler on an alternate stack is found too.) */
 int mt_hook_from_signal(struct mt_thread *t)
 {
     unw_context_t context;
     unw_cursor_t cursor;
-    int found = 0;
+    int found = 0, left_own = 0;
     t->unwinding++; /* libunwind's own mallocs pass through */
     if (unw_getcontext(&context) == 0 && unw_init_local(&cursor, &context) == 0) {
         for (int depth = 0; depth < 256; depth++) {
@@ -94,9 +97,14 @@ int mt_hook_from_signal(struct mt_thread *t)
                 found = 1;
                 break;
             }
-            unw_word_t sp;
-            if (unw_get_reg(&cursor, UNW_REG_SP, &sp) != 0 || sp >= t->hook_sp ||
-                unw_step(&cursor) <= 0)
+            unw_word_t ip;
+            if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0)
+                break;
+            int own = mt_is_own((uintptr_t)ip);
+            if (left_own && own)
+                break; /* the hooked call this one is nested in */
+            left_own |= !own;
+            if (unw_step(&cursor) <= 0)
                 break;
         }
     }

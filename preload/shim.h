@@ -77,7 +77,6 @@ struct mt_thread {
     volatile int unwinding;  /* inside libunwind: its own mallocs pass through */
     volatile int in_hook;    /* > 0: inside a hooked allocator (hooks.c): its own
                                 allocations pass through */
-    uintptr_t hook_sp;       /* frame of the innermost hooked call */
     uint32_t generation;     /* process generation this state belongs to */
     struct mt_ring *ring;    /* NULL until the first event */
     struct mt_stack_table *stacks;
@@ -179,6 +178,8 @@ uint32_t mt_stack_intern(struct mt_thread *t, struct mt_ring *r, const uint64_t 
                          uint64_t *ts) MT_HIDDEN;
 void mt_stacks_forget_all(struct mt_thread *t) MT_HIDDEN;
 void mt_stacks_set_own_range(uintptr_t lo, uintptr_t hi) MT_HIDDEN;
+/* 1 if code address lies in libmemtrace itself. */
+int mt_is_own(uintptr_t address) MT_HIDDEN;
 
 /* ---- modules.c ---- */
 /* Compares the loaded modules with those announced and writes LOAD/UNLOAD

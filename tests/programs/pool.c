@@ -9,7 +9,8 @@
  * call the trace must not count) and takes chunks from malloc (also not the
  * program's allocation). With an argument N > 0, a SIGALRM handler firing
  * every 200 us allocates from a pool of its own and frees, while the main
- * thread is in and out of its pool.
+ * thread is in and out of its pool (and lingers in pool_free, so that the
+ * handler often interrupts a hooked call).
  *
  * Prints a checksum of the data and, last, the number of pool calls made,
  * which the test compares with the dump:
@@ -44,6 +45,8 @@ struct pool {
 static struct pool main_pool, signal_pool;
 static volatile sig_atomic_t handler_calls;
 static unsigned long allocs, frees, reallocs;
+static volatile int slow; /* with signals: linger in pool_free, so that the
+                             handler often interrupts the pool itself */
 
 NOINLINE static void *pool_alloc(struct pool *p, size_t size)
 {
@@ -81,6 +84,8 @@ NOINLINE static void pool_free(struct pool *p, void *ptr)
     struct block_header *b = (struct block_header *)ptr - 1;
     b->next_free = p->free_list;
     p->free_list = b;
+    for (int i = 0; i < slow; i++)
+        __asm__ volatile("" ::: "memory");
 }
 
 NOINLINE static void *pool_realloc(struct pool *p, void *ptr, size_t size)
@@ -132,6 +137,10 @@ int main(int argc, char **argv)
 {
     long rounds = argc > 1 ? atol(argv[1]) : 0;
     if (rounds > 0) {
+        slow = 2000;
+        /* the handler's pool gets its chunk now: malloc is not
+         * async-signal-safe (its blocks are then reused forever) */
+        pool_free(&signal_pool, pool_alloc(&signal_pool, 24));
         signal(SIGALRM, on_alarm);
         struct itimerval it = {{0, 200}, {0, 200}};
         setitimer(ITIMER_REAL, &it, NULL);
@@ -161,6 +170,6 @@ int main(int argc, char **argv)
     keep[0] = keep[1] = keep[2] = keep[3] = NULL; /* lost: definite leaks */
     printf("checksum %lu\n", sum);
     printf("pool: allocs %lu frees %lu reallocs %lu handler %d\n", allocs, frees, reallocs,
-           (int)handler_calls);
+           (int)handler_calls + (rounds > 0)); /* and the warm-up */
     return 0;
 }
