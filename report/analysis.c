@@ -432,6 +432,7 @@ int analysis_run(struct dump_reader *r, const struct analysis_options *o, struct
     if (got < 0) {
         free(threads);
         heap_table_free(&live);
+        analysis_free(a); /* the caller has nothing to free */
         return -1;
     }
     /* What was never freed, by kind and by site. */
@@ -458,6 +459,7 @@ oom_reading:
     free(threads);
     heap_table_free(&live);
 oom:
+    analysis_free(a);
     snprintf(r->error, sizeof r->error, "out of memory while reading the dump");
     return -1;
 }
