@@ -217,6 +217,22 @@ static void pyframes_inherit(struct process *child, const struct pyframe_log *lo
     }
 }
 
+/* ALLOCATOR (a custom function id and its name) and MARK (a label). */
+static int on_name(struct process *p, struct consumer_ring *ring, const struct mt_ring_name *n,
+                   uint32_t len)
+{
+    if (n->len > MT_RING_NAME_MAX || sizeof *n + n->len > len)
+        return -1;
+    if (n->hdr.type == MT_RING_MARK) {
+        dump_write_mark(&p->dump, n->hdr.ts, ring->thread, n->text, n->len);
+        return 0;
+    }
+    if (n->a < MT_FN_CUSTOM_BASE || n->a >= MT_FN_CUSTOM_LIMIT)
+        return -1;
+    dump_write_allocator(&p->dump, n->a, n->text, n->len);
+    return 0;
+}
+
 /* ---- fork snapshots ----------------------------------------------------- */
 
 static void take_snapshot(struct process *p, uint32_t seq, struct fork_snapshot **list)
@@ -327,6 +343,10 @@ static void process_record(struct process *p, struct consumer_ring *r,
     case MT_RING_MODULE_LOAD:
         bad = rec->len < sizeof(struct mt_ring_module_load) ||
               on_module_load(p, (const void *)rec, rec->len);
+        break;
+    case MT_RING_ALLOCATOR:
+    case MT_RING_MARK:
+        bad = rec->len < sizeof(struct mt_ring_name) || on_name(p, r, (const void *)rec, rec->len);
         break;
     case MT_RING_MODULE_UNLOAD:
         dump_write_module_unload(&p->dump, rec->ts, pair->a);

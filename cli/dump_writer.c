@@ -297,3 +297,19 @@ void dump_write_pyframe(struct dump_writer *w, uint64_t id, uint64_t line, const
     dw_str(w, function, function_len);
     dw_str(w, file, file_len);
 }
+
+void dump_write_allocator(struct dump_writer *w, uint64_t function, const char *name, size_t len)
+{
+    dw_byte(w, MT_REC_ALLOCATOR);
+    dw_u(w, function);
+    dw_str(w, name, len);
+}
+
+void dump_write_mark(struct dump_writer *w, uint64_t ts, uint64_t thread, const char *label,
+                     size_t len)
+{
+    dw_byte(w, MT_REC_MARK);
+    dw_time(w, ts);
+    dw_u(w, thread);
+    dw_str(w, label, len);
+}

@@ -62,5 +62,8 @@ void dump_write_scan(struct dump_writer *w, uint64_t ts, uint64_t nblocks);
 void dump_write_leak_kind(struct dump_writer *w, uint64_t address, uint64_t kind);
 void dump_write_pyframe(struct dump_writer *w, uint64_t id, uint64_t line, const char *function,
                         size_t function_len, const char *file, size_t file_len);
+void dump_write_allocator(struct dump_writer *w, uint64_t function, const char *name, size_t len);
+void dump_write_mark(struct dump_writer *w, uint64_t ts, uint64_t thread, const char *label,
+                     size_t len);
 
 #endif

@@ -18,7 +18,8 @@ static const char report_usage[] =
     "usage: memtrace report [--summary|--leaks|--peak|--allocations|--temporary]\n"
     "                       [--leak-kinds K,...] [--top N] [--format text|json]\n"
     "                       [--include PATTERN] [--suppressions FILE]\n"
-    "                       [--exclude PATTERN] [--sysroot DIR] [--debug-dir DIR] DUMP\n"
+    "                       [--exclude PATTERN] [--allocator NAME] [--between A,B]\n"
+    "                       [--sysroot DIR] [--debug-dir DIR] DUMP\n"
     "Read a dump written by 'memtrace run' and print what it holds. Without a\n"
     "report option, every report; the summary (process, how it ended, heap\n"
     "totals) always comes first.\n"
@@ -38,6 +39,14 @@ static const char report_usage[] =
     "      --include PATTERN  keep only stacks with a frame whose function, file\n"
     "                         or module matches the glob PATTERN (repeatable)\n"
     "      --exclude PATTERN  drop stacks with a frame matching PATTERN (repeatable)\n"
+    "      --allocator NAME   only the blocks of that allocator: the function that\n"
+    "                         allocated them (malloc, calloc, realloc, ..., a function\n"
+    "                         that 'memtrace run' hooked, or client for the client\n"
+    "                         API);\n"
+    "                         a glob, comma-separated list, repeatable\n"
+    "      --between A,B      only the blocks allocated between the first mark A and\n"
+    "                         the next mark B (MEMTRACE_MARK); their frees count\n"
+    "                         whenever they come, so leaks are what that span leaked\n"
     "      --suppressions FILE  move the leaks that FILE's LeakSanitizer or valgrind\n"
     "                         suppressions match to a Suppressed list (repeatable)\n"
     "      --sysroot DIR      find the dump's modules under DIR (a dump made on\n"
@@ -54,7 +63,7 @@ int cmd_report(int argc, char **argv)
 {
     enum { OPT_SUMMARY = 256, OPT_LEAKS, OPT_PEAK, OPT_ALLOCATIONS, OPT_TEMPORARY, OPT_TOP,
            OPT_FORMAT, OPT_INCLUDE, OPT_EXCLUDE, OPT_SYSROOT, OPT_DEBUG_DIR, OPT_LEAK_KINDS,
-           OPT_SUPPRESSIONS };
+           OPT_SUPPRESSIONS, OPT_ALLOCATOR, OPT_BETWEEN };
     static const struct option longopts[] = {
         {"summary", no_argument, 0, OPT_SUMMARY},       {"leaks", no_argument, 0, OPT_LEAKS},
         {"peak", no_argument, 0, OPT_PEAK},             {"allocations", no_argument, 0, OPT_ALLOCATIONS},
@@ -64,11 +73,13 @@ int cmd_report(int argc, char **argv)
         {"debug-dir", required_argument, 0, OPT_DEBUG_DIR}, {"help", no_argument, 0, 'h'},
         {"leak-kinds", required_argument, 0, OPT_LEAK_KINDS},
         {"suppressions", required_argument, 0, OPT_SUPPRESSIONS},
+        {"allocator", required_argument, 0, OPT_ALLOCATOR},
+        {"between", required_argument, 0, OPT_BETWEEN},
         {0, 0, 0, 0}};
     const char *suppression_files[MAX_PATTERNS];
     int nsuppression_files = 0;
-    const char *include[MAX_PATTERNS], *exclude[MAX_PATTERNS];
-    struct analysis_options o = {.include = include, .exclude = exclude};
+    const char *include[MAX_PATTERNS], *exclude[MAX_PATTERNS], *allocators[MAX_PATTERNS];
+    struct analysis_options o = {.include = include, .exclude = exclude, .allocators = allocators};
     unsigned sections = 0;
     unsigned kinds = (1u << MT_KIND_DEFINITE) | (1u << MT_KIND_INDIRECT) |
                      (1u << MT_KIND_POSSIBLE) | (1u << MT_KIND_UNKNOWN);
@@ -120,6 +131,22 @@ int cmd_report(int argc, char **argv)
                 return cli_error("at most %d --suppressions files", MAX_PATTERNS);
             suppression_files[nsuppression_files++] = optarg;
             break;
+        case OPT_ALLOCATOR:
+            for (char *name = strtok(optarg, ","); name; name = strtok(NULL, ",")) {
+                if (o.nallocators == MAX_PATTERNS)
+                    return cli_error("at most %d --allocator names", MAX_PATTERNS);
+                allocators[o.nallocators++] = name;
+            }
+            break;
+        case OPT_BETWEEN: {
+            char *comma = strchr(optarg, ',');
+            if (!comma || comma == optarg || !comma[1])
+                return cli_error("--between takes two mark labels, FROM,TO, not '%s'", optarg);
+            *comma = '\0';
+            o.mark_from = optarg;
+            o.mark_to = comma + 1;
+            break;
+        }
         case OPT_SYSROOT: o.symbols.sysroot = optarg; break;
         case OPT_DEBUG_DIR: o.symbols.debug_dir = optarg; break;
         case 'h': fputs(report_usage, stdout); return 0;
@@ -146,7 +173,7 @@ int cmd_report(int argc, char **argv)
     }
     struct dump_reader r;
     struct analysis a;
-    if (dump_open(&r, argv[optind]) != 0 || analysis_run(&r, summary_only ? NULL : &o, &a) != 0) {
+    if (dump_open(&r, argv[optind]) != 0 || analysis_run(&r, summary_only && !o.nallocators && !o.mark_from ? NULL : &o, &a) != 0) {
         cli_error("%s", r.error);
         dump_close(&r);
         suppressions_free(&set);
@@ -165,9 +192,19 @@ int cmd_report(int argc, char **argv)
     const struct suppression_matches *supp = matches.entry ? &matches : NULL;
     if (json)
         report_print_json(stdout, &r, &a, sections, top, supp);
-    else
+    else {
+        if (o.nallocators || o.mark_from) {
+            printf("Only the blocks");
+            for (int i = 0; i < o.nallocators; i++)
+                printf("%s%s", i ? ", " : " of ", allocators[i]);
+            if (o.mark_from)
+                printf(" allocated between mark %s (%.3f s) and mark %s (%.3f s)", o.mark_from,
+                       a.window_from_ns / 1e9, o.mark_to, a.window_to_ns / 1e9);
+            printf("\n\n");
+        }
         report_print_text(stdout, &r, &a, sections, top, kinds,
                           isatty(STDOUT_FILENO) && !getenv("NO_COLOR"), supp);
+    }
     suppression_matches_free(&matches);
     suppressions_free(&set);
     if (a.summary.truncated)

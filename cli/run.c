@@ -51,6 +51,17 @@ static const char run_usage[] =
     "                         Python program so every object is seen; pymalloc:\n"
     "                         leave CPython's small-object allocator in place\n"
     "                         (objects of 512 bytes or less are then not seen)\n"
+    "      --hook-alloc SYM:SIZEARG\n"
+    "      --hook-free SYM:PTRARG\n"
+    "      --hook-realloc SYM:PTRARG:SIZEARG\n"
+    "                         trace a custom allocator: the function SYM (found in\n"
+    "                         the full symbol tables, static functions too) is\n"
+    "                         patched inline; SIZEARG/PTRARG say which argument,\n"
+    "                         from 0, is the size or the pointer (up to 6 integer\n"
+    "                         arguments). Repeatable. Its blocks are reported with\n"
+    "                         SYM as their allocator (report --allocator SYM).\n"
+    "                         A program that defines its own malloc, free, ... is\n"
+    "                         hooked so without asking.\n"
     "  -q, --quiet            no summary on stderr\n"
     "  -h, --help             show this help\n"
     "\n";
@@ -313,8 +324,40 @@ int parse_python_mode(const char *s, uint32_t *out)
     return 0;
 }
 
+/* Adds a --hook-* option's SYM:ARG[:ARG] to the MEMTRACE_HOOKS list
+ * ("kind:SYM:ARG[:ARG]" entries separated by ';'). 0, or -1 said. */
+static int add_hook(char *list, size_t size, const char *kind, const char *spec, int nargs)
+{
+    const char *end = spec + strlen(spec);
+    for (int k = 0; k < nargs; k++) {
+        const char *colon = end;
+        while (colon > spec && colon[-1] != ':')
+            colon--;
+        if (colon == spec || end - colon != 1 || *colon < '0' || *colon > '5') {
+            cli_error("--hook-%s takes %s, with arguments numbered 0 to 5, not '%s'", kind,
+                      nargs == 1 ? (strcmp(kind, "free") == 0 ? "SYM:PTRARG" : "SYM:SIZEARG")
+                                 : "SYM:PTRARG:SIZEARG",
+                      spec);
+            return -1;
+        }
+        end = colon - 1;
+    }
+    if (end == spec || memchr(spec, ';', (size_t)(end - spec)) || strlen(spec) > 120) {
+        cli_error("--hook-%s: '%s' does not name a function", kind, spec);
+        return -1;
+    }
+    size_t used = strlen(list);
+    if (used + strlen(kind) + strlen(spec) + 3 > size) {
+        cli_error("too many --hook options");
+        return -1;
+    }
+    snprintf(list + used, size - used, "%s%s:%s", used ? ";" : "", kind, spec);
+    return 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
+    static char hooks[4096];
     struct consumer_options o = {.output_pattern = "./memtrace.%n.%p.mtr",
                                  .unwind = MT_UNWIND_DWARF, .max_depth = 64, .follow_fork = 1,
                                  .leak_check = MT_LEAK_CHECK_FULL, .freeres = 1,
@@ -325,7 +368,9 @@ int cmd_run(int argc, char **argv)
         {"unwind", required_argument, 0, 'u'}, {"max-depth", required_argument, 0, 'd'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
         {"leak-check", required_argument, 0, 'L'}, {"run-libc-freeres", required_argument, 0, 'R'},
-        {"python", required_argument, 0, 'P'}, {"python-allocator", required_argument, 0, 'A'}};
+        {"python", required_argument, 0, 'P'}, {"python-allocator", required_argument, 0, 'Y'},
+        {"hook-alloc", required_argument, 0, 'A'}, {"hook-free", required_argument, 0, 'D'},
+        {"hook-realloc", required_argument, 0, 'E'}};
     /* run's own options, then the gate options (which end with {0}) */
     enum { NRUN = sizeof run_options / sizeof *run_options };
     struct option longopts[NRUN + 64];
@@ -367,10 +412,17 @@ int cmd_run(int argc, char **argv)
             if (parse_python_mode(optarg, &o.python) != 0)
                 return cli_error("--python takes auto, on or off, not '%s'", optarg);
             break;
-        case 'A':
+        case 'Y':
             if (strcmp(optarg, "malloc") != 0 && strcmp(optarg, "pymalloc") != 0)
                 return cli_error("--python-allocator takes malloc or pymalloc, not '%s'", optarg);
             pymalloc = strcmp(optarg, "pymalloc") == 0;
+            break;
+        case 'A':
+        case 'D':
+        case 'E':
+            if (add_hook(hooks, sizeof hooks, opt == 'A' ? "alloc" : opt == 'D' ? "free" : "realloc",
+                         optarg, opt == 'E' ? 2 : 1) != 0)
+                return 1;
             break;
         case 'd':
             if (parse_depth(optarg, &o.max_depth) != 0)
@@ -425,6 +477,8 @@ int cmd_run(int argc, char **argv)
         if (!pymalloc && (o.python == MT_PYTHON_ON ||
                           (o.python == MT_PYTHON_AUTO && program_is_python(program))))
             setenv("PYTHONMALLOC", "malloc", 0);
+        if (hooks[0])
+            setenv("MEMTRACE_HOOKS", hooks, 1);
         execv(program, argv + optind);
         int err = errno;
         ssize_t ignored = write(errpipe[1], &err, sizeof err);

@@ -376,6 +376,11 @@ static void atfork_child(void)
         else if (connect_and_hello(parent, seq) != MT_REPLY_OK)
             mt_state = MT_STATE_OFF;
     }
+    if (mt_state == MT_STATE_ACTIVE) { /* the child's dump names them again */
+        t->in_record++;
+        mt_hooks_announce(t);
+        t->in_record--;
+    }
     t->guard--;
 }
 
@@ -454,6 +459,10 @@ void mt_init(void)
     if (state == MT_STATE_ACTIVE) { /* the dump has the modules from the start */
         mt_modules_sync_now(t);
         mt_python_setup(NULL);
+        mt_hooks_install();
+        t->in_record++;
+        mt_hooks_announce(t);
+        t->in_record--;
     }
     t->guard--;
     errno = saved_errno;

@@ -34,16 +34,15 @@ static inline struct mt_thread *self(void) { return &mt_thread_state; }
 #define should_record(t) should_record_from((t), __builtin_return_address(0))
 static inline int should_record_from(struct mt_thread *t, const void *caller)
 {
-    if (MT_LIKELY(mt_state == MT_STATE_ACTIVE && !t->guard &&
+    if (MT_LIKELY(mt_state == MT_STATE_ACTIVE && !t->guard && !t->in_hook &&
                   (!t->unwinding || !mt_is_unwinder(caller))))
         return 1;
-    if (t->unwinding && !t->guard)
-        return 0; /* libunwind's own allocation */
-    if (t->guard)
-        return 0;
+    if (t->guard || (t->unwinding && mt_is_unwinder(caller)))
+        return 0; /* ours, or libunwind's own allocation */
     if (mt_state == MT_STATE_UNINIT || mt_state == MT_STATE_STARTING)
         mt_init();
-    return mt_state == MT_STATE_ACTIVE;
+    /* inside a hooked allocator: its own, unless a signal handler's */
+    return mt_state == MT_STATE_ACTIVE && (!t->in_hook || mt_hook_from_signal(t));
 }
 
 static void guard_release(int **guard) { (**guard)--; }
@@ -52,7 +51,7 @@ static void guard_release(int **guard) { (**guard)--; }
     (t)->guard++
 
 /* Writes the event of an allocation that returned p. in_record raised. */
-static void emit_alloc(struct mt_thread *t, void *p, size_t size, uint32_t function)
+void mt_emit_alloc(struct mt_thread *t, void *p, size_t size, uint32_t function)
 {
     struct mt_ring *r = mt_ring_get(t);
     if (!r)
@@ -70,7 +69,7 @@ static void emit_alloc(struct mt_thread *t, void *p, size_t size, uint32_t funct
     mt_ring_idle(r);
 }
 
-static void write_free(struct mt_ring *r, uint64_t ts, void *p, uint32_t function)
+void mt_write_free(struct mt_ring *r, uint64_t ts, void *p, uint32_t function)
 {
     struct mt_ring_free *rec = mt_ring_reserve(r, sizeof *rec);
     if (rec) {
@@ -88,7 +87,7 @@ static inline void record_alloc(struct mt_thread *t, void *p, size_t size, uint3
         mt_defer_event(t, MT_RING_ALLOC, p, size, function, mt_now_ns());
     } else {
         t->in_record++;
-        emit_alloc(t, p, size, function);
+        mt_emit_alloc(t, p, size, function);
         t->in_record--;
     }
     errno = saved;
@@ -177,7 +176,7 @@ static void free_as(void *p, uint32_t function, void (*real_free)(void *))
     if (r) {
         uint64_t ts = mt_ring_stamp(r);
         real_free(p);
-        write_free(r, ts, p, function);
+        mt_write_free(r, ts, p, function);
         mt_ring_idle(r);
     } else {
         real_free(p);
@@ -251,10 +250,10 @@ static void *realloc_as(void *p, size_t n, size_t count, int is_array)
     int saved = errno;
     if (r) {
         if (q || size == 0) /* moved, resized, or freed by realloc(p, 0) */
-            write_free(r, ts_free, p, function);
+            mt_write_free(r, ts_free, p, function);
         mt_ring_idle(r);
         if (q)
-            emit_alloc(t, q, size, function);
+            mt_emit_alloc(t, q, size, function);
     }
     t->in_record--;
     errno = saved;
@@ -416,7 +415,7 @@ NEW_FUNCTION(_ZnamSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, nothrow_r
             call_##mangled args;                                                                   \
         }                                                                                          \
         if (r) {                                                                                   \
-            write_free(r, ts, p, function);                                                        \
+            mt_write_free(r, ts, p, function);                                                        \
             mt_ring_idle(r);                                                                       \
         }                                                                                          \
         t->in_record--;                                                                            \

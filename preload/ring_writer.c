@@ -406,3 +406,19 @@ void mt_emit_marker(struct mt_thread *t, uint32_t type, uint32_t a, int32_t b)
         mt_ring_idle(r);
     }
 }
+
+void mt_ring_write_name(struct mt_ring *r, uint32_t type, uint64_t ts, uint32_t a,
+                        const char *text, size_t len)
+{
+    if (len > MT_RING_NAME_MAX)
+        len = MT_RING_NAME_MAX;
+    uint32_t rec_len = (uint32_t)((sizeof(struct mt_ring_name) + len + 7) & ~(size_t)7);
+    struct mt_ring_name *rec = mt_ring_reserve(r, rec_len);
+    if (!rec)
+        return;
+    rec->hdr = (struct mt_ring_record){type, rec_len, ts};
+    rec->a = a;
+    rec->len = (uint32_t)len;
+    memcpy(rec->text, text, len);
+    mt_ring_commit(r, rec_len);
+}

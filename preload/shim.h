@@ -76,6 +76,8 @@ struct mt_thread {
     volatile int in_record;  /* > 0: writing an event: a nested call is a signal
                                 handler's, and is deferred */
     volatile int unwinding;  /* inside libunwind: its own mallocs pass through */
+    volatile int in_hook;    /* > 0: inside a hooked allocator (hooks.c): its own
+                                allocations pass through */
     uint32_t generation;     /* process generation this state belongs to */
     struct mt_ring *ring;    /* NULL until the first event */
     struct mt_stack_table *stacks;
@@ -140,6 +142,28 @@ static inline uint64_t mt_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Writes an ALLOCATOR or MARK record (struct mt_ring_name); text is cut
+ * at MT_RING_NAME_MAX bytes. */
+void mt_ring_write_name(struct mt_ring *r, uint32_t type, uint64_t ts, uint32_t a,
+                        const char *text, size_t len) MT_HIDDEN;
+
+/* ---- interpose.c ---- */
+/* Captures the stack and writes the ALLOC event of p; in_record raised. */
+void mt_emit_alloc(struct mt_thread *t, void *p, size_t size, uint32_t function) MT_HIDDEN;
+void mt_write_free(struct mt_ring *r, uint64_t ts, void *p, uint32_t function) MT_HIDDEN;
+
+/* ---- hooks.c, client.c ---- */
+/* The function id of blocks annotated with the client API (memtrace.h). */
+#define MT_FN_CLIENT MT_FN_CUSTOM_BASE
+/* Installs the inline hooks (MEMTRACE_HOOKS, and the executable's own
+ * malloc family); from mt_init, guard raised, before other threads run. */
+void mt_hooks_install(void) MT_HIDDEN;
+/* ALLOCATOR records for the custom allocators (at init, in a fork child). */
+void mt_hooks_announce(struct mt_thread *t) MT_HIDDEN;
+/* Inside a hooked call (t->in_hook): 1 if this nested call comes from a
+ * signal handler (and is to be recorded), 0 if from the hooked function. */
+int mt_hook_from_signal(struct mt_thread *t) MT_HIDDEN;
+
 /* ---- stacks.c ---- */
 /* Captures the caller's stack (frames of libmemtrace skipped) into ips;
  * returns the depth. Must be called before mt_ring_stamp. */
@@ -157,6 +181,8 @@ uint32_t mt_stack_intern(struct mt_thread *t, struct mt_ring *r, const uint64_t 
                          uint64_t *ts) MT_HIDDEN;
 void mt_stacks_forget_all(struct mt_thread *t) MT_HIDDEN;
 void mt_stacks_set_own_range(uintptr_t lo, uintptr_t hi) MT_HIDDEN;
+/* 1 if code address lies in libmemtrace itself. */
+int mt_is_own(uintptr_t address) MT_HIDDEN;
 
 /* ---- modules.c ---- */
 /* Compares the loaded modules with those announced and writes LOAD/UNLOAD

@@ -92,6 +92,8 @@ void mt_stacks_set_own_range(uintptr_t lo, uintptr_t hi)
 
 static int is_own(uint64_t ip) { return ip >= own_lo && ip < own_hi; }
 
+int mt_is_own(uintptr_t address) { return is_own(address); }
+
 /* Walks the frame-pointer chain; stops at anything that does not look like
  * a frame of this thread's stack. */
 static int capture_fp(struct mt_thread *t, void **buf, int max)

@@ -251,6 +251,89 @@ static void block_born(struct analysis *a, const struct heap_block *b, uint64_t 
     }
 }
 
+/* ---- custom allocators and marks ------------------------------------------ */
+
+/* As valgrind shows them: mangled for C++ (valgrind's suppressions use
+ * mangled names). */
+const char *const alloc_function_names[MT_FN_COUNT_] = {
+    [MT_FN_MALLOC] = "malloc",
+    [MT_FN_CALLOC] = "calloc",
+    [MT_FN_REALLOC] = "realloc",
+    [MT_FN_REALLOCARRAY] = "reallocarray",
+    [MT_FN_POSIX_MEMALIGN] = "posix_memalign",
+    [MT_FN_ALIGNED_ALLOC] = "aligned_alloc",
+    [MT_FN_MEMALIGN] = "memalign",
+    [MT_FN_VALLOC] = "valloc",
+    [MT_FN_PVALLOC] = "pvalloc",
+    [MT_FN_NEW] = "_Znwm",
+    [MT_FN_NEW_ARRAY] = "_Znam",
+};
+
+const char *alloc_function_name(uint32_t function)
+{
+    return function < MT_FN_COUNT_ ? alloc_function_names[function] : NULL;
+}
+
+const char *analysis_allocator_name(const struct analysis *a, uint32_t function)
+{
+    if (function < MT_FN_CUSTOM_BASE)
+        return alloc_function_name(function);
+    for (uint32_t i = 0; i < a->nallocators; i++)
+        if (a->allocators[i].function == function)
+            return a->allocators[i].name;
+    return NULL;
+}
+
+static int on_allocator(struct analysis *a, const struct dump_record *rec)
+{
+    for (uint32_t i = 0; i < a->nallocators; i++)
+        if (a->allocators[i].function == rec->function)
+            return 0; /* named again (a fork child's dump): the first name stays */
+    if (array_grow((void **)&a->allocators, &a->allocators_cap, sizeof *a->allocators,
+                   a->nallocators + 1) != 0)
+        return -1;
+    char *name = malloc(rec->name_len + 1);
+    if (!name)
+        return -1;
+    memcpy(name, rec->name, rec->name_len);
+    name[rec->name_len] = '\0';
+    a->allocators[a->nallocators++] = (struct allocator_name){(uint32_t)rec->function, name};
+    return 0;
+}
+
+/* --between: 0 before its first mark, 1 between, 2 after the second. */
+static void on_mark(struct analysis *a, const struct analysis_options *o,
+                    const struct dump_record *rec, int *window, uint64_t start)
+{
+    if (!o || !o->mark_from)
+        return;
+    const char *want = *window == 0 ? o->mark_from : *window == 1 ? o->mark_to : NULL;
+    if (want && strlen(want) == rec->name_len && memcmp(want, rec->name, rec->name_len) == 0) {
+        if (*window == 0)
+            a->window_from_ns = rec->time - start;
+        else
+            a->window_to_ns = rec->time - start;
+        ++*window;
+    }
+}
+
+/* Whether an ALLOC record is one the options keep. */
+static int wanted(const struct analysis *a, const struct analysis_options *o,
+                  const struct dump_record *rec, int window)
+{
+    if (!o)
+        return 1;
+    if (o->mark_from && window != 1)
+        return 0;
+    if (o->nallocators == 0)
+        return 1;
+    const char *name = analysis_allocator_name(a, (uint32_t)rec->function);
+    for (int i = 0; name && i < o->nallocators; i++)
+        if (fnmatch(o->allocators[i], name, 0) == 0)
+            return 1;
+    return 0;
+}
+
 /* "Temporary": freed by its thread before that thread allocated again. */
 struct thread_last {
     uint64_t address;
@@ -282,6 +365,7 @@ int analysis_run(struct dump_reader *r, const struct analysis_options *o, struct
     struct summary *sum = &a->summary;
     struct heap_totals *t = &sum->totals;
     uint64_t start = r->process.start_ns, last_time = start;
+    int window = 0;
     struct dump_record rec;
     int got;
     while ((got = dump_next(r, &rec)) == 1) {
@@ -309,7 +393,16 @@ int analysis_run(struct dump_reader *r, const struct analysis_options *o, struct
                                   rec.function_name_len, rec.path, rec.path_len, rec.line) != 0)
                 goto oom_reading;
             break;
+        case MT_REC_ALLOCATOR:
+            if (on_allocator(a, &rec) != 0)
+                goto oom_reading;
+            break;
+        case MT_REC_MARK:
+            on_mark(a, o, &rec, &window, start);
+            break;
         case MT_REC_ALLOC:
+            if (!wanted(a, o, &rec, window))
+                break;
             b = (struct heap_block){rec.address, rec.size, (uint32_t)rec.stack, (uint32_t)rec.thread,
                                     MT_KIND_UNKNOWN};
             int replaced = heap_table_insert(&live, &b, &old);
@@ -345,7 +438,9 @@ int analysis_run(struct dump_reader *r, const struct analysis_options *o, struct
             if (th && th->address == rec.address)
                 th->candidate = 0;
             break;
-        case MT_REC_INHERIT:
+        case MT_REC_INHERIT: /* a fork child's inherited blocks: no allocator, no time */
+            if (o && (o->mark_from || o->nallocators))
+                break;
             b = (struct heap_block){rec.address, rec.size, (uint32_t)rec.stack, 0, MT_KIND_UNKNOWN};
             if (heap_table_insert(&live, &b, &old) == 0)
                 block_born(a, &b, 0);
@@ -374,9 +469,18 @@ int analysis_run(struct dump_reader *r, const struct analysis_options *o, struct
         if (rec.time > last_time)
             last_time = rec.time;
     }
+    if (got == 0 && o && o->mark_from && window < 2) {
+        if (window == 0)
+            snprintf(r->error, sizeof r->error, "the dump has no mark '%s'", o->mark_from);
+        else
+            snprintf(r->error, sizeof r->error, "the dump has no mark '%s' after mark '%s'",
+                     o->mark_to, o->mark_from);
+        got = -1;
+    }
     if (got < 0) {
         free(threads);
         heap_table_free(&live);
+        analysis_free(a); /* the caller has nothing to free */
         return -1;
     }
     /* What was never freed, by kind and by site. */
@@ -403,6 +507,7 @@ oom_reading:
     free(threads);
     heap_table_free(&live);
 oom:
+    analysis_free(a);
     snprintf(r->error, sizeof r->error, "out of memory while reading the dump");
     return -1;
 }
@@ -418,5 +523,8 @@ void analysis_free(struct analysis *a)
     free(a->frame_index);
     free(a->site_index);
     free(a->stack_site);
+    for (uint32_t i = 0; i < a->nallocators; i++)
+        free(a->allocators[i].name);
+    free(a->allocators);
     memset(a, 0, sizeof *a);
 }

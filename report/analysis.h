@@ -24,6 +24,19 @@ struct analysis_options {
     int ninclude;
     const char **exclude; /* glob patterns: drop stacks with a matching frame */
     int nexclude;
+    /* Only the blocks of these allocators (globs against the name of the
+     * function that allocated: malloc, calloc, ..., a hooked function's
+     * name, "client"), and only those allocated between the first mark
+     * named mark_from and the first mark named mark_to after it. The
+     * frees of those blocks count whenever they come. */
+    const char **allocators;
+    int nallocators;
+    const char *mark_from, *mark_to;
+};
+
+struct allocator_name {
+    uint32_t function; /* >= MT_FN_CUSTOM_BASE */
+    char *name;
 };
 
 struct site {
@@ -56,10 +69,21 @@ struct analysis {
     uint32_t peak_version;
     struct symbolizer *symbolizer;
     struct python_frames python;
+    struct allocator_name *allocators; /* from the dump's ALLOCATOR records */
+    uint32_t nallocators, allocators_cap;
+    uint64_t window_from_ns, window_to_ns; /* the marks' times (--between) */
 };
 
+/* The allocation functions' names as valgrind shows them (malloc, _Znwm...;
+ * NULL for the frees). */
+extern const char *const alloc_function_names[MT_FN_COUNT_];
+const char *alloc_function_name(uint32_t function);
+/* The name of an allocation function: a standard one's or a custom
+ * allocator's (ALLOCATOR records); NULL if the dump did not name it. */
+const char *analysis_allocator_name(const struct analysis *a, uint32_t function);
+
 /* Reads the whole dump behind r (opened by dump_open). 0, or -1 with
- * r->error set. */
+ * r->error set (also when a mark of o->mark_from/mark_to is missing). */
 int analysis_run(struct dump_reader *r, const struct analysis_options *o, struct analysis *a);
 void analysis_free(struct analysis *a);
 /* The site's frames, innermost first. */

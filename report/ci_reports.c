@@ -463,7 +463,7 @@ static void sarif_result(struct ci_reports *c, const struct dump_verdict *v,
     char name[512], where[1024], b1[32], b2[32];
     gate_process_name(v->r, name, sizeof name);
     gate_site_where(a, s, where, sizeof where);
-    const char *alloc = alloc_function_name(s->alloc_function);
+    const char *alloc = analysis_allocator_name(a, s->alloc_function);
     fprintf(out,
             "%s\n        {\"ruleId\": \"memtrace/leak/%s\", \"ruleIndex\": %u, "
             "\"level\": \"%s\",\n         \"message\": {\"text\": ",

@@ -325,6 +325,21 @@ static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *r
             return c->status;
         return rec->id == 0 || rec->id > UINT32_MAX || rec->line > INT32_MAX ? -1 : 0;
     }
+    /* Names and labels are at most 255 bytes; a custom function's id is in
+     * [MT_FN_CUSTOM_BASE, MT_FN_CUSTOM_LIMIT). */
+    case MT_REC_ALLOCATOR:
+        rec->function = get_u(c);
+        rec->name = (const char *)get_bytes(c, &rec->name_len);
+        if (c->status)
+            return c->status;
+        return rec->function >= MT_FN_CUSTOM_BASE && rec->function < MT_FN_CUSTOM_LIMIT &&
+                       rec->name_len > 0 && rec->name_len <= 255
+                   ? 0 : -1;
+    case MT_REC_MARK:
+        rec->time = r->last_time + (uint64_t)get_s(c);
+        rec->thread = get_u(c);
+        rec->name = (const char *)get_bytes(c, &rec->name_len);
+        return c->status ? c->status : rec->name_len <= 255 ? 0 : -1;
     default:
         return -1;
     }
@@ -334,7 +349,7 @@ static int carries_time(unsigned type)
 {
     return type == MT_REC_MODULE_LOAD || type == MT_REC_MODULE_UNLOAD || type == MT_REC_ALLOC ||
            type == MT_REC_FREE || type == MT_REC_RSS || type == MT_REC_EXIT || type == MT_REC_END ||
-           type == MT_REC_SCAN;
+           type == MT_REC_SCAN || type == MT_REC_MARK;
 }
 
 int dump_next(struct dump_reader *r, struct dump_record *rec)

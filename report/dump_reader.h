@@ -44,6 +44,8 @@ struct dump_record {
     const char *function_name; /* PYFRAME (its file is path) */
     size_t function_name_len;
     uint64_t line; /* PYFRAME */
+    const char *name; /* ALLOCATOR: its name (function); MARK: the label (thread) */
+    size_t name_len;
 };
 
 struct dump_reader {

@@ -185,6 +185,8 @@ static void json_sites(FILE *out, const struct analysis *a, enum report_section 
                     (unsigned long long)s->temporary_bytes);
             break;
         }
+        fputs(", \"allocator\": ", out);
+        json_write_string(out, analysis_allocator_name(a, s->alloc_function));
         fputs(", \"stack\": ", out);
         report_json_stack(out, a, s);
         fputs("}", out);
@@ -382,6 +384,10 @@ static void text_section(FILE *out, const struct analysis *a, enum report_sectio
             fprintf(out, "  #%-3u %10s temporary, %s\n", i + 1, fmt_count(b1, s->temporary),
                     fmt_bytes(b3, s->temporary_bytes));
             break;
+        }
+        if (s->alloc_function >= MT_FN_CUSTOM_BASE) { /* not the malloc family */
+            const char *name = analysis_allocator_name(a, s->alloc_function);
+            fprintf(out, "      %sallocated by %s%s\n", st->dim, name ? name : "?", st->reset);
         }
         text_stack(out, a, s, st);
     }

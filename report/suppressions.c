@@ -23,30 +23,13 @@ char *__cxa_demangle(const char *mangled, char *buf, size_t *len, int *status);
 
 /* ---- allocation functions --------------------------------------------- */
 
-/* As valgrind shows them: mangled for C++ (valgrind's suppressions use
- * mangled names), and demangled where that differs. */
-static const char *const alloc_names[MT_FN_COUNT_] = {
-    [MT_FN_MALLOC] = "malloc",
-    [MT_FN_CALLOC] = "calloc",
-    [MT_FN_REALLOC] = "realloc",
-    [MT_FN_REALLOCARRAY] = "reallocarray",
-    [MT_FN_POSIX_MEMALIGN] = "posix_memalign",
-    [MT_FN_ALIGNED_ALLOC] = "aligned_alloc",
-    [MT_FN_MEMALIGN] = "memalign",
-    [MT_FN_VALLOC] = "valloc",
-    [MT_FN_PVALLOC] = "pvalloc",
-    [MT_FN_NEW] = "_Znwm",
-    [MT_FN_NEW_ARRAY] = "_Znam",
-};
+/* The standard names are alloc_function_names (analysis.c); where valgrind
+ * shows a C++ one demangled, that too. */
 static const char *const alloc_demangled[MT_FN_COUNT_] = {
     [MT_FN_NEW] = "operator new(unsigned long)",
     [MT_FN_NEW_ARRAY] = "operator new[](unsigned long)",
 };
 
-const char *alloc_function_name(uint32_t function)
-{
-    return function < MT_FN_COUNT_ ? alloc_names[function] : NULL;
-}
 
 /* ---- patterns ------------------------------------------------------------ */
 
@@ -408,7 +391,7 @@ static const char *base_name(const char *path)
 static int allocator_matches(const char *pattern, int question)
 {
     for (int f = 0; f < MT_FN_COUNT_; f++)
-        if ((alloc_names[f] && wild_match(pattern, alloc_names[f], question, question)) ||
+        if ((alloc_function_names[f] && wild_match(pattern, alloc_function_names[f], question, question)) ||
             (alloc_demangled[f] && wild_match(pattern, alloc_demangled[f], question, question)))
             return 1;
     return 0;
@@ -489,13 +472,14 @@ static int32_t lsan_winner(const struct suppression_set *set, const struct frame
  * (room for s->nframes + 1). */
 static uint32_t site_views(const struct analysis *a, const struct site *s, struct frame_view *v)
 {
-    const char *name = alloc_function_name(s->alloc_function);
+    const char *name = analysis_allocator_name(a, s->alloc_function);
     v[0] = (struct frame_view){0};
     if (name && s->alloc_function != MT_FN_FREE && s->alloc_function != MT_FN_DELETE &&
         s->alloc_function != MT_FN_DELETE_ARRAY) {
-        v[0].function =
-            alloc_demangled[s->alloc_function] ? alloc_demangled[s->alloc_function] : name;
-        v[0].alt = alloc_demangled[s->alloc_function] ? name : NULL;
+        const char *demangled =
+            s->alloc_function < MT_FN_COUNT_ ? alloc_demangled[s->alloc_function] : NULL;
+        v[0].function = demangled ? demangled : name; /* custom: the hooked function's name */
+        v[0].alt = demangled ? name : NULL;
     } else {
         v[0].any_allocator = 1;
     }
@@ -588,7 +572,7 @@ void suppression_write_valgrind(FILE *out, const struct analysis *a, const struc
     /* valgrind has no "unknown" kind: such an entry matches every kind */
     if (kind < MT_KIND_UNKNOWN)
         fprintf(out, "   match-leak-kinds: %s\n", leak_kind_names[kind]);
-    const char *alloc = alloc_function_name(s->alloc_function);
+    const char *alloc = analysis_allocator_name(a, s->alloc_function);
     fprintf(out, "   fun:%s\n", alloc && s->alloc_function != MT_FN_FREE ? alloc : "*");
     const uint32_t *frames = site_frame_list(a, s);
     for (uint32_t k = 0; k < s->nframes && k + 1 < GEN_MAX_FRAMES; k++) {

@@ -88,8 +88,6 @@ static inline int32_t suppression_of(const struct suppression_matches *m, uint32
     return m->entry[(size_t)site * MT_KIND_COUNT + kind];
 }
 
-/* The allocation function's name as valgrind shows it (malloc, _Znwm...). */
-const char *alloc_function_name(uint32_t function);
 
 /* --gen-suppressions=valgrind: one entry for leak (site, kind), named name. */
 void suppression_write_valgrind(FILE *out, const struct analysis *a, const struct site *s,

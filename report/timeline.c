@@ -178,6 +178,17 @@ int timeline_read(struct dump_reader *r, uint32_t nslices, struct timeline *t)
         case MT_REC_RSS:
             add_rss(t, when, rec.rss);
             break;
+        case MT_REC_MARK:
+            if (t->nmarks == TIMELINE_MAX_MARKS) {
+                t->marks_dropped++;
+                break;
+            }
+            if (!t->marks && !(t->marks = calloc(TIMELINE_MAX_MARKS, sizeof *t->marks)))
+                goto oom;
+            t->marks[t->nmarks].time_ns = when;
+            memcpy(t->marks[t->nmarks].label, rec.name, rec.name_len); /* <= 255 */
+            t->marks[t->nmarks++].label[rec.name_len] = '\0';
+            break;
         default:
             break;
         }
@@ -206,6 +217,9 @@ void timeline_free(struct timeline *t)
     free(t->slices);
     t->slices = NULL;
     t->nslices = 0;
+    free(t->marks);
+    t->marks = NULL;
+    t->nmarks = 0;
 }
 
 /* ---- rows ---------------------------------------------------------------- */

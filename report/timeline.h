@@ -33,6 +33,13 @@ struct timeline_slice {
     struct timeline_point rss_low, rss_high, rss_last;
 };
 
+/* A MEMTRACE_MARK: when, and its label (NUL-terminated). */
+struct timeline_mark {
+    uint64_t time_ns;
+    char label[256];
+};
+#define TIMELINE_MAX_MARKS 256 /* kept; later ones are counted only */
+
 struct timeline {
     struct timeline_slice *slices;
     uint32_t nslices;  /* slices in use: [0, nslices) */
@@ -43,6 +50,9 @@ struct timeline {
     uint64_t final_bytes, final_blocks;             /* in use at the end */
     uint64_t rss_samples, rss_max, rss_max_time_ns;
     int truncated;
+    struct timeline_mark *marks; /* in time order; NULL if none */
+    uint32_t nmarks;
+    uint64_t marks_dropped;
 };
 
 /* Reads every record of r (opened by dump_open) into t, with at most
@@ -68,7 +78,8 @@ long timeline_rows(const struct timeline *t, struct timeline_row **rows);
 int timeline_write_csv(FILE *out, const struct timeline *t);
 /* A self-contained SVG chart: heap in use (filled) and RSS (line) against
  * time, axes in B/KiB/MiB/GiB and ns/us/ms/s, the peak marked with its value
- * and time (timeline_output.c). title is shown above the chart (may be
+ * and time, the marks (MEMTRACE_MARK) as labelled vertical lines
+ * (timeline_output.c). title is shown above the chart (may be
  * NULL). 0, or -1 on a write error or out of memory. */
 int timeline_write_svg(FILE *out, const struct timeline *t, const char *title);
 

@@ -173,6 +173,33 @@ static void peak_marker(FILE *out, const struct timeline *t, const struct axis *
     fputs("</g>\n", out);
 }
 
+/* Each mark: a grey dashed line across the plot, its label written up
+ * along it. */
+static void mark_lines(FILE *out, const struct timeline *t, const struct axis *x)
+{
+    for (uint32_t i = 0; i < t->nmarks; i++) {
+        const struct timeline_mark *m = &t->marks[i];
+        char when[32];
+        double px = x_of(x, (double)m->time_ns);
+        fprintf(out, "<g class=\"mark\" data-time-ns=\"%llu\" data-label=\"",
+                (unsigned long long)m->time_ns);
+        xml_write_n(out, m->label, sizeof m->label);
+        fputs("\">\n<title>mark ", out);
+        xml_write_n(out, m->label, sizeof m->label);
+        fprintf(out, " at %s</title>\n", fmt_time(when, m->time_ns));
+        fprintf(out,
+                "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#868e96\" "
+                "stroke-dasharray=\"2 3\"/>\n",
+                px, TOP, px, TOP + PLOT_H);
+        fprintf(out,
+                "<text x=\"%.1f\" y=\"%d\" font-size=\"11\" fill=\"#495057\" text-anchor=\"end\" "
+                "transform=\"rotate(-90 %.1f %d)\">",
+                px - 3, TOP + 4, px - 3, TOP + 4);
+        xml_write_n(out, m->label, 64);
+        fputs("</text>\n</g>\n", out);
+    }
+}
+
 int timeline_write_svg(FILE *out, const struct timeline *t, const char *title)
 {
     struct timeline_row *rows;
@@ -226,6 +253,7 @@ int timeline_write_svg(FILE *out, const struct timeline *t, const char *title)
                         y_of(&y, (double)rows[i].rss_bytes));
         fputs("\"/>\n", out);
     }
+    mark_lines(out, t, &x);
     peak_marker(out, t, &x, &y);
 
     int lx = LEFT + PLOT_W - 200; /* legend */

@@ -94,9 +94,12 @@ enum mt_record {
     MT_REC_PYFRAME = 15,
     /* The name of a custom allocator (an inline-hooked function or one
      * annotated with the client API): u function (>= MT_FN_CUSTOM_BASE),
-     * str name. Written before the first event that carries that function. */
+     * str name (at most 255 bytes). Written before the first event that
+     * carries that function. Function MT_FN_CUSTOM_BASE is "client" (the
+     * client API, memtrace.h). */
     MT_REC_ALLOCATOR = 16,
-    /* A named point in time (MEMTRACE_MARK): dt, u thread_index, str label */
+    /* A named point in time (MEMTRACE_MARK): dt, u thread_index, str label
+     * (at most 255 bytes) */
     MT_REC_MARK = 17,
 };
 
@@ -156,5 +159,7 @@ enum mt_function {
      * here; an ALLOCATOR record names each. */
     MT_FN_CUSTOM_BASE = 64,
 };
+/* Custom function ids are below this. */
+#define MT_FN_CUSTOM_LIMIT (MT_FN_CUSTOM_BASE + 4096)
 
 #endif

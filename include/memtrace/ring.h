@@ -53,8 +53,8 @@ enum mt_ring_type {
     MT_RING_FORK,         /* fork_seq: the parent side of a fork() */
     MT_RING_EXEC,         /* a = 1: about to execve; a = 0: that execve failed */
     MT_RING_PYFRAME,      /* struct mt_ring_pyframe */
-    MT_RING_ALLOCATOR,    /* a custom allocator's name (issue 7) */
-    MT_RING_MARK,         /* a client mark's label (issue 7) */
+    MT_RING_ALLOCATOR,    /* struct mt_ring_name: a = function id, the allocator's name */
+    MT_RING_MARK,         /* struct mt_ring_name: a = 0, the label of MEMTRACE_MARK */
 };
 
 /* Every record starts with this header; len is the whole record in bytes,
@@ -111,6 +111,16 @@ struct mt_ring_module_load {
     uint64_t load_bias;
     uint32_t path_len;
     uint32_t build_id_len;
+};
+
+/* ALLOCATOR and MARK: followed by len bytes of text (no NUL), the record
+ * padded to a multiple of 8. */
+#define MT_RING_NAME_MAX 255
+struct mt_ring_name {
+    struct mt_ring_record hdr;
+    uint32_t a;
+    uint32_t len;
+    char text[];
 };
 
 struct mt_ring_u32pair {

@@ -49,6 +49,10 @@ static void write_sample(const char *path)
         dump_write_alloc(&w, START + 100 + i, 1, MT_FN_MALLOC, 0x10000 + 32 * i, 24 + i, 1);
         expect(MT_REC_ALLOC, 0x10000 + 32 * i, 24 + i, START + 100 + i);
     }
+    dump_write_allocator(&w, MT_FN_CUSTOM_BASE + 1, "pool_alloc", 10);
+    expect(MT_REC_ALLOCATOR, MT_FN_CUSTOM_BASE + 1, 10, 0);
+    dump_write_mark(&w, START + 150, 1, "second phase", 12);
+    expect(MT_REC_MARK, 1, 12, START + 150);
     dump_write_rss(&w, START + 90, 1 << 20); /* RSS may be a little out of order */
     expect(MT_REC_RSS, 1 << 20, START + 90, 0);
     for (int i = 0; i < 10; i++) {
@@ -88,6 +92,11 @@ static int matches(const struct dump_record *r, const struct expected *e)
         return r->allocations == e->a && r->frees == e->b && r->bytes_allocated == e->c;
     case MT_REC_EXIT: return r->exit_how == e->a && r->exit_value == (int64_t)e->b && r->time == e->c;
     case MT_REC_END: return r->time == e->a;
+    case MT_REC_ALLOCATOR:
+        return r->function == e->a && r->name_len == e->b && memcmp(r->name, "pool_alloc", 10) == 0;
+    case MT_REC_MARK:
+        return r->thread == e->a && r->name_len == e->b && r->time == e->c &&
+               memcmp(r->name, "second phase", 12) == 0;
     }
     return 0;
 }
@@ -190,6 +199,24 @@ int main(void)
         CHECK(!refused || strstr(r.error, "byte") || strstr(r.error, "offset"));
         dump_close(&r);
         data[i] = saved;
+    }
+    /* an ALLOCATOR record naming a function outside the custom range */
+    unlink(cut);
+    struct dump_writer w3;
+    CHECK(dump_writer_create(&w3, cut, START) == 0);
+    char *argv1[] = {"./prog"};
+    struct dump_process_info info = {.pid = 1, .start_ns = START, .unwind = MT_UNWIND_DWARF,
+                                     .max_depth = 64, .exe = "/bin/prog", .argc = 1, .argv = argv1};
+    dump_write_process(&w3, &info);
+    dump_write_allocator(&w3, MT_FN_MALLOC, "malloc", 6);
+    dump_write_end(&w3, START + 1);
+    CHECK(dump_writer_close(&w3) == 0);
+    {
+        struct dump_reader r;
+        struct dump_record rec;
+        CHECK(dump_open(&r, cut) == 0);
+        CHECK(dump_next(&r, &rec) < 0 && strstr(r.error, "offset"));
+        dump_close(&r);
     }
     /* a missing file */
     struct dump_reader r;
