@@ -15,7 +15,7 @@ packages=(
     # libraries: stack capture, dump compression, symbols, instruction decoding
     libunwind-dev libzstd-dev libdw-dev libelf-dev libcapstone-dev
     # tests: reference tools and the programs the e2e tests drive
-    valgrind sqlite3 perl gzip python3 python3-dbg libc6-dbg heaptrack hyperfine strace
+    valgrind sqlite3 perl gzip python3 python3-dbg libc6-dbg heaptrack hyperfine strace gdb
     util-linux file
     # Python programs: libpython for the embedding test, CPython's headers for
     # the structure-offset test, CPython's own test suite for the benchmark
