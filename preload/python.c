@@ -127,7 +127,7 @@ static int same_code(const struct py_slot *s, const struct py_slot *key)
 
 /* ---- reading CPython objects ------------------------------------------- */
 
-#define FIELD(base, offset, type) (*(const type *)((const char *)(base) + (offset)))
+#define FIELD(base, offset, type) (*(type const *)((const char *)(base) + (offset)))
 
 static int is_code(const void *object)
 {
