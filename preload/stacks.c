@@ -103,7 +103,9 @@ static int capture_fp(struct mt_thread *t, void **buf, int max)
     int n = 0;
     while (n < max) {
         uintptr_t f = (uintptr_t)fp;
-        if ((f & 7) || (hi && (f < lo || f + 16 > hi)) || (!hi && f < 4096))
+        /* f > hi - 16, not f + 16 > hi: a garbage frame pointer near 2^64
+         * (seen: 0xfffffffffffffff0) would wrap past the test */
+        if ((f & 7) || (hi && (f < lo || f > hi - 16)) || (!hi && f < 4096))
             break;
         uintptr_t ret = fp[1];
         if (ret < 4096)
@@ -125,7 +127,10 @@ int mt_stack_capture(struct mt_thread *t, uint64_t *ips, int max)
     int want = max + 32;
     int n;
     if (mt_config.unwind == MT_UNWIND_FP) {
-        n = capture_fp(t, buf, want);
+        if (!t->stack_hi)
+            mt_note_stack_bounds(t);
+        /* without the stack's bounds the walk is not safe */
+        n = t->stack_hi ? capture_fp(t, buf, want) : 0;
     } else {
         /* Not the guard: libunwind's own mallocs must pass through, but a
          * signal handler's made meanwhile must be recorded (interpose.c

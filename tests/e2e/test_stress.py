@@ -28,6 +28,9 @@ moment, many processes, a full disk.
                       dump is incomplete and why, the dump left behind reads
                       (truncated, self-consistent), and the program's exit
                       status and output are those of a run without memtrace.
+    --case fp_garbage fp_garbage calls malloc with garbage in rbp (values
+                      near 2^64): --unwind fp stops its walk, the program
+                      runs to its end, figures as under dwarf.
 """
 
 import os
@@ -46,7 +49,7 @@ WINDOW = 64  # tests/programs/stress_progress.c
 
 def add_arguments(parser):
     parser.add_argument("--case", required=True,
-                        choices=["threads", "sigkill", "fork_exec", "enospc"])
+                        choices=["threads", "sigkill", "fork_exec", "enospc", "fp_garbage"])
 
 
 def progress_size(i):
@@ -295,11 +298,33 @@ def case_enospc(ctx, c):
             c.check("tmpfs unmounted", False, umount.stdout.decode(errors="replace"))
 
 
+def case_fp_garbage(ctx, c):
+    """fp_garbage calls malloc with rbp holding values near 2^64 and other
+    non-frames: under --unwind fp the program runs to its end (a walk that
+    read at such an rbp + 8 killed it with SIGSEGV), and under both
+    unwinders the dump has its 5 allocations and 5 frees on top of glibc's
+    own (the same in both)."""
+    prog = ctx.prog("fp_garbage")
+    figures = {}
+    for unwind in ("fp", "dwarf"):
+        out = ctx.subdir(unwind)
+        result = mtlib.memtrace_run(ctx, [prog], os.path.join(out, "%n.%p.mtr"),
+                                    options=("--unwind", unwind), logdir=out, tag="run", timeout=50)
+        c.eq("%s: exit status" % unwind, mtlib.exit_code(result.returncode), 0)
+        c.check("%s: the program ran to its end" % unwind, "allocated 5" in result.stdout,
+                result.stdout + mtlib.tail(result.stderr))
+        dumps = mtlib.dumps_in(out)
+        if c.eq("%s: one dump" % unwind, len(dumps), 1):
+            figures[unwind] = mtlib.totals(mtlib.report(ctx, dumps[0], timeout=50))
+    if len(figures) == 2:
+        c.figures("fp figures equal dwarf's", figures["fp"], figures["dwarf"])
+
+
 def main():
     ctx = mtlib.setup(__doc__, add_arguments)
     case = ctx.args.case
     body = {"threads": case_threads, "sigkill": case_sigkill, "fork_exec": case_fork_exec,
-            "enospc": case_enospc}[case]
+            "enospc": case_enospc, "fp_garbage": case_fp_garbage}[case]
     mtlib.run_test(ctx, "stress." + case, lambda c: body(ctx, c))
 
 
