@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "memtrace/format.h"
+#include "memtrace/varint.h"
 #include "../report/util.h"
 #include "process.h"
 
@@ -29,20 +30,52 @@ int stack_store_init(struct stack_store *s)
 
 void stack_store_free(struct stack_store *s)
 {
-    free(s->ips);
+    free(s->bytes);
     free(s->offset);
+    free(s->size);
     free(s->depth);
     free(s->index);
     free(s->local);
     memset(s, 0, sizeof *s);
 }
 
-static uint64_t hash_stack(const uint64_t *ips, uint32_t depth)
+static uint64_t hash_bytes(const uint8_t *p, uint32_t n)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ depth;
-    for (uint32_t i = 0; i < depth; i++)
-        h = hash_mix(h, ips[i]);
-    return h;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, p + i, 8);
+        h = hash_mix(h, v);
+    }
+    uint64_t tail = 0;
+    memcpy(&tail, p + i, n - i);
+    return hash_mix(h, tail);
+}
+
+/* The dump's encoding of a stack (format.h, STACK): into out, which has
+ * room for depth * MT_VARINT_MAX bytes; returns the bytes used. */
+static uint32_t encode_stack(const uint64_t *ips, uint32_t depth, uint8_t *out)
+{
+    size_t n = 0;
+    uint64_t prev = 0;
+    for (uint32_t k = 0; k < depth; k++) {
+        n += mt_varint_put(out + n, mt_zigzag((int64_t)(ips[k] - prev)));
+        prev = ips[k];
+    }
+    return (uint32_t)n;
+}
+
+uint32_t stack_store_get(const struct stack_store *s, uint32_t id, uint64_t *ips)
+{
+    if (id == 0 || id > s->count)
+        return 0;
+    const uint8_t *p = s->bytes + s->offset[id], *end = p + s->size[id];
+    uint64_t prev = 0, v;
+    uint32_t k = 0;
+    for (int used; k < s->depth[id] && (used = mt_varint_get(p, end, &v)) > 0; k++, p += used)
+        ips[k] = prev = prev + (uint64_t)mt_unzigzag(v);
+    return k;
 }
 
 static int rehash(struct stack_store *s)
@@ -52,7 +85,7 @@ static int rehash(struct stack_store *s)
     if (!index)
         return -1;
     for (uint32_t id = 1; id <= s->count; id++) {
-        uint32_t i = (uint32_t)hash_stack(s->ips + s->offset[id], s->depth[id]) & mask;
+        uint32_t i = (uint32_t)hash_bytes(s->bytes + s->offset[id], s->size[id]) & mask;
         while (index[i])
             i = (i + 1) & mask;
         index[i] = id;
@@ -66,10 +99,15 @@ static int rehash(struct stack_store *s)
 uint32_t stack_store_add(struct stack_store *s, const uint64_t *ips, uint32_t depth,
                          struct dump_writer *w)
 {
-    uint32_t i = (uint32_t)hash_stack(ips, depth) & s->index_mask;
+    if (depth > MT_MAX_STACK_ENTRIES)
+        return 0;
+    uint8_t enc[MT_MAX_STACK_ENTRIES * MT_VARINT_MAX];
+    uint32_t size = encode_stack(ips, depth, enc);
+    uint32_t i = (uint32_t)hash_bytes(enc, size) & s->index_mask;
     for (; s->index[i]; i = (i + 1) & s->index_mask) {
         uint32_t id = s->index[i];
-        if (s->depth[id] == depth && memcmp(s->ips + s->offset[id], ips, depth * 8ull) == 0)
+        if (s->depth[id] == depth && s->size[id] == size &&
+            memcmp(s->bytes + s->offset[id], enc, size) == 0)
             return id;
     }
     uint32_t id = s->count + 1;
@@ -77,23 +115,27 @@ uint32_t stack_store_add(struct stack_store *s, const uint64_t *ips, uint32_t de
     if (array_grow((void **)&s->offset, &cap, sizeof *s->offset, (uint64_t)id + 1) != 0)
         return 0;
     cap = s->cap;
+    if (array_grow((void **)&s->size, &cap, sizeof *s->size, (uint64_t)id + 1) != 0)
+        return 0;
+    cap = s->cap;
     if (array_grow((void **)&s->depth, &cap, sizeof *s->depth, (uint64_t)id + 1) != 0)
         return 0;
     s->cap = cap;
-    if (s->ips_len + depth > s->ips_cap) {
-        size_t n = s->ips_cap ? s->ips_cap * 2 : 4096;
-        while (n < s->ips_len + depth)
+    if (s->bytes_len + size > s->bytes_cap) {
+        size_t n = s->bytes_cap ? s->bytes_cap * 2 : 65536;
+        while (n < s->bytes_len + size)
             n *= 2;
-        uint64_t *q = realloc(s->ips, n * sizeof *q);
+        uint8_t *q = realloc(s->bytes, n);
         if (!q)
             return 0;
-        s->ips = q;
-        s->ips_cap = n;
+        s->bytes = q;
+        s->bytes_cap = n;
     }
-    memcpy(s->ips + s->ips_len, ips, depth * 8ull);
-    s->offset[id] = s->ips_len;
+    memcpy(s->bytes + s->bytes_len, enc, size);
+    s->offset[id] = s->bytes_len;
+    s->size[id] = size;
     s->depth[id] = depth;
-    s->ips_len += depth;
+    s->bytes_len += size;
     s->count = id;
     s->index[i] = id;
     if ((s->count + 1) * 4 > (s->index_mask + 1) * 3)
@@ -252,9 +294,10 @@ static void take_snapshot(struct process *p, uint32_t seq, struct fork_snapshot 
         s->nblocks = 0;
     for (long i = 0; i < s->nblocks; i++) {
         uint32_t id = s->blocks[i].stack;
-        if (id && id <= p->stacks.count)
-            s->blocks[i].stack = stack_store_add(&s->stacks, p->stacks.ips + p->stacks.offset[id],
-                                                 p->stacks.depth[id], NULL);
+        uint64_t ips[MT_MAX_STACK_ENTRIES];
+        uint32_t depth = stack_store_get(&p->stacks, id, ips);
+        if (depth)
+            s->blocks[i].stack = stack_store_add(&s->stacks, ips, depth, NULL);
         else
             s->blocks[i].stack = 0;
     }
@@ -275,9 +318,9 @@ void process_inherit(struct process *child, const struct fork_snapshot *snap)
     struct dump_writer *w = &child->dump;
     pyframes_inherit(child, &snap->pyframes); /* before the stacks that hold them */
     uint32_t *map = calloc((size_t)snap->stacks.count + 1, sizeof *map);
+    uint64_t ips[MT_MAX_STACK_ENTRIES];
     for (uint32_t id = 1; map && id <= snap->stacks.count; id++)
-        map[id] = stack_store_add(&child->stacks, snap->stacks.ips + snap->stacks.offset[id],
-                                  snap->stacks.depth[id], w);
+        map[id] = stack_store_add(&child->stacks, ips, stack_store_get(&snap->stacks, id, ips), w);
     for (long i = 0; i < snap->nblocks; i++) {
         struct heap_block b = snap->blocks[i];
         b.stack = map && b.stack ? map[b.stack] : 0;

@@ -23,11 +23,15 @@ struct consumer_ring {
     uint32_t thread;      /* thread index of the current owner */
 };
 
-/* Stacks of one process: each distinct stack once, by content. */
+/* Stacks of one process: each distinct stack once, by content, kept as the
+ * dump encodes it (zigzag varint deltas): a third of the bytes of the raw
+ * addresses, which matters for Python programs whose stacks run to a
+ * hundred entries and more. */
 struct stack_store {
-    uint64_t *ips;        /* all stacks' addresses, back to back */
-    size_t ips_len, ips_cap;
-    uint64_t *offset;     /* per dump id (1-based): start in ips */
+    uint8_t *bytes;       /* all stacks, encoded, back to back */
+    size_t bytes_len, bytes_cap;
+    uint64_t *offset;     /* per dump id (1-based): start in bytes */
+    uint32_t *size;       /* its encoded length */
     uint32_t *depth;
     uint32_t count, cap;  /* dump ids 1..count */
     uint32_t *index;      /* open-addressing hash: dump ids, 0 empty */
@@ -99,6 +103,8 @@ void stack_store_free(struct stack_store *s);
  * to w if w is not NULL) when new; 0 when out of memory. */
 uint32_t stack_store_add(struct stack_store *s, const uint64_t *ips, uint32_t depth,
                          struct dump_writer *w);
+/* Decodes stack id into ips (room for MT_MAX_STACK_ENTRIES); its depth. */
+uint32_t stack_store_get(const struct stack_store *s, uint32_t id, uint64_t *ips);
 
 /* Moves every record that is final (ring.h's ordering rule) from the
  * process's rings into its dump. With final set the process is gone and
