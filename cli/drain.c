@@ -20,6 +20,25 @@
 
 /* ---- stack store -------------------------------------------------------- */
 
+/* Appends n bytes (the buffer doubles as it grows). 0, or -1 when out of
+ * memory. */
+static int byte_buffer_append(struct byte_buffer *b, const void *data, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        uint8_t *q = realloc(b->bytes, cap);
+        if (!q)
+            return -1;
+        b->bytes = q;
+        b->cap = cap;
+    }
+    memcpy(b->bytes + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
 int stack_store_init(struct stack_store *s)
 {
     memset(s, 0, sizeof *s);
@@ -30,7 +49,7 @@ int stack_store_init(struct stack_store *s)
 
 void stack_store_free(struct stack_store *s)
 {
-    free(s->bytes);
+    free(s->encoded.bytes);
     free(s->offset);
     free(s->size);
     free(s->depth);
@@ -70,7 +89,7 @@ uint32_t stack_store_get(const struct stack_store *s, uint32_t id, uint64_t *ips
 {
     if (id == 0 || id > s->count)
         return 0;
-    const uint8_t *p = s->bytes + s->offset[id], *end = p + s->size[id];
+    const uint8_t *p = s->encoded.bytes + s->offset[id], *end = p + s->size[id];
     uint64_t prev = 0, v;
     uint32_t k = 0;
     for (int used; k < s->depth[id] && (used = mt_varint_get(p, end, &v)) > 0; k++, p += used)
@@ -85,7 +104,7 @@ static int rehash(struct stack_store *s)
     if (!index)
         return -1;
     for (uint32_t id = 1; id <= s->count; id++) {
-        uint32_t i = (uint32_t)hash_bytes(s->bytes + s->offset[id], s->size[id]) & mask;
+        uint32_t i = (uint32_t)hash_bytes(s->encoded.bytes + s->offset[id], s->size[id]) & mask;
         while (index[i])
             i = (i + 1) & mask;
         index[i] = id;
@@ -107,7 +126,7 @@ uint32_t stack_store_add(struct stack_store *s, const uint64_t *ips, uint32_t de
     for (; s->index[i]; i = (i + 1) & s->index_mask) {
         uint32_t id = s->index[i];
         if (s->depth[id] == depth && s->size[id] == size &&
-            memcmp(s->bytes + s->offset[id], enc, size) == 0)
+            memcmp(s->encoded.bytes + s->offset[id], enc, size) == 0)
             return id;
     }
     uint32_t id = s->count + 1;
@@ -121,21 +140,11 @@ uint32_t stack_store_add(struct stack_store *s, const uint64_t *ips, uint32_t de
     if (array_grow((void **)&s->depth, &cap, sizeof *s->depth, (uint64_t)id + 1) != 0)
         return 0;
     s->cap = cap;
-    if (s->bytes_len + size > s->bytes_cap) {
-        size_t n = s->bytes_cap ? s->bytes_cap * 2 : 65536;
-        while (n < s->bytes_len + size)
-            n *= 2;
-        uint8_t *q = realloc(s->bytes, n);
-        if (!q)
-            return 0;
-        s->bytes = q;
-        s->bytes_cap = n;
-    }
-    memcpy(s->bytes + s->bytes_len, enc, size);
-    s->offset[id] = s->bytes_len;
+    s->offset[id] = s->encoded.len;
+    if (byte_buffer_append(&s->encoded, enc, size) != 0)
+        return 0;
     s->size[id] = size;
     s->depth[id] = depth;
-    s->bytes_len += size;
     s->count = id;
     s->index[i] = id;
     if ((s->count + 1) * 4 > (s->index_mask + 1) * 3)
@@ -222,23 +231,6 @@ static int on_module_load(struct process *p, const struct mt_ring_module_load *m
 
 /* ---- Python frames ------------------------------------------------------ */
 
-static int pyframe_log_add(struct pyframe_log *log, const void *rec, size_t len)
-{
-    if (log->len + len > log->cap) {
-        size_t cap = log->cap ? log->cap * 2 : 4096;
-        while (cap < log->len + len)
-            cap *= 2;
-        uint8_t *q = realloc(log->bytes, cap);
-        if (!q)
-            return -1;
-        log->bytes = q;
-        log->cap = cap;
-    }
-    memcpy(log->bytes + log->len, rec, len);
-    log->len += len;
-    return 0;
-}
-
 static int on_pyframe(struct process *p, const struct mt_ring_pyframe *f, uint32_t len)
 {
     if (sizeof *f + (uint64_t)f->function_len + f->file_len > len || f->id == 0)
@@ -246,11 +238,11 @@ static int on_pyframe(struct process *p, const struct mt_ring_pyframe *f, uint32
     const char *function = (const char *)(f + 1);
     dump_write_pyframe(&p->dump, f->id, f->line, function, f->function_len,
                        function + f->function_len, f->file_len);
-    return pyframe_log_add(&p->pyframes, f, len);
+    return byte_buffer_append(&p->pyframes, f, len);
 }
 
 /* Writes every frame of log into the child's dump (and its own log). */
-static void pyframes_inherit(struct process *child, const struct pyframe_log *log)
+static void pyframes_inherit(struct process *child, const struct byte_buffer *log)
 {
     for (size_t at = 0; at + sizeof(struct mt_ring_pyframe) <= log->len;) {
         const struct mt_ring_pyframe *f = (const void *)(log->bytes + at);
@@ -286,7 +278,7 @@ static void take_snapshot(struct process *p, uint32_t seq, struct fork_snapshot 
     }
     s->parent = p->pid;
     s->seq = seq;
-    if (p->pyframes.len && pyframe_log_add(&s->pyframes, p->pyframes.bytes, p->pyframes.len) != 0)
+    if (p->pyframes.len && byte_buffer_append(&s->pyframes, p->pyframes.bytes, p->pyframes.len) != 0)
         s->pyframes.len = 0;
     s->totals = p->totals;
     s->nblocks = heap_table_snapshot(&p->live, &s->blocks);

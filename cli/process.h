@@ -23,14 +23,19 @@ struct consumer_ring {
     uint32_t thread;      /* thread index of the current owner */
 };
 
+/* Bytes appended back to back (drain.c byte_buffer_append). */
+struct byte_buffer {
+    uint8_t *bytes;
+    size_t len, cap;
+};
+
 /* Stacks of one process: each distinct stack once, by content, kept as the
  * dump encodes it (zigzag varint deltas): a third of the bytes of the raw
  * addresses, which matters for Python programs whose stacks run to a
  * hundred entries and more. */
 struct stack_store {
-    uint8_t *bytes;       /* all stacks, encoded, back to back */
-    size_t bytes_len, bytes_cap;
-    uint64_t *offset;     /* per dump id (1-based): start in bytes */
+    struct byte_buffer encoded; /* all stacks, encoded, back to back */
+    uint64_t *offset;     /* per dump id (1-based): start in encoded */
     uint32_t *size;       /* its encoded length */
     uint32_t *depth;
     uint32_t count, cap;  /* dump ids 1..count */
@@ -40,17 +45,9 @@ struct stack_store {
     uint32_t local_cap;
 };
 
-/* The Python frames a process has announced (its PYFRAME ring records, back
- * to back), kept so that a fork child's dump can name the frames of the
- * stacks it inherits. */
-struct pyframe_log {
-    uint8_t *bytes;
-    size_t len, cap;
-};
-
 /* The parent's heap at one fork(), waiting for the child to claim it. */
 struct fork_snapshot {
-    struct pyframe_log pyframes;
+    struct byte_buffer pyframes; /* the parent's, as in struct process */
     pid_t parent;
     uint32_t seq;
     struct heap_block *blocks; /* .stack indexes stacks below (1-based) */
@@ -76,7 +73,10 @@ struct process {
     struct heap_table live;
     struct heap_totals totals;
     struct stack_store stacks;
-    struct pyframe_log pyframes;
+    /* the Python frames it announced (its PYFRAME ring records, back to
+     * back), so that a fork child's dump can name those of the stacks it
+     * inherits */
+    struct byte_buffer pyframes;
     char **argv;
     int argc;
     char *exe;

@@ -157,29 +157,6 @@ static void resolve_real_functions(void)
     RESOLVE(execveat, "execveat");
 }
 
-/* The address range of libmemtrace itself, so stacks can skip our frames. */
-static int find_own_range(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    Dl_info *self = data;
-    uintptr_t lo = UINTPTR_MAX, hi = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD)
-            continue;
-        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
-        if (start < lo)
-            lo = start;
-        if (start + ph->p_memsz > hi)
-            hi = start + ph->p_memsz;
-    }
-    if ((uintptr_t)self->dli_fbase >= lo && (uintptr_t)self->dli_fbase < hi) {
-        mt_stacks_set_own_range(lo, hi);
-        return 1;
-    }
-    return 0;
-}
-
 /* ---- connecting -------------------------------------------------------- */
 
 static int set_socket_name(const char *name)
@@ -447,7 +424,9 @@ void mt_init(void)
     if (state == MT_STATE_ACTIVE) {
         Dl_info self;
         if (dladdr((void *)mt_init, &self)) {
-            dl_iterate_phdr(find_own_range, &self);
+            uintptr_t lo, hi; /* our own range: stacks skip our frames */
+            if (mt_module_range((uintptr_t)self.dli_fbase, &lo, &hi) == 0)
+                mt_stacks_set_own_range(lo, hi);
             mt_tls_compensation_init((uintptr_t)self.dli_fbase);
             mt_stacks_find_unwinder();
         }

@@ -32,13 +32,42 @@ static uint32_t next_module_id = 1;
 static unsigned long long last_adds = ~0ull, last_subs = ~0ull;
 static int modules_lock_word;
 
-void mt_modules_lock(void)
+void mt_modules_lock(void) { mt_spin_lock(&modules_lock_word); }
+void mt_modules_unlock(void) { mt_spin_unlock(&modules_lock_word); }
+
+struct range_search {
+    uintptr_t address, lo, hi;
+};
+
+static int find_range(struct dl_phdr_info *info, size_t size, void *data)
 {
-    while (__atomic_exchange_n(&modules_lock_word, 1, __ATOMIC_ACQUIRE))
-        sched_yield();
+    (void)size;
+    struct range_search *rs = data;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        lo = start < lo ? start : lo;
+        hi = start + ph->p_memsz > hi ? start + ph->p_memsz : hi;
+    }
+    if (rs->address < lo || rs->address >= hi)
+        return 0;
+    rs->lo = lo;
+    rs->hi = hi;
+    return 1;
 }
 
-void mt_modules_unlock(void) { __atomic_store_n(&modules_lock_word, 0, __ATOMIC_RELEASE); }
+int mt_module_range(uintptr_t address, uintptr_t *lo, uintptr_t *hi)
+{
+    struct range_search rs = {address, 0, 0};
+    if (!dl_iterate_phdr(find_range, &rs))
+        return -1;
+    *lo = rs.lo;
+    *hi = rs.hi;
+    return 0;
+}
 
 void mt_modules_forget_announced(void)
 {

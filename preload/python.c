@@ -71,9 +71,8 @@ static struct py_table by_instruction, by_line;
 
 static int table_init(struct py_table *t, uint32_t size)
 {
-    void *p = mmap(NULL, size * sizeof(struct py_slot), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
+    void *p = mt_map(size * sizeof(struct py_slot));
+    if (!p)
         return -1;
     t->slots = p;
     t->mask = size - 1;
@@ -333,13 +332,8 @@ void mt_python_after_dlclose(void)
     }
 }
 
-void mt_python_lock(void)
-{
-    while (__atomic_exchange_n(&table_lock, 1, __ATOMIC_ACQUIRE))
-        sched_yield();
-}
-
-void mt_python_unlock(void) { __atomic_store_n(&table_lock, 0, __ATOMIC_RELEASE); }
+void mt_python_lock(void) { mt_spin_lock(&table_lock); }
+void mt_python_unlock(void) { mt_spin_unlock(&table_lock); }
 
 /* ---- capture ----------------------------------------------------------- */
 
@@ -461,8 +455,8 @@ int mt_python_capture(struct mt_thread *t, struct mt_ring *r, uint64_t *ips, int
         return 0;
     struct mt_py_cache *c = t->python;
     if (!c) {
-        void *p = mmap(NULL, sizeof *c, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
+        void *p = mt_map(sizeof *c);
+        if (!p)
             return 0;
         c = t->python = p;
     }

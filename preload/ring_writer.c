@@ -52,22 +52,14 @@ static pthread_key_t exit_key;
 static struct mt_ring *descriptor_pool;
 static size_t descriptor_left;
 
-static void spin_lock(int *lock)
-{
-    while (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE))
-        sched_yield();
-}
-
-static void spin_unlock(int *lock) { __atomic_store_n(lock, 0, __ATOMIC_RELEASE); }
-
-void mt_socket_lock(void) { spin_lock(&socket_lock); }
-void mt_socket_unlock(void) { spin_unlock(&socket_lock); }
+void mt_socket_lock(void) { mt_spin_lock(&socket_lock); }
+void mt_socket_unlock(void) { mt_spin_unlock(&socket_lock); }
 
 static struct mt_ring *new_descriptor(void)
 {
     if (descriptor_left == 0) {
-        void *page = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (page == MAP_FAILED)
+        void *page = mt_map(65536);
+        if (!page)
             return NULL;
         descriptor_pool = page;
         descriptor_left = 65536 / sizeof(struct mt_ring);
@@ -93,7 +85,7 @@ static int hand_over(int memfd, uint64_t capacity)
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &memfd, sizeof(int));
 
-    spin_lock(&socket_lock);
+    mt_spin_lock(&socket_lock);
     msg.ring_index = ++ring_index;
     int fd = mt_socket_fd();
     ssize_t n;
@@ -108,7 +100,7 @@ static int hand_over(int memfd, uint64_t capacity)
     } else {
         n = -1;
     }
-    spin_unlock(&socket_lock);
+    mt_spin_unlock(&socket_lock);
     return n == (ssize_t)sizeof reply && reply.status == MT_REPLY_OK ? 0 : -1;
 }
 
@@ -131,7 +123,7 @@ static struct mt_ring *create_ring(void)
     ctl->capacity = capacity;
     int ok = hand_over(fd, capacity);
     close(fd);
-    spin_lock(&rings_lock);
+    mt_spin_lock(&rings_lock);
     struct mt_ring *r = ok == 0 ? new_descriptor() : NULL;
     if (r) {
         *r = (struct mt_ring){.ctl = ctl, .data = (uint8_t *)mem + MT_RING_DATA_OFFSET,
@@ -141,7 +133,7 @@ static struct mt_ring *create_ring(void)
         r->deferred = q == MAP_FAILED ? NULL : q;
         all_rings = r;
     }
-    spin_unlock(&rings_lock);
+    mt_spin_unlock(&rings_lock);
     if (!r) {
         munmap(mem, size);
         mt_disable("the consumer did not accept a new ring");
@@ -199,11 +191,11 @@ struct mt_ring *mt_ring_get(struct mt_thread *t)
     if (mt_state != MT_STATE_ACTIVE)
         return NULL;
 
-    spin_lock(&rings_lock);
+    mt_spin_lock(&rings_lock);
     struct mt_ring *r = free_rings;
     if (r)
         free_rings = r->next_free;
-    spin_unlock(&rings_lock);
+    mt_spin_unlock(&rings_lock);
     if (!r)
         r = create_ring();
     if (!r)
@@ -233,10 +225,10 @@ void mt_ring_thread_exit(struct mt_thread *t)
     mt_ring_write_pair(r, MT_RING_THREAD_END, ts, 0, 0);
     mt_ring_idle(r);
     t->ring = NULL;
-    spin_lock(&rings_lock);
+    mt_spin_lock(&rings_lock);
     r->next_free = free_rings;
     free_rings = r;
-    spin_unlock(&rings_lock);
+    mt_spin_unlock(&rings_lock);
     t->in_record--;
 }
 

@@ -110,12 +110,9 @@ static int signal_other_threads(int sig)
 
 static int stop_the_world(void)
 {
-    stopped = mmap(NULL, MAX_THREADS * sizeof *stopped, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (stopped == MAP_FAILED) {
-        stopped = NULL;
+    stopped = mt_map(MAX_THREADS * sizeof *stopped);
+    if (!stopped)
         return -1;
-    }
     int sig = pick_signal();
     if (!sig)
         return -1;

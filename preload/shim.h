@@ -10,6 +10,7 @@
 #ifndef MEMTRACE_SHIM_H
 #define MEMTRACE_SHIM_H
 
+#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -181,6 +182,8 @@ uint32_t mt_stack_intern(struct mt_thread *t, struct mt_ring *r, const uint64_t 
                          uint64_t *ts) MT_HIDDEN;
 void mt_stacks_forget_all(struct mt_thread *t) MT_HIDDEN;
 void mt_stacks_set_own_range(uintptr_t lo, uintptr_t hi) MT_HIDDEN;
+/* Zeroed private read-write pages; NULL when mmap fails. */
+void *mt_map(size_t size) MT_HIDDEN;
 /* 1 if code address lies in libmemtrace itself. */
 int mt_is_own(uintptr_t address) MT_HIDDEN;
 
@@ -194,6 +197,9 @@ void mt_modules_forget_announced(void) MT_HIDDEN; /* fork child: announce again 
 /* mt_modules_sync into the calling thread's ring. The caller has raised the
  * guard. */
 void mt_modules_sync_now(struct mt_thread *t) MT_HIDDEN;
+/* The span [*lo, *hi) of the loaded segments of the module that holds
+ * address; 0, or -1 if no module does. */
+int mt_module_range(uintptr_t address, uintptr_t *lo, uintptr_t *hi) MT_HIDDEN;
 
 /* One request on the socket at a time (ring_writer.c). */
 void mt_socket_lock(void) MT_HIDDEN;
@@ -231,6 +237,16 @@ uintptr_t mt_parse_hex(const char **p) MT_HIDDEN;
  * fit). 0, or -1 if the file cannot be opened. */
 int mt_maps_each(char *buf, size_t size, int (*fn)(const char *line, void *arg), void *arg)
     MT_HIDDEN;
+
+/* ---- locks: a word, taken by exchange; a waiter yields the CPU (the holder
+ * may be waiting for the consumer) ---- */
+static inline void mt_spin_lock(int *lock)
+{
+    while (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE))
+        sched_yield();
+}
+
+static inline void mt_spin_unlock(int *lock) { __atomic_store_n(lock, 0, __ATOMIC_RELEASE); }
 
 /* ---- util ---- */
 void mt_log(const char *fmt, ...) MT_HIDDEN __attribute__((format(printf, 1, 2)));

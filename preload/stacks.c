@@ -38,43 +38,18 @@ struct mt_stack_table {
 static uintptr_t own_lo, own_hi;
 static uintptr_t unwinder_lo, unwinder_hi; /* libunwind's segments */
 
-struct range_search {
-    uintptr_t base, lo, hi;
-};
-
-static int find_range(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    struct range_search *rs = data;
-    uintptr_t lo = UINTPTR_MAX, hi = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD)
-            continue;
-        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
-        lo = start < lo ? start : lo;
-        hi = start + ph->p_memsz > hi ? start + ph->p_memsz : hi;
-    }
-    if (rs->base >= lo && rs->base < hi) {
-        rs->lo = lo;
-        rs->hi = hi;
-        return 1;
-    }
-    return 0;
-}
-
 void mt_stacks_find_unwinder(void)
 {
     /* libunwind's caches per thread: no lock (and no signal mask change)
      * around each lookup */
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
     Dl_info info;
-    if (!dladdr((void *)unw_backtrace, &info))
-        return;
-    struct range_search rs = {(uintptr_t)info.dli_fbase, 0, 0};
-    dl_iterate_phdr(find_range, &rs);
-    unwinder_lo = rs.lo;
-    unwinder_hi = rs.hi;
+    uintptr_t lo, hi;
+    if (dladdr((void *)unw_backtrace, &info) &&
+        mt_module_range((uintptr_t)info.dli_fbase, &lo, &hi) == 0) {
+        unwinder_lo = lo;
+        unwinder_hi = hi;
+    }
 }
 
 int mt_is_unwinder(const void *address)
@@ -190,7 +165,7 @@ static uint64_t hash_ips(const uint64_t *ips, int depth)
     return x | 1; /* 0 marks an empty slot */
 }
 
-static void *map(size_t size)
+void *mt_map(size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
@@ -198,11 +173,11 @@ static void *map(size_t size)
 
 static struct mt_stack_table *table_create(void)
 {
-    struct mt_stack_table *tb = map(sizeof *tb);
+    struct mt_stack_table *tb = mt_map(sizeof *tb);
     if (!tb)
         return NULL;
     tb->slots_size = 4096 * sizeof(struct stack_slot);
-    tb->slots = map(tb->slots_size);
+    tb->slots = mt_map(tb->slots_size);
     if (!tb->slots) {
         munmap(tb, sizeof *tb);
         return NULL;
@@ -215,7 +190,7 @@ static int table_grow(struct mt_stack_table *tb)
 {
     uint32_t new_mask = tb->mask * 2 + 1;
     size_t size = ((size_t)new_mask + 1) * sizeof(struct stack_slot);
-    struct stack_slot *slots = map(size);
+    struct stack_slot *slots = mt_map(size);
     if (!slots)
         return -1;
     for (uint32_t i = 0; i <= tb->mask; i++) {
@@ -238,7 +213,7 @@ static uint64_t *arena_copy(struct mt_stack_table *tb, const uint64_t *ips, int 
 {
     size_t bytes = (size_t)depth * sizeof(uint64_t);
     if (bytes > tb->arena_left) {
-        unsigned char *chunk = map(ARENA_CHUNK);
+        unsigned char *chunk = mt_map(ARENA_CHUNK);
         if (!chunk)
             return NULL;
         *(void **)chunk = tb->chunks;
