@@ -371,6 +371,7 @@ static void record_exit(int status)
         mt_log("pid %d: %llu allocation events made in signal handlers could not be recorded "
                "(the thread's queue was full); its figures are short by them",
                (int)getpid(), (unsigned long long)lost);
+    mt_unwind_verify_report();
     t->in_record++;
     mt_emit_marker(t, MT_RING_EXIT, MT_EXIT_STATUS, status);
     t->in_record--;
@@ -406,6 +407,8 @@ void mt_init(void)
     const char *sock = getenv("MEMTRACE_SOCKET");
     const char *output = getenv("MEMTRACE_OUTPUT");
     const char *ring_kib = getenv("MEMTRACE_RING_KIB");
+    const char *verify = getenv("MEMTRACE_UNWIND_VERIFY");
+    mt_unwind_verify = verify && strcmp(verify, "1") == 0;
     if (ring_kib) {
         unsigned long kib = strtoul(ring_kib, NULL, 10);
         if (kib >= 64 && kib <= (1ul << 20) && (kib & (kib - 1)) == 0)

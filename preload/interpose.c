@@ -442,6 +442,7 @@ DELETE_FUNCTION(_ZdaPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t al, nothro
 
 static void sync_modules_now(void)
 {
+    mt_unwind_code_changed(); /* cached unwind rules may name unloaded code */
     struct mt_thread *t = self();
     if (!should_record(t))
         return;

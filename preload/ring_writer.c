@@ -146,6 +146,7 @@ static void thread_key_destructor(void *value)
     (void)value;
     mt_ring_thread_exit(&mt_thread_state);
     mt_python_thread_exit(&mt_thread_state);
+    mt_unwind_forget(&mt_thread_state);
 }
 
 void mt_ring_setup_key(void) { pthread_key_create(&exit_key, thread_key_destructor); }

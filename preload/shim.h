@@ -59,6 +59,7 @@ extern volatile int mt_state MT_HIDDEN;
 struct mt_stack_table;
 struct mt_ring;
 struct mt_py_cache;
+struct mt_unwind_cache;
 /* An event from a signal handler that interrupted this thread while it was
  * writing an event of its own: queued (in mmap'd memory that goes with the
  * thread's ring), and written when that one is done. */
@@ -83,7 +84,9 @@ struct mt_thread {
     struct mt_ring *ring;    /* NULL until the first event */
     struct mt_stack_table *stacks;
     struct mt_py_cache *python; /* python.c: the last Python stack captured */
-    uintptr_t stack_lo, stack_hi; /* for frame-pointer walking */
+    uintptr_t stack_lo, stack_hi; /* for frame-pointer walking and unwind.c */
+    uint32_t stack_renotes;        /* times the bounds were looked up again */
+    struct mt_unwind_cache *unwind; /* unwind.c: rules by code address */
 };
 extern __thread struct mt_thread mt_thread_state
     __attribute__((tls_model("initial-exec"))) MT_HIDDEN;
@@ -186,6 +189,18 @@ void mt_stacks_set_own_range(uintptr_t lo, uintptr_t hi) MT_HIDDEN;
 void *mt_map(size_t size) MT_HIDDEN;
 /* 1 if code address lies in libmemtrace itself. */
 int mt_is_own(uintptr_t address) MT_HIDDEN;
+
+/* ---- unwind.c ---- */
+/* Walks the calling thread's stack with the cached DWARF rules into buf
+ * (return addresses, innermost first, our own frames included); -1 when a
+ * frame needs libunwind. */
+int mt_unwind_fast(struct mt_thread *t, void **buf, int max) MT_HIDDEN;
+/* Code was loaded or unloaded: cached rules are dropped at the next walk. */
+void mt_unwind_code_changed(void) MT_HIDDEN;
+void mt_unwind_forget(struct mt_thread *t) MT_HIDDEN;
+/* MEMTRACE_UNWIND_VERIFY=1: every walk compared with libunwind's. */
+extern int mt_unwind_verify MT_HIDDEN;
+void mt_unwind_verify_report(void) MT_HIDDEN;
 
 /* ---- modules.c ---- */
 /* Compares the loaded modules with those announced and writes LOAD/UNLOAD

@@ -13,6 +13,7 @@
 #include <link.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "shim.h"
 
@@ -96,6 +97,56 @@ static int capture_fp(struct mt_thread *t, void **buf, int max)
 
 static int keep_callers(void *const *buf, int n, uint64_t *ips, int max);
 
+static int libunwind_backtrace(struct mt_thread *t, void **buf, int want)
+{
+    /* Not the guard: libunwind's own mallocs must pass through, but a
+     * signal handler's made meanwhile must be recorded (interpose.c tells
+     * them apart by their caller). */
+    t->unwinding++;
+    int n = unw_backtrace(buf, want);
+    t->unwinding--;
+    return n;
+}
+
+int mt_unwind_verify;
+extern uint64_t mt_unwind_stat_reused, mt_unwind_stat_frames;
+static uint64_t verify_walks, verify_fallbacks, verify_differ;
+
+/* MEMTRACE_UNWIND_VERIFY: libunwind's stack is the one kept; unwind.c's
+ * walk (n frames in fast, -1 if it gave up) is compared with it. */
+static int verify_walk(struct mt_thread *t, void *const *fast, int n, uint64_t *ips, int max)
+{
+    void *buf[MT_MAX_DEPTH_LIMIT + 32];
+    int depth = keep_callers(buf, libunwind_backtrace(t, buf, max + 32), ips, max);
+    __atomic_fetch_add(&verify_walks, 1, __ATOMIC_RELAXED);
+    if (n < 0) {
+        __atomic_fetch_add(&verify_fallbacks, 1, __ATOMIC_RELAXED);
+        return depth;
+    }
+    uint64_t mine[MT_MAX_DEPTH_LIMIT + 32];
+    int k = keep_callers(fast, n, mine, max);
+    int at = 0;
+    while (at < k && at < depth && mine[at] == ips[at])
+        at++;
+    if (at == k && at == depth)
+        return depth;
+    if (__atomic_fetch_add(&verify_differ, 1, __ATOMIC_RELAXED) < 10)
+        mt_log("unwind verify: pid %d: frame %d of %d/%d differs: %#llx here, %#llx libunwind",
+               (int)getpid(), at, k, depth, at < k ? (unsigned long long)mine[at] : 0ull,
+               at < depth ? (unsigned long long)ips[at] : 0ull);
+    return depth;
+}
+
+void mt_unwind_verify_report(void)
+{
+    if (mt_unwind_verify)
+        mt_log("unwind verify: pid %d: %llu walks, %llu by libunwind, %llu differ; %llu reused the "
+               "last walk's outer frames, %llu frames unwound",
+               (int)getpid(), (unsigned long long)verify_walks, (unsigned long long)verify_fallbacks,
+               (unsigned long long)verify_differ, (unsigned long long)mt_unwind_stat_reused,
+               (unsigned long long)mt_unwind_stat_frames);
+}
+
 int mt_stack_capture(struct mt_thread *t, uint64_t *ips, int max)
 {
     void *buf[MT_MAX_DEPTH_LIMIT + 32];
@@ -107,12 +158,11 @@ int mt_stack_capture(struct mt_thread *t, uint64_t *ips, int max)
         /* without the stack's bounds the walk is not safe */
         n = t->stack_hi ? capture_fp(t, buf, want) : 0;
     } else {
-        /* Not the guard: libunwind's own mallocs must pass through, but a
-         * signal handler's made meanwhile must be recorded (interpose.c
-         * tells them apart by their caller). */
-        t->unwinding++;
-        n = unw_backtrace(buf, want);
-        t->unwinding--;
+        n = mt_unwind_fast(t, buf, want);
+        if (MT_UNLIKELY(mt_unwind_verify))
+            return verify_walk(t, buf, n, ips, max);
+        if (n < 0)
+            n = libunwind_backtrace(t, buf, want);
     }
     return keep_callers(buf, n, ips, max);
 }
