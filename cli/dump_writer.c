@@ -26,6 +26,8 @@
 /* A column at least this long is compressed in zstd blocks of its own, so
  * that it gets Huffman tables of its own. */
 #define COLUMN_OWN_BLOCK 4096
+/* Slots of the index of recent FREE events by address (a power of 2) */
+#define RECENT_INDEX 2048
 
 static int write_all(struct dump_writer *w, const void *p, size_t n)
 {
@@ -154,18 +156,20 @@ void dw_time(struct dump_writer *w, uint64_t ts)
 
 /* ---- EVENTS records (format.h) ----------------------------------------- */
 
-static int column_is_fixed(int k)
+static int column_is_bytes(int k)
 {
     return k == MT_EVC_HEAD || k == MT_EVC_TIME_LOW || k == MT_EVC_ADDRESS_0 ||
-           k == MT_EVC_ADDRESS_1;
+           k == MT_EVC_ADDRESS_1 || k == MT_EVC_SIZE_LOW || k == MT_EVC_STACK_LOW;
 }
 
 /* Doubles the room of every column; -1 when out of memory. */
 static int events_grow(struct dump_events *e)
 {
+    if (!e->recent_index && !(e->recent_index = calloc(RECENT_INDEX, sizeof *e->recent_index)))
+        return -1;
     uint32_t cap = e->cap ? e->cap * 2 : EVENTS_FIRST_CAP;
     for (int k = 0; k < MT_EVENTS_COLUMNS; k++) {
-        unsigned char *q = realloc(e->column[k], (size_t)cap * (column_is_fixed(k) ? 1 : MT_VARINT_MAX));
+        unsigned char *q = realloc(e->column[k], (size_t)cap * (column_is_bytes(k) ? 1 : MT_VARINT_MAX));
         if (!q)
             return -1;
         e->column[k] = q;
@@ -206,10 +210,32 @@ static inline void column_byte(struct dump_events *e, int k, unsigned v)
     e->column[k][e->len[k]++] = (unsigned char)v;
 }
 
-/* Adds an event's fields common to ALLOC and FREE; 0 when it cannot be
- * written (out of memory, or the dump failed already). */
-static int event_put(struct dump_writer *w, unsigned head, uint64_t ts, uint64_t thread,
-                     uint64_t function, uint64_t address)
+static inline size_t recent_slot(uint64_t address)
+{
+    return (size_t)((address >> 4) * 0x9e3779b97f4a7c15ull >> 32) & (RECENT_INDEX - 1);
+}
+
+/* How many FREE events back address was freed (0: by the last one), if
+ * by one of the last MT_RECENT_FREES; else -1. */
+static long recent_free(const struct dump_events *e, uint64_t address)
+{
+    const struct dump_recent_slot *s = &e->recent_index[recent_slot(address)];
+    if (!s->free || s->address != address || e->frees - s->free >= MT_RECENT_FREES)
+        return -1;
+    return (long)(e->frees - s->free);
+}
+
+static void recent_add(struct dump_events *e, uint64_t address)
+{
+    e->frees++;
+    e->recent[(e->frees - 1) % MT_RECENT_FREES] = address;
+    e->recent_index[recent_slot(address)] = (struct dump_recent_slot){address, e->frees};
+}
+
+/* Adds an event; 0 when it cannot be written (out of memory, or the dump
+ * failed already). */
+static int event_put(struct dump_writer *w, int is_free, uint64_t ts, uint64_t thread,
+                     uint64_t function, uint64_t address, uint64_t size, uint64_t stack)
 {
     struct dump_events *e = &w->events;
     if (w->error)
@@ -220,6 +246,7 @@ static int event_put(struct dump_writer *w, unsigned head, uint64_t ts, uint64_t
         w->error = ENOMEM;
         return 0;
     }
+    unsigned head = is_free ? MT_EV_FREE : 0;
     if (function && function <= MT_EV_FUNCTION)
         head |= (unsigned)function;
     else
@@ -231,21 +258,35 @@ static int event_put(struct dump_writer *w, unsigned head, uint64_t ts, uint64_t
     }
     uint64_t time = mt_zigzag((int64_t)(ts - w->last_ts));
     w->last_ts = ts;
-    int64_t delta = (int64_t)(address - e->address);
-    e->address = address;
-    uint64_t code;
-    if (delta % 16 == 0) {
-        code = mt_zigzag(delta / 16);
-    } else {
-        head |= MT_EV_ODD_ADDRESS;
-        code = mt_zigzag(delta);
-    }
-    column_byte(e, MT_EVC_HEAD, head);
     column_byte(e, MT_EVC_TIME_LOW, time & 0xff);
     column_u(e, MT_EVC_TIME_HIGH, time >> 8);
-    column_byte(e, MT_EVC_ADDRESS_0, code & 0xff);
-    column_byte(e, MT_EVC_ADDRESS_1, (code >> 8) & 0xff);
-    column_u(e, MT_EVC_ADDRESS_HIGH, code >> 16);
+    long back = is_free ? -1 : recent_free(e, address);
+    if (back >= 0) {
+        head |= MT_EV_RECENT;
+        column_u(e, MT_EVC_RECENT, (uint64_t)back);
+    } else {
+        int64_t delta = (int64_t)(address - e->address);
+        uint64_t code;
+        if (delta % 16 == 0) {
+            code = mt_zigzag(delta / 16);
+        } else {
+            head |= MT_EV_ODD_ADDRESS;
+            code = mt_zigzag(delta);
+        }
+        column_byte(e, MT_EVC_ADDRESS_0, code & 0xff);
+        column_byte(e, MT_EVC_ADDRESS_1, (code >> 8) & 0xff);
+        column_u(e, MT_EVC_ADDRESS_HIGH, code >> 16);
+    }
+    e->address = address;
+    if (is_free) {
+        recent_add(e, address);
+    } else {
+        column_byte(e, MT_EVC_SIZE_LOW, size & 0xff);
+        column_u(e, MT_EVC_SIZE_HIGH, size >> 8);
+        column_byte(e, MT_EVC_STACK_LOW, stack & 0xff);
+        column_u(e, MT_EVC_STACK_HIGH, stack >> 8);
+    }
+    column_byte(e, MT_EVC_HEAD, head);
     e->count++;
     return 1;
 }
@@ -269,6 +310,7 @@ int dump_writer_close(struct dump_writer *w)
     }
     for (int k = 0; k < MT_EVENTS_COLUMNS; k++)
         free(w->events.column[k]);
+    free(w->events.recent_index);
     memset(&w->events, 0, sizeof w->events);
     if (w->fd >= 0 && close(w->fd) != 0 && !w->error)
         w->error = errno;
@@ -346,16 +388,13 @@ void dump_write_thread(struct dump_writer *w, uint64_t index, uint64_t tid)
 void dump_write_alloc(struct dump_writer *w, uint64_t ts, uint64_t thread, uint64_t function,
                       uint64_t address, uint64_t size, uint64_t stack)
 {
-    if (!event_put(w, 0, ts, thread, function, address))
-        return;
-    column_u(&w->events, MT_EVC_SIZES, size);
-    column_u(&w->events, MT_EVC_STACKS, stack);
+    event_put(w, 0, ts, thread, function, address, size, stack);
 }
 
 void dump_write_free(struct dump_writer *w, uint64_t ts, uint64_t thread, uint64_t function,
                      uint64_t address)
 {
-    event_put(w, MT_EV_FREE, ts, thread, function, address);
+    event_put(w, 1, ts, thread, function, address, 0, 0);
 }
 
 void dump_write_rss(struct dump_writer *w, uint64_t ts, uint64_t rss)

@@ -21,6 +21,12 @@ struct dump_events {
     uint32_t count, cap; /* events gathered, and room for */
     uint64_t address;    /* of the last event */
     uint64_t thread;     /* of the last event */
+    uint64_t frees;      /* FREE events so far */
+    uint64_t recent[MT_RECENT_FREES]; /* FREE number n's address at (n - 1) % size */
+    /* FREE numbers by address, direct-mapped: where to look in recent */
+    struct dump_recent_slot {
+        uint64_t address, free;
+    } *recent_index;
 };
 
 struct dump_writer {

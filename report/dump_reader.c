@@ -353,8 +353,7 @@ static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *r
         if (c->status)
             return c->status;
         if (count == 0 || count > MT_EVENTS_MAX || len[MT_EVC_HEAD] != count ||
-            len[MT_EVC_TIME_LOW] != count || len[MT_EVC_ADDRESS_0] != count ||
-            len[MT_EVC_ADDRESS_1] != count)
+            len[MT_EVC_TIME_LOW] != count)
             return -1;
         if ((uint64_t)(c->end - c->p) < total)
             return 1;
@@ -411,15 +410,28 @@ static int next_event(struct dump_reader *r, struct dump_record *rec)
     uint64_t time = column_byte(r, MT_EVC_TIME_LOW, &bad);
     time |= column_u(r, MT_EVC_TIME_HIGH, &bad) << 8;
     rec->time = r->last_time + (uint64_t)mt_unzigzag(time);
-    uint64_t code = column_byte(r, MT_EVC_ADDRESS_0, &bad);
-    code |= column_byte(r, MT_EVC_ADDRESS_1, &bad) << 8;
-    code |= column_u(r, MT_EVC_ADDRESS_HIGH, &bad) << 16;
-    uint64_t delta = (uint64_t)mt_unzigzag(code);
-    r->events.address += head & MT_EV_ODD_ADDRESS ? delta : delta << 4;
+    if (head & MT_EV_RECENT) {
+        uint64_t back = column_u(r, MT_EVC_RECENT, &bad);
+        if (rec->type == MT_REC_FREE || back >= MT_RECENT_FREES || back >= r->events.frees)
+            bad = 1;
+        else
+            r->events.address = r->events.recent[(r->events.frees - 1 - back) % MT_RECENT_FREES];
+    } else {
+        uint64_t code = column_byte(r, MT_EVC_ADDRESS_0, &bad);
+        code |= column_byte(r, MT_EVC_ADDRESS_1, &bad) << 8;
+        code |= column_u(r, MT_EVC_ADDRESS_HIGH, &bad) << 16;
+        uint64_t delta = (uint64_t)mt_unzigzag(code);
+        r->events.address += head & MT_EV_ODD_ADDRESS ? delta : delta << 4;
+    }
     rec->address = r->events.address;
-    if (rec->type == MT_REC_ALLOC) {
-        rec->size = column_u(r, MT_EVC_SIZES, &bad);
-        rec->stack = column_u(r, MT_EVC_STACKS, &bad);
+    if (rec->type == MT_REC_FREE) {
+        r->events.frees++;
+        r->events.recent[(r->events.frees - 1) % MT_RECENT_FREES] = rec->address;
+    } else {
+        rec->size = column_byte(r, MT_EVC_SIZE_LOW, &bad);
+        rec->size |= column_u(r, MT_EVC_SIZE_HIGH, &bad) << 8;
+        rec->stack = column_byte(r, MT_EVC_STACK_LOW, &bad);
+        rec->stack |= column_u(r, MT_EVC_STACK_HIGH, &bad) << 8;
     }
     if (--r->events.left == 0) /* every column used up, exactly */
         for (int k = 0; k < MT_EVENTS_COLUMNS; k++)

@@ -77,6 +77,8 @@ struct dump_reader {
         uint32_t left;   /* events not yet returned */
         uint64_t offset; /* stream offset of the record, for messages */
         uint64_t address, thread;
+        uint64_t frees;                   /* FREE events so far */
+        uint64_t recent[MT_RECENT_FREES]; /* FREE number n's address at (n - 1) % size */
     } events;
     char error[256];
 };

@@ -111,7 +111,7 @@ enum mt_record {
      * compresses with statistics of its own:
      *   u count, then MT_EVENTS_COLUMNS x (u length in bytes), then the
      *   columns' bytes, in enum mt_events_column order.
-     * Event i's fields are the i-th entries of the columns it uses; every
+     * Event i's fields are the next entries of the columns it uses; every
      * column must be used up exactly. An event is what an ALLOC (or FREE)
      * record says, with its fields encoded as follows:
      *   - its time is a dt like any record's, against the previous record
@@ -119,35 +119,46 @@ enum mt_record {
      *     TIME_LOW (code & 0xff) and TIME_HIGH (u, code >> 8);
      *   - its thread is that of the previous event of the dump (the first
      *     event's is 0) unless MT_EV_THREAD says it is in THREADS (u);
-     *   - its function is the head's low bits (MT_EV_FUNCTION), or, when
-     *     they are 0, in FUNCTIONS (u);
-     *   - its address is a delta against the previous event's address
-     *     (ALLOC or FREE, in this record or an earlier one; the first is
-     *     against 0), modulo 2^64: code = zigzag(delta / 16), or, with
-     *     MT_EV_ODD_ADDRESS, zigzag(delta); split in ADDRESS_0 (code & 0xff),
-     *     ADDRESS_1 ((code >> 8) & 0xff) and ADDRESS_HIGH (u, code >> 16);
-     *   - an ALLOC's size and stack are in SIZES and STACKS (u each). */
+     *   - its function is the head's MT_EV_FUNCTION bits, or, when they are
+     *     0, in FUNCTIONS (u);
+     *   - an ALLOC with MT_EV_RECENT has the address of a recent FREE: the
+     *     d-th newest of the dump's last MT_RECENT_FREES FREE events (d = 0
+     *     the newest; d in RECENT, u). Allocators hand back what was just
+     *     freed: an index of a few bits instead of an address;
+     *   - otherwise its address is a delta against the previous event's
+     *     address (ALLOC or FREE, in this record or an earlier one; the
+     *     first is against 0), modulo 2^64: code = zigzag(delta / 16), or,
+     *     with MT_EV_ODD_ADDRESS, zigzag(delta); split in ADDRESS_0
+     *     (code & 0xff), ADDRESS_1 ((code >> 8) & 0xff) and ADDRESS_HIGH
+     *     (u, code >> 16);
+     *   - an ALLOC's size is split in SIZE_LOW (size & 0xff) and SIZE_HIGH
+     *     (u, size >> 8), its stack in STACK_LOW and STACK_HIGH likewise. */
     MT_REC_EVENTS = 18,
 };
 
-/* The columns of an EVENTS record; the fixed ones hold one byte per
- * event, the others varints for the events that have that field. */
+/* The columns of an EVENTS record: the byte ones hold one byte for each
+ * event that has the field, the others a varint. */
 enum mt_events_column {
-    MT_EVC_HEAD = 0,      /* fixed: MT_EV_* bits */
+    MT_EVC_HEAD = 0,      /* byte, every event: MT_EV_* bits */
     MT_EVC_THREADS,       /* u: events with MT_EV_THREAD */
     MT_EVC_FUNCTIONS,     /* u: events whose MT_EV_FUNCTION bits are 0 */
-    MT_EVC_TIME_LOW,      /* fixed */
-    MT_EVC_TIME_HIGH,     /* u: every event */
-    MT_EVC_ADDRESS_0,     /* fixed */
-    MT_EVC_ADDRESS_1,     /* fixed */
-    MT_EVC_ADDRESS_HIGH,  /* u: every event */
-    MT_EVC_SIZES,         /* u: ALLOC events */
-    MT_EVC_STACKS,        /* u: ALLOC events */
+    MT_EVC_TIME_LOW,      /* byte, every event */
+    MT_EVC_TIME_HIGH,     /* u, every event */
+    MT_EVC_ADDRESS_0,     /* byte: events without MT_EV_RECENT */
+    MT_EVC_ADDRESS_1,     /* byte: events without MT_EV_RECENT */
+    MT_EVC_ADDRESS_HIGH,  /* u: events without MT_EV_RECENT */
+    MT_EVC_RECENT,        /* u: ALLOC events with MT_EV_RECENT */
+    MT_EVC_SIZE_LOW,      /* byte: ALLOC events */
+    MT_EVC_SIZE_HIGH,     /* u: ALLOC events */
+    MT_EVC_STACK_LOW,     /* byte: ALLOC events */
+    MT_EVC_STACK_HIGH,    /* u: ALLOC events */
     MT_EVENTS_COLUMNS
 };
 #define MT_EVENTS_MAX 65536u
+#define MT_RECENT_FREES 256u
 /* The head byte of an event. */
-#define MT_EV_FUNCTION 0x1fu    /* enum mt_function if below 32, else 0 */
+#define MT_EV_FUNCTION 0x0fu    /* enum mt_function if below 16, else 0 */
+#define MT_EV_RECENT 0x10u      /* an ALLOC at a recently freed address */
 #define MT_EV_FREE 0x20u        /* a FREE (else an ALLOC) */
 #define MT_EV_ODD_ADDRESS 0x40u /* the address delta is not a multiple of 16 */
 #define MT_EV_THREAD 0x80u      /* the thread changes */

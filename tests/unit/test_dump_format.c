@@ -3,7 +3,8 @@
  * byte reads a prefix of its records (never an invented one); damaged dumps
  * are refused or read as a prefix, never crash the reader. EVENTS records
  * give back every field of tens of thousands of events (odd addresses,
- * wrapping deltas, custom functions, thread switches); a version 1 dump
+ * wrapping deltas, recently freed addresses, custom functions, thread
+ * switches); a version 1 dump
  * (one ALLOC or FREE record per event) still reads. */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -163,15 +164,23 @@ static void make_events(struct event *e, int n)
         v->time = t;
         v->thread = (r >> 20) % 16 == 0 ? 1 + (r >> 24) % 40 : (i ? e[i - 1].thread : 1);
         v->function = (r >> 30) % 8 == 0 ? MT_FN_CUSTOM_BASE + (r >> 33) % 4000
-                      : (r >> 30) % 8 == 1 ? 31 + (r >> 33) % 2 /* the edge of the head's bits */
+                      : (r >> 30) % 8 == 1 ? 15 + (r >> 33) % 2 /* the edge of the head's bits */
                                            : 1 + (r >> 33) % 14;
-        switch ((r >> 40) % 6) {
+        switch ((r >> 40) % 8) {
         case 0: v->address = 0x555500000000ull + ((r >> 12) & 0xffff0); break;
         case 1: v->address = 0x7f0000000000ull + ((r >> 12) & 0xfffff); break; /* odd */
         case 2: v->address = 0xfffffffffffffff0ull - ((r >> 12) & 0xff0); break; /* wraps */
         case 3: v->address = 16 + ((r >> 12) & 0xff0); break;
         case 4: v->address = r | 1; break; /* any 64-bit value */
-        default: v->address = i ? e[i - 1].address : 0x1000; break;
+        case 5: v->address = i ? e[i - 1].address : 0x1000; break;
+        default: /* a block freed a little earlier: up to 400 events back */
+            v->address = 0x2000;
+            for (int k = i - 1, skip = (int)((r >> 12) % 300); k >= 0 && k > i - 400; k--) {
+                if (e[k].free && skip-- == 0) {
+                    v->address = e[k].address;
+                    break;
+                }
+            }
         }
         v->size = (r >> 50) % 4 == 0 ? r : (r >> 12) % 600;
         v->stack = (r >> 44) % 3 == 0 ? 0 : (r >> 46) % 100000;
