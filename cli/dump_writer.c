@@ -19,10 +19,11 @@
 /* zstd level 1 (not 3): on EVENTS columns it compresses better than 3 does
  * and takes a fifth of the time (numbers in the commit that chose it). */
 #define COMPRESSION_LEVEL 1
-/* Events per EVENTS record; a record's columns start with room for
- * EVENTS_FIRST_CAP and double, so a process with few events stays small. */
+/* Events per EVENTS record. Each column starts with COLUMN_FIRST_ROOM
+ * bytes and doubles when it has less than a varint's room left, so its
+ * memory follows what it holds (a process with few events stays small). */
 #define EVENTS_PER_RECORD 16384
-#define EVENTS_FIRST_CAP 256
+#define COLUMN_FIRST_ROOM 1024
 /* A column at least this long is compressed in zstd blocks of its own, so
  * that it gets Huffman tables of its own. */
 #define COLUMN_OWN_BLOCK 4096
@@ -156,25 +157,22 @@ void dw_time(struct dump_writer *w, uint64_t ts)
 
 /* ---- EVENTS records (format.h) ----------------------------------------- */
 
-static int column_is_bytes(int k)
-{
-    return k == MT_EVC_HEAD || k == MT_EVC_TIME_LOW || k == MT_EVC_ADDRESS_0 ||
-           k == MT_EVC_ADDRESS_1 || k == MT_EVC_SIZE_LOW || k == MT_EVC_STACK_LOW;
-}
-
-/* Doubles the room of every column; -1 when out of memory. */
-static int events_grow(struct dump_events *e)
+/* Gives every column room for one more event's entry; -1 when out of
+ * memory. */
+static int events_room(struct dump_events *e)
 {
     if (!e->recent_index && !(e->recent_index = calloc(RECENT_INDEX, sizeof *e->recent_index)))
         return -1;
-    uint32_t cap = e->cap ? e->cap * 2 : EVENTS_FIRST_CAP;
     for (int k = 0; k < MT_EVENTS_COLUMNS; k++) {
-        unsigned char *q = realloc(e->column[k], (size_t)cap * (column_is_bytes(k) ? 1 : MT_VARINT_MAX));
+        if (e->room[k] - e->len[k] >= MT_VARINT_MAX)
+            continue;
+        size_t room = e->room[k] ? e->room[k] * 2 : COLUMN_FIRST_ROOM;
+        unsigned char *q = realloc(e->column[k], room);
         if (!q)
             return -1;
         e->column[k] = q;
+        e->room[k] = room;
     }
-    e->cap = cap;
     return 0;
 }
 
@@ -219,17 +217,18 @@ static inline size_t recent_slot(uint64_t address)
  * by one of the last MT_RECENT_FREES; else -1. */
 static long recent_free(const struct dump_events *e, uint64_t address)
 {
-    const struct dump_recent_slot *s = &e->recent_index[recent_slot(address)];
-    if (!s->free || s->address != address || e->frees - s->free >= MT_RECENT_FREES)
+    uint32_t n = e->recent_index[recent_slot(address)];
+    uint32_t back = (uint32_t)e->frees - n; /* FREE numbers wrap at 2^32 alike */
+    if (!n || back >= MT_RECENT_FREES || e->recent[(n - 1) % MT_RECENT_FREES] != address)
         return -1;
-    return (long)(e->frees - s->free);
+    return (long)back;
 }
 
 static void recent_add(struct dump_events *e, uint64_t address)
 {
     e->frees++;
     e->recent[(e->frees - 1) % MT_RECENT_FREES] = address;
-    e->recent_index[recent_slot(address)] = (struct dump_recent_slot){address, e->frees};
+    e->recent_index[recent_slot(address)] = (uint32_t)e->frees;
 }
 
 /* Adds an event; 0 when it cannot be written (out of memory, or the dump
@@ -242,7 +241,7 @@ static int event_put(struct dump_writer *w, int is_free, uint64_t ts, uint64_t t
         return 0;
     if (e->count == EVENTS_PER_RECORD)
         events_flush(w);
-    if (e->count == e->cap && events_grow(e) != 0) {
+    if (events_room(e) != 0) {
         w->error = ENOMEM;
         return 0;
     }

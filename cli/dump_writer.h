@@ -17,16 +17,15 @@
  * its encoding carries from one event to the next for the whole dump. */
 struct dump_events {
     unsigned char *column[MT_EVENTS_COLUMNS];
-    size_t len[MT_EVENTS_COLUMNS];
-    uint32_t count, cap; /* events gathered, and room for */
+    size_t len[MT_EVENTS_COLUMNS], room[MT_EVENTS_COLUMNS]; /* bytes used, allocated */
+    uint32_t count;      /* events gathered */
     uint64_t address;    /* of the last event */
     uint64_t thread;     /* of the last event */
     uint64_t frees;      /* FREE events so far */
     uint64_t recent[MT_RECENT_FREES]; /* FREE number n's address at (n - 1) % size */
-    /* FREE numbers by address, direct-mapped: where to look in recent */
-    struct dump_recent_slot {
-        uint64_t address, free;
-    } *recent_index;
+    /* FREE numbers by a hash of their address, direct-mapped: where to
+     * look in recent */
+    uint32_t *recent_index;
 };
 
 struct dump_writer {
