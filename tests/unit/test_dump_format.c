@@ -290,6 +290,148 @@ static void version_1_reads(const char *dir)
     unlink(path);
 }
 
+/* A dump of a PROCESS record, the given records and an END, compressed
+ * without a checksum so that only the decoder judges them. */
+static void write_raw(const char *path, const unsigned char *records, size_t n, int end)
+{
+    static unsigned char raw[4096], file[8192];
+    unsigned char *p = raw;
+    *p++ = MT_REC_PROCESS;
+    uint64_t process[] = {9, 1, START, 5, 0, MT_UNWIND_DWARF, 64};
+    for (int i = 0; i < 7; i++)
+        p += mt_varint_put(p, process[i]);
+    p += mt_varint_put(p, 4);
+    memcpy(p, "prog", 4), p += 4;
+    p += mt_varint_put(p, 0); /* argc */
+    memcpy(p, records, n), p += n;
+    if (end) {
+        *p++ = MT_REC_END;
+        p += mt_varint_put(p, 0);
+    }
+    struct mt_file_header h = {.version = MT_FORMAT_VERSION};
+    memcpy(h.magic, MT_MAGIC, 8);
+    memcpy(file, &h, sizeof h);
+    size_t z = ZSTD_compress(file + sizeof h, sizeof file - sizeof h, raw, (size_t)(p - raw), 1);
+    CHECK(!ZSTD_isError(z));
+    unlink(path);
+    FILE *f = fopen(path, "wb");
+    fwrite(file, 1, sizeof h + z, f);
+    fclose(f);
+}
+
+/* Builds an EVENTS record from its columns (NULL-terminated strings of
+ * bytes would not do: columns hold zeros), with count events. */
+static size_t events_record(unsigned char *out, uint64_t count,
+                            const unsigned char *const col[MT_EVENTS_COLUMNS],
+                            const size_t len[MT_EVENTS_COLUMNS])
+{
+    unsigned char *p = out;
+    *p++ = MT_REC_EVENTS;
+    p += mt_varint_put(p, count);
+    for (int k = 0; k < MT_EVENTS_COLUMNS; k++)
+        p += mt_varint_put(p, len[k]);
+    for (int k = 0; k < MT_EVENTS_COLUMNS; k++)
+        memcpy(p, col[k], len[k]), p += len[k];
+    return (size_t)(p - out);
+}
+
+/* Reads path to its end: 1 if it read n events and ended cleanly, 0 if it
+ * read fewer and was cut short, -1 if refused (with an offset). */
+static int read_events(const char *path, int n)
+{
+    struct dump_reader r;
+    struct dump_record rec;
+    if (dump_open(&r, path) != 0) {
+        dump_close(&r);
+        return -2;
+    }
+    int events = 0, got;
+    while ((got = dump_next(&r, &rec)) == 1)
+        events += rec.type == MT_REC_ALLOC || rec.type == MT_REC_FREE;
+    int result = got < 0 ? (strstr(r.error, "offset") ? -1 : -3)
+                 : events == n && !r.truncated ? 1 : r.truncated ? 0 : -4;
+    dump_close(&r);
+    return result;
+}
+
+/* EVENTS records made by hand: a good one reads; each kind of damage the
+ * decoder must see is refused with the record's offset; cut inside, the
+ * record is not read at all. */
+static void events_corrupt(const char *dir)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/raw.mtr", dir);
+    /* FREE of 0x1000 (thread 1, function free), then ALLOC of 48 bytes at
+     * that address, as a recent free (0 back), stack 3 */
+    unsigned char head[] = {MT_EV_FREE | MT_EV_THREAD | MT_FN_FREE, MT_EV_RECENT | MT_FN_MALLOC};
+    unsigned char threads[] = {1}, time_low[] = {20, 40}, time_high[] = {0, 0};
+    unsigned char a0[] = {0x00}, a1[] = {0x02}, ahigh[] = {0}; /* zigzag(0x1000 / 16) = 0x200 */
+    unsigned char recent[] = {0}, size_low[] = {48}, size_high[] = {0}, stack_low[] = {3},
+                  stack_high[] = {0};
+    const unsigned char *col[MT_EVENTS_COLUMNS] = {
+        [MT_EVC_HEAD] = head,         [MT_EVC_THREADS] = threads,   [MT_EVC_FUNCTIONS] = NULL,
+        [MT_EVC_TIME_LOW] = time_low, [MT_EVC_TIME_HIGH] = time_high, [MT_EVC_ADDRESS_0] = a0,
+        [MT_EVC_ADDRESS_1] = a1,      [MT_EVC_ADDRESS_HIGH] = ahigh, [MT_EVC_RECENT] = recent,
+        [MT_EVC_SIZE_LOW] = size_low, [MT_EVC_SIZE_HIGH] = size_high,
+        [MT_EVC_STACK_LOW] = stack_low, [MT_EVC_STACK_HIGH] = stack_high};
+    size_t len[MT_EVENTS_COLUMNS] = {2, 1, 0, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1};
+    unsigned char rec[256];
+    size_t n = events_record(rec, 2, col, len);
+    write_raw(path, rec, n, 1);
+    CHECK(read_events(path, 2) == 1);
+    {
+        struct dump_reader r;
+        struct dump_record e;
+        CHECK(dump_open(&r, path) == 0);
+        CHECK(dump_next(&r, &e) == 1 && e.type == MT_REC_FREE && e.address == 0x1000 &&
+              e.thread == 1 && e.function == MT_FN_FREE && e.time == START + 10);
+        CHECK(dump_next(&r, &e) == 1 && e.type == MT_REC_ALLOC && e.address == 0x1000 &&
+              e.size == 48 && e.stack == 3 && e.thread == 1 && e.time == START + 30);
+        dump_close(&r);
+    }
+    /* cut inside the record: nothing of it, and no error */
+    for (size_t cut = 1; cut < n; cut++) {
+        write_raw(path, rec, cut, 0);
+        CHECK(read_events(path, 0) == 0);
+    }
+    /* a varint column with a byte too many */
+    unsigned char ahigh2[] = {0, 0};
+    col[MT_EVC_ADDRESS_HIGH] = ahigh2, len[MT_EVC_ADDRESS_HIGH] = 2;
+    write_raw(path, rec, events_record(rec, 2, col, len), 1);
+    CHECK(read_events(path, 2) == -1);
+    col[MT_EVC_ADDRESS_HIGH] = ahigh, len[MT_EVC_ADDRESS_HIGH] = 1;
+    /* a column too short for its events */
+    len[MT_EVC_SIZE_LOW] = 0;
+    write_raw(path, rec, events_record(rec, 2, col, len), 1);
+    CHECK(read_events(path, 2) == -1);
+    len[MT_EVC_SIZE_LOW] = 1;
+    /* a recent free further back than there were frees */
+    recent[0] = 1;
+    write_raw(path, rec, events_record(rec, 2, col, len), 1);
+    CHECK(read_events(path, 2) == -1);
+    recent[0] = 0;
+    /* a FREE claiming a recent free's address */
+    head[0] |= MT_EV_RECENT;
+    write_raw(path, rec, events_record(rec, 2, col, len), 1);
+    CHECK(read_events(path, 2) == -1);
+    head[0] &= (unsigned char)~MT_EV_RECENT;
+    /* a head column shorter than the count, and a count of 0 */
+    write_raw(path, rec, events_record(rec, 3, col, len), 1);
+    CHECK(read_events(path, 2) == -1);
+    size_t none[MT_EVENTS_COLUMNS] = {0};
+    write_raw(path, rec, events_record(rec, 0, col, none), 1);
+    CHECK(read_events(path, 0) == -1);
+    /* an address that comes to 0 */
+    head[1] &= (unsigned char)~MT_EV_RECENT;
+    unsigned char a0_2[] = {0x00, 0xff}, a1_2[] = {0x02, 0x01}, ahigh_2[] = {0, 0};
+    col[MT_EVC_ADDRESS_0] = a0_2, col[MT_EVC_ADDRESS_1] = a1_2, col[MT_EVC_ADDRESS_HIGH] = ahigh_2;
+    len[MT_EVC_ADDRESS_0] = len[MT_EVC_ADDRESS_1] = len[MT_EVC_ADDRESS_HIGH] = 2;
+    len[MT_EVC_RECENT] = 0; /* zigzag(-0x1000 / 16) = 0x1ff: back to 0 */
+    write_raw(path, rec, events_record(rec, 2, col, len), 1);
+    CHECK(read_events(path, 2) == -1);
+    unlink(path);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/memtrace-unit-XXXXXX";
@@ -382,6 +524,7 @@ int main(void)
         dump_close(&r);
     }
     events_round_trip(dir);
+    events_corrupt(dir);
     version_1_reads(dir);
 
     /* a missing file */
