@@ -4,8 +4,8 @@
  * are refused or read as a prefix, never crash the reader. EVENTS records
  * give back every field of tens of thousands of events (odd addresses,
  * wrapping deltas, recently freed addresses, custom functions, thread
- * switches); a version 1 dump
- * (one ALLOC or FREE record per event) still reads. */
+ * switches), and hand-made bad ones are refused; a version 1 dump (one
+ * ALLOC or FREE record per event) still reads. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
