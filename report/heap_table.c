@@ -9,22 +9,39 @@
 
 #define HUGE_PAGE (2u << 20)
 
-/* A zeroed array of n slots. From 4 MiB on, in 2 MiB-aligned memory that
- * the kernel is asked to back with huge pages: every lookup lands on a
- * random slot, and with 4 KiB pages a big table misses the TLB on almost
- * each (a 1M-block heap: 46 -> 37 ns per insert or remove). */
-static struct heap_block *slots_alloc(size_t n)
+/* Tables of BIG_TABLE bytes and more are mapped, not malloc'd: the kernel
+ * zeroes their pages as they are first touched (a grow does not wait for
+ * all of them at once) and returns them at once when freed. */
+#define BIG_TABLE (4u << 20)
+
+static size_t slots_bytes(size_t n)
 {
     size_t bytes = n * sizeof(struct heap_block);
-    if (bytes < 2 * HUGE_PAGE)
+    return bytes < BIG_TABLE ? bytes : (bytes + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+}
+
+/* A zeroed array of n slots. A big one is asked to be backed with huge
+ * pages: every lookup lands on a random slot, and with 4 KiB pages a big
+ * table misses the TLB on almost each. */
+static struct heap_block *slots_alloc(size_t n)
+{
+    size_t bytes = slots_bytes(n);
+    if (bytes < BIG_TABLE)
         return calloc(n, sizeof(struct heap_block));
-    bytes = (bytes + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
-    void *p = aligned_alloc(HUGE_PAGE, bytes);
-    if (!p)
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
         return NULL;
     madvise(p, bytes, MADV_HUGEPAGE); /* advice only: without it, 4 KiB pages */
-    memset(p, 0, bytes);
     return p;
+}
+
+static void slots_free(struct heap_block *slots, size_t n)
+{
+    size_t bytes = slots_bytes(n);
+    if (bytes < BIG_TABLE)
+        free(slots);
+    else if (slots)
+        munmap(slots, bytes);
 }
 
 int heap_table_init(struct heap_table *t)
@@ -37,7 +54,8 @@ int heap_table_init(struct heap_table *t)
 
 void heap_table_free(struct heap_table *t)
 {
-    free(t->slots);
+    if (t->slots)
+        slots_free(t->slots, t->mask + 1);
     t->slots = NULL;
     t->count = 0;
 }
@@ -56,7 +74,7 @@ static int grow(struct heap_table *t)
             j = (j + 1) & mask;
         slots[j] = t->slots[i];
     }
-    free(t->slots);
+    slots_free(t->slots, t->mask + 1);
     t->slots = slots;
     t->mask = mask;
     return 0;
