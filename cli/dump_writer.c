@@ -157,22 +157,27 @@ void dw_time(struct dump_writer *w, uint64_t ts)
 
 /* ---- EVENTS records (format.h) ----------------------------------------- */
 
-/* Gives every column room for one more event's entry; -1 when out of
+/* Gives every column room for at least one more event (an event adds at
+ * most a varint to each) and counts how many surely fit; -1 when out of
  * memory. */
 static int events_room(struct dump_events *e)
 {
     if (!e->recent_index && !(e->recent_index = calloc(RECENT_INDEX, sizeof *e->recent_index)))
         return -1;
+    size_t sure = SIZE_MAX;
     for (int k = 0; k < MT_EVENTS_COLUMNS; k++) {
-        if (e->room[k] - e->len[k] >= MT_VARINT_MAX)
-            continue;
-        size_t room = e->room[k] ? e->room[k] * 2 : COLUMN_FIRST_ROOM;
-        unsigned char *q = realloc(e->column[k], room);
-        if (!q)
-            return -1;
-        e->column[k] = q;
-        e->room[k] = room;
+        if (e->room[k] - e->len[k] < MT_VARINT_MAX) {
+            size_t room = e->room[k] ? e->room[k] * 2 : COLUMN_FIRST_ROOM;
+            unsigned char *q = realloc(e->column[k], room);
+            if (!q)
+                return -1;
+            e->column[k] = q;
+            e->room[k] = room;
+        }
+        size_t fit = (e->room[k] - e->len[k]) / MT_VARINT_MAX;
+        sure = fit < sure ? fit : sure;
     }
+    e->sure = (uint32_t)sure;
     return 0;
 }
 
@@ -241,10 +246,11 @@ static int event_put(struct dump_writer *w, int is_free, uint64_t ts, uint64_t t
         return 0;
     if (e->count == EVENTS_PER_RECORD)
         events_flush(w);
-    if (events_room(e) != 0) {
+    if (!e->sure && events_room(e) != 0) {
         w->error = ENOMEM;
         return 0;
     }
+    e->sure--;
     unsigned head = is_free ? MT_EV_FREE : 0;
     if (function && function <= MT_EV_FUNCTION)
         head |= (unsigned)function;

@@ -19,6 +19,7 @@ struct dump_events {
     unsigned char *column[MT_EVENTS_COLUMNS];
     size_t len[MT_EVENTS_COLUMNS], room[MT_EVENTS_COLUMNS]; /* bytes used, allocated */
     uint32_t count;      /* events gathered */
+    uint32_t sure;       /* events the columns surely have room for */
     uint64_t address;    /* of the last event */
     uint64_t thread;     /* of the last event */
     uint64_t frees;      /* FREE events so far */
