@@ -258,6 +258,7 @@ static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
         c->procs_cap = c->procs_cap ? c->procs_cap * 2 : 16;
         c->procs = realloc(c->procs, c->procs_cap * sizeof *c->procs);
     }
+    p->conn_ready = 1; /* a RING message may follow the HELLO at once */
     c->procs[c->nprocs++] = p;
     c->first_hello_done = 1;
     if (h->fork_parent) {
@@ -550,32 +551,66 @@ char *const *consumer_dumps(int *count)
     return served_dumps;
 }
 
+/* SIGCHLD from the direct child (run mode): waitpid only after one, and
+ * every WAIT_FALLBACK_NS in case one was missed. */
+static volatile sig_atomic_t child_signalled;
+
+static void on_sigchld(int sig)
+{
+    (void)sig;
+    child_signalled = 1;
+}
+
+#define WAIT_FALLBACK_NS 100000000ull
+
+/* Reaps the direct child if it has ended. */
+static void check_child(struct consumer *c, uint64_t now, uint64_t *last_wait)
+{
+    const struct consumer_options *options = c->opt;
+    if (!options->direct_child || c->child_reaped)
+        return;
+    if (!child_signalled && now - *last_wait < WAIT_FALLBACK_NS)
+        return;
+    child_signalled = 0;
+    *last_wait = now;
+    int st;
+    pid_t r = waitpid(options->direct_child, &st, WNOHANG);
+    if (r == options->direct_child) {
+        c->child_reaped = 1;
+        c->child_status = st;
+    } else if (r < 0 && errno == ECHILD) {
+        c->child_reaped = 1;
+    }
+}
+
+/* The loop makes one syscall of its own per round, a poll: the listening
+ * socket is accepted from and a connection read only when that poll said
+ * so (accept4 allocates a socket in the kernel even when it fails with
+ * EAGAIN). A round that moved records polls without waiting; an idle one
+ * waits at most 1 ms, the bound on how long a full ring waits for us. */
 int consumer_serve(const struct consumer_options *options, int listen_fd, int *had_error)
 {
     struct consumer c = {.opt = options, .listen_fd = listen_fd};
     fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
-    uint64_t idle_since = consumer_now_ns();
+    struct sigaction chld = {.sa_handler = on_sigchld, .sa_flags = SA_RESTART | SA_NOCLDSTOP}, old_chld;
+    sigemptyset(&chld.sa_mask);
+    sigaction(SIGCHLD, &chld, &old_chld);
+    child_signalled = 1; /* the child may have ended before the handler was set */
+    uint64_t idle_since = consumer_now_ns(), last_wait = 0;
     struct pollfd *fds = NULL;
     size_t fds_cap = 0;
+    int listen_ready = 1;
     for (;;) {
-        if (options->direct_child && !c.child_reaped) {
-            int st;
-            pid_t r = waitpid(options->direct_child, &st, WNOHANG);
-            if (r == options->direct_child) {
-                c.child_reaped = 1;
-                c.child_status = st;
-            } else if (r < 0 && errno == ECHILD) {
-                c.child_reaped = 1;
-            }
-        }
-        accept_new(&c);
-        long moved = 0;
         uint64_t now = consumer_now_ns();
+        check_child(&c, now, &last_wait);
+        if (listen_ready)
+            accept_new(&c);
+        long moved = 0;
         for (size_t i = 0; i < c.nprocs; i++) {
             struct process *p = c.procs[i];
             if (p->phase == PHASE_DONE)
                 continue;
-            while (p->conn >= 0) {
+            while (p->conn >= 0 && p->conn_ready) {
                 int r = read_message(&c, p);
                 if (r == 0) {
                     close(p->conn);
@@ -583,7 +618,7 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
                     p->phase = PHASE_CLOSING;
                 }
                 if (r != 1)
-                    break;
+                    p->conn_ready = 0;
             }
             if (p->waiting_for_fork)
                 try_inherit(&c, p);
@@ -614,8 +649,6 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
             if (done && now - idle_since > quiet)
                 break;
         }
-        if (moved)
-            continue;
         if (fds_cap < c.nprocs + 1) {
             fds_cap = (c.nprocs + 1) * 2;
             fds = realloc(fds, fds_cap * sizeof *fds);
@@ -625,8 +658,14 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
         for (size_t i = 0; i < c.nprocs; i++)
             if (c.procs[i]->conn >= 0)
                 fds[nfds++] = (struct pollfd){.fd = c.procs[i]->conn, .events = POLLIN};
-        poll(fds, nfds, 1);
+        /* A child that ends while we wait interrupts the poll (EINTR). */
+        int n = poll(fds, nfds, moved || child_signalled ? 0 : 1);
+        listen_ready = n > 0 && (fds[0].revents & POLLIN);
+        for (size_t i = 0, k = 1; n > 0 && i < c.nprocs; i++)
+            if (c.procs[i]->conn >= 0 && fds[k++].revents)
+                c.procs[i]->conn_ready = 1;
     }
+    sigaction(SIGCHLD, &old_chld, NULL);
     free(fds);
     while (c.snapshots) {
         struct fork_snapshot *s = c.snapshots;

@@ -8,6 +8,7 @@
  * reading of that process (its dump keeps what came before).
  */
 #define _GNU_SOURCE
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -414,6 +415,23 @@ static void process_record(struct process *p, struct consumer_ring *r,
     p->last_event_ns = rec->ts;
 }
 
+/* Starts loading the live-table slot of the ring's next record if it is an
+ * event, while the merge looks at the other rings. Nothing is trusted
+ * here: the record is checked when it is read, and a prefetch of a wrong
+ * address does no harm. */
+static void prefetch_next(struct process *p, const struct consumer_ring *r)
+{
+    uint64_t offset = r->tail & (r->capacity - 1);
+    if (r->tail >= r->head_seen || offset + sizeof(struct mt_ring_alloc) > r->capacity)
+        return;
+    const struct mt_ring_alloc *a = (const void *)(r->data + offset);
+    if (a->hdr.type == MT_RING_ALLOC || a->hdr.type == MT_RING_FREE) {
+        _Static_assert(offsetof(struct mt_ring_alloc, ptr) == offsetof(struct mt_ring_free, ptr),
+                       "ALLOC and FREE records hold the address at the same place");
+        heap_table_prefetch(&p->live, a->ptr);
+    }
+}
+
 long process_drain(struct process *p, int final, struct fork_snapshot **snapshots)
 {
     if (p->waiting_for_fork)
@@ -465,6 +483,7 @@ long process_drain(struct process *p, int final, struct fork_snapshot **snapshot
             break;
         process_record(p, best, best_rec, snapshots);
         best->tail += best_rec->len;
+        prefetch_next(p, best);
         if ((++moved & 255) == 0)
             __atomic_store_n(&best->ctl->tail, best->tail, __ATOMIC_RELEASE);
         if (p->corrupt)

@@ -1,11 +1,33 @@
 /* Writes one dump file (include/memtrace/format.h): the plain header, then
  * records encoded as varints into a zstd stream, flushed every
- * MT_FLUSH_INTERVAL_MS so a dump cut short still reads up to there. */
+ * MT_FLUSH_INTERVAL_MS so a dump cut short still reads up to there.
+ * ALLOC and FREE events are gathered into EVENTS records, written when full,
+ * at a flush, or before any other record that carries a time (STACK, THREAD
+ * and PYFRAME, which only name things, may go ahead of the events gathered
+ * before them). */
 #ifndef MEMTRACE_DUMP_WRITER_H
 #define MEMTRACE_DUMP_WRITER_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "memtrace/format.h"
+
+/* The EVENTS record being gathered (format.h): its columns, and the state
+ * its encoding carries from one event to the next for the whole dump. */
+struct dump_events {
+    unsigned char *column[MT_EVENTS_COLUMNS];
+    size_t len[MT_EVENTS_COLUMNS], room[MT_EVENTS_COLUMNS]; /* bytes used, allocated */
+    uint32_t count;      /* events gathered */
+    uint32_t sure;       /* events the columns surely have room for */
+    uint64_t address;    /* of the last event */
+    uint64_t thread;     /* of the last event */
+    uint64_t frees;      /* FREE events so far */
+    uint64_t recent[MT_RECENT_FREES]; /* FREE number n's address at (n - 1) % size */
+    /* FREE numbers by a hash of their address, direct-mapped: where to
+     * look in recent */
+    uint32_t *recent_index;
+};
 
 struct dump_writer {
     int fd;
@@ -17,6 +39,7 @@ struct dump_writer {
     uint64_t last_ts;
     uint64_t last_flush_ns;
     uint64_t bytes_on_disk;
+    struct dump_events events;
     int error; /* errno of the first failed write; nothing is written after */
 };
 

@@ -62,6 +62,7 @@ enum process_phase { PHASE_RUNNING, PHASE_CLOSING, PHASE_DONE };
 struct process {
     pid_t pid, ppid;
     int conn;                 /* socket, -1 once closed */
+    int conn_ready;           /* readable (or closed) at the last poll */
     enum process_phase phase;
     uint64_t start_ns;
     uint64_t last_event_ns;

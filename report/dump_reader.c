@@ -35,11 +35,12 @@ int dump_open(struct dump_reader *r, const char *path)
         return fail(r, "%s is not a memtrace dump (bad magic at byte 0)", path);
     if (n < sizeof h)
         return fail(r, "%s is cut short inside its header (at byte %zu)", path, n);
-    if (h.version == MT_FORMAT_VERSION && h.flags != 0)
+    int known = h.version >= MT_FORMAT_OLDEST_READ && h.version <= MT_FORMAT_VERSION;
+    if (known && h.flags != 0)
         return fail(r, "%s has unknown header flags 0x%x (at byte 12)", path, h.flags);
-    if (h.version != MT_FORMAT_VERSION)
-        return fail(r, "%s is a version %u dump (byte 8); this memtrace reads version %u", path, h.version,
-                    MT_FORMAT_VERSION);
+    if (!known)
+        return fail(r, "%s is a version %u dump (byte 8); this memtrace reads versions %u to %u",
+                    path, h.version, MT_FORMAT_OLDEST_READ, MT_FORMAT_VERSION);
     r->file_offset = sizeof h;
     r->dctx = ZSTD_createDCtx();
     r->in_cap = ZSTD_DStreamInSize();
@@ -340,9 +341,109 @@ static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *r
         rec->thread = get_u(c);
         rec->name = (const char *)get_bytes(c, &rec->name_len);
         return c->status ? c->status : rec->name_len <= 255 ? 0 : -1;
+    case MT_REC_EVENTS: {
+        const unsigned char *start = c->p - 1;
+        uint64_t count = get_u(c), len[MT_EVENTS_COLUMNS], total = 0;
+        for (int k = 0; k < MT_EVENTS_COLUMNS; k++) {
+            len[k] = get_u(c);
+            if (len[k] > MAX_RECORD)
+                return -1;
+            total += len[k];
+        }
+        if (c->status)
+            return c->status;
+        if (count == 0 || count > MT_EVENTS_MAX || len[MT_EVC_HEAD] != count ||
+            len[MT_EVC_TIME_LOW] != count)
+            return -1;
+        if ((uint64_t)(c->end - c->p) < total)
+            return 1;
+        for (int k = 0; k < MT_EVENTS_COLUMNS; k++) {
+            r->events.p[k] = c->p;
+            r->events.end[k] = c->p + len[k];
+            c->p += len[k];
+        }
+        r->events.left = (uint32_t)count;
+        r->events.offset = r->stream_offset + (uint64_t)(start - r->buf);
+        return 0;
+    }
     default:
         return -1;
     }
+}
+
+/* ---- the events of an EVENTS record -------------------------------------- */
+
+static uint64_t column_u(struct dump_reader *r, int k, int *bad)
+{
+    uint64_t v = 0;
+    int n = mt_varint_get(r->events.p[k], r->events.end[k], &v);
+    if (n <= 0) {
+        *bad = 1;
+        return 0;
+    }
+    r->events.p[k] += n;
+    return v;
+}
+
+static uint64_t column_byte(struct dump_reader *r, int k, int *bad)
+{
+    if (r->events.p[k] == r->events.end[k]) {
+        *bad = 1;
+        return 0;
+    }
+    return *r->events.p[k]++;
+}
+
+/* Decodes the next event of the EVENTS record being read into rec, as an
+ * ALLOC or FREE record. 1, or -1 if it is corrupt. */
+static int next_event(struct dump_reader *r, struct dump_record *rec)
+{
+    int bad = 0;
+    memset(rec, 0, sizeof *rec);
+    unsigned head = (unsigned)column_byte(r, MT_EVC_HEAD, &bad);
+    rec->type = head & MT_EV_FREE ? MT_REC_FREE : MT_REC_ALLOC;
+    rec->function = head & MT_EV_FUNCTION ? head & MT_EV_FUNCTION
+                                          : column_u(r, MT_EVC_FUNCTIONS, &bad);
+    if (head & MT_EV_THREAD)
+        r->events.thread = column_u(r, MT_EVC_THREADS, &bad);
+    rec->thread = r->events.thread;
+    uint64_t time = column_byte(r, MT_EVC_TIME_LOW, &bad);
+    time |= column_u(r, MT_EVC_TIME_HIGH, &bad) << 8;
+    rec->time = r->last_time + (uint64_t)mt_unzigzag(time);
+    if (head & MT_EV_RECENT) {
+        uint64_t back = column_u(r, MT_EVC_RECENT, &bad);
+        if (rec->type == MT_REC_FREE || back >= MT_RECENT_FREES || back >= r->events.frees)
+            bad = 1;
+        else
+            r->events.address = r->events.recent[(r->events.frees - 1 - back) % MT_RECENT_FREES];
+    } else {
+        uint64_t code = column_byte(r, MT_EVC_ADDRESS_0, &bad);
+        code |= column_byte(r, MT_EVC_ADDRESS_1, &bad) << 8;
+        code |= column_u(r, MT_EVC_ADDRESS_HIGH, &bad) << 16;
+        uint64_t delta = (uint64_t)mt_unzigzag(code);
+        r->events.address += head & MT_EV_ODD_ADDRESS ? delta : delta << 4;
+    }
+    rec->address = r->events.address;
+    if (rec->type == MT_REC_FREE) {
+        r->events.frees++;
+        r->events.recent[(r->events.frees - 1) % MT_RECENT_FREES] = rec->address;
+    } else {
+        rec->size = column_byte(r, MT_EVC_SIZE_LOW, &bad);
+        rec->size |= column_u(r, MT_EVC_SIZE_HIGH, &bad) << 8;
+        rec->stack = column_byte(r, MT_EVC_STACK_LOW, &bad);
+        rec->stack |= column_u(r, MT_EVC_STACK_HIGH, &bad) << 8;
+    }
+    if (--r->events.left == 0) /* every column used up, exactly */
+        for (int k = 0; k < MT_EVENTS_COLUMNS; k++)
+            bad |= r->events.p[k] != r->events.end[k];
+    /* Blocks never sit at address 0: an event naming it is corrupt. */
+    if (bad || !rec->address) {
+        r->events.left = 0;
+        return fail(r, "corrupt dump: bad event in the EVENTS record at stream offset %llu",
+                    (unsigned long long)r->events.offset);
+    }
+    r->last_time = rec->time;
+    return 1;
 }
 
 static int carries_time(unsigned type)
@@ -356,12 +457,16 @@ int dump_next(struct dump_reader *r, struct dump_record *rec)
 {
     if (r->saw_end)
         return 0;
+    if (r->events.left)
+        return next_event(r, rec);
     for (;;) {
         if (r->pos < r->len) {
             struct cursor c = {r->buf + r->pos, r->buf + r->len, 0};
             int st = decode(r, &c, rec);
             if (st == 0) {
                 r->pos = (size_t)(c.p - r->buf);
+                if (rec->type == MT_REC_EVENTS)
+                    return next_event(r, rec);
                 if (carries_time(rec->type))
                     r->last_time = rec->time;
                 if (rec->type == MT_REC_END) {

@@ -1,6 +1,8 @@
-/* Streaming reader of dump files (include/memtrace/format.h). It holds one
- * decompression window and one record at a time: its memory does not grow
- * with the number of events. A dump cut short reads up to its last whole
+/* Streaming reader of dump files (include/memtrace/format.h), versions
+ * MT_FORMAT_OLDEST_READ to MT_FORMAT_VERSION. It holds one decompression
+ * window and one record at a time: its memory does not grow with the
+ * number of events. The events of an EVENTS record are returned one by one
+ * as ALLOC and FREE records. A dump cut short reads up to its last whole
  * record (and says so); a corrupt one stops with a message naming the byte
  * offset.
  */
@@ -67,6 +69,17 @@ struct dump_reader {
     size_t ips_cap;
     struct dump_segment *segments;
     size_t segments_cap;
+    /* the EVENTS record being read: its columns' unread parts (inside buf,
+     * which is not refilled until the record is used up), and the state
+     * its encoding carries from event to event for the whole dump */
+    struct {
+        const unsigned char *p[MT_EVENTS_COLUMNS], *end[MT_EVENTS_COLUMNS];
+        uint32_t left;   /* events not yet returned */
+        uint64_t offset; /* stream offset of the record, for messages */
+        uint64_t address, thread;
+        uint64_t frees;                   /* FREE events so far */
+        uint64_t recent[MT_RECENT_FREES]; /* FREE number n's address at (n - 1) % size */
+    } events;
     char error[256];
 };
 

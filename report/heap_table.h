@@ -23,6 +23,20 @@ struct heap_table {
     size_t count;
 };
 
+/* The slot where the search for address starts. */
+static inline size_t heap_table_slot_of(uint64_t address, size_t mask)
+{
+    uint64_t h = (address >> 4) * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h >> 20) & mask;
+}
+
+/* Starts loading the slot address hashes to, ahead of an insert, remove or
+ * find of it (the table is read at random: each lookup is a cache miss). */
+static inline void heap_table_prefetch(const struct heap_table *t, uint64_t address)
+{
+    __builtin_prefetch(&t->slots[heap_table_slot_of(address, t->mask)]);
+}
+
 int heap_table_init(struct heap_table *t);
 void heap_table_free(struct heap_table *t);
 /* Inserts a block; if the address was already live, *replaced gets the old

@@ -1,4 +1,4 @@
-/* memtrace dump format, version 1: the single definition of the file that
+/* memtrace dump format, version 2: the single definition of the file that
  * `memtrace run` writes and `memtrace report` reads. Both sides include this
  * header; nothing else may describe the layout.
  *
@@ -35,7 +35,11 @@
 #include <stdint.h>
 
 #define MT_MAGIC "MEMTRACE"
-#define MT_FORMAT_VERSION 1u
+/* Version 2 writes ALLOC and FREE events in EVENTS records (columns, see
+ * below); version 1 wrote one ALLOC or FREE record per event. The reader
+ * reads both: version 2 only added a record type. */
+#define MT_FORMAT_VERSION 2u
+#define MT_FORMAT_OLDEST_READ 1u
 #define MT_FLUSH_INTERVAL_MS 200
 
 struct mt_file_header {
@@ -62,10 +66,11 @@ enum mt_record {
     MT_REC_STACK = 4,
     /* A thread seen for the first time. u thread_index, u tid */
     MT_REC_THREAD = 5,
-    /* dt, u thread_index, u function (enum mt_function), u address,
+    /* One allocation (version 1; version 2 writes EVENTS instead):
+     *   dt, u thread_index, u function (enum mt_function), u address,
      *   u size, u stack_id (0 = no stack) */
     MT_REC_ALLOC = 6,
-    /* dt, u thread_index, u function, u address */
+    /* One free (version 1): dt, u thread_index, u function, u address */
     MT_REC_FREE = 7,
     /* dt, u rss_bytes (resident set size of the process) */
     MT_REC_RSS = 8,
@@ -101,7 +106,62 @@ enum mt_record {
     /* A named point in time (MEMTRACE_MARK): dt, u thread_index, str label
      * (at most 255 bytes) */
     MT_REC_MARK = 17,
+    /* A run of ALLOC and FREE events, 1 to MT_EVENTS_MAX of them, stored by
+     * field (column) rather than by event, because each field then
+     * compresses with statistics of its own:
+     *   u count, then MT_EVENTS_COLUMNS x (u length in bytes), then the
+     *   columns' bytes, in enum mt_events_column order.
+     * Event i's fields are the next entries of the columns it uses; every
+     * column must be used up exactly. An event is what an ALLOC (or FREE)
+     * record says, with its fields encoded as follows:
+     *   - its time is a dt like any record's, against the previous record
+     *     or event that carried a time; code = zigzag(dt) is split in
+     *     TIME_LOW (code & 0xff) and TIME_HIGH (u, code >> 8);
+     *   - its thread is that of the previous event of the dump (the first
+     *     event's is 0) unless MT_EV_THREAD says it is in THREADS (u);
+     *   - its function is the head's MT_EV_FUNCTION bits, or, when they are
+     *     0, in FUNCTIONS (u);
+     *   - an ALLOC with MT_EV_RECENT has the address of a recent FREE: the
+     *     d-th newest of the dump's last MT_RECENT_FREES FREE events (d = 0
+     *     the newest; d in RECENT, u). Allocators hand back what was just
+     *     freed: an index of a few bits instead of an address;
+     *   - otherwise its address is a delta against the previous event's
+     *     address (ALLOC or FREE, in this record or an earlier one; the
+     *     first is against 0), modulo 2^64: code = zigzag(delta / 16), or,
+     *     with MT_EV_ODD_ADDRESS, zigzag(delta); split in ADDRESS_0
+     *     (code & 0xff), ADDRESS_1 ((code >> 8) & 0xff) and ADDRESS_HIGH
+     *     (u, code >> 16);
+     *   - an ALLOC's size is split in SIZE_LOW (size & 0xff) and SIZE_HIGH
+     *     (u, size >> 8), its stack in STACK_LOW and STACK_HIGH likewise. */
+    MT_REC_EVENTS = 18,
 };
+
+/* The columns of an EVENTS record: the byte ones hold one byte for each
+ * event that has the field, the others a varint. */
+enum mt_events_column {
+    MT_EVC_HEAD = 0,      /* byte, every event: MT_EV_* bits */
+    MT_EVC_THREADS,       /* u: events with MT_EV_THREAD */
+    MT_EVC_FUNCTIONS,     /* u: events whose MT_EV_FUNCTION bits are 0 */
+    MT_EVC_TIME_LOW,      /* byte, every event */
+    MT_EVC_TIME_HIGH,     /* u, every event */
+    MT_EVC_ADDRESS_0,     /* byte: events without MT_EV_RECENT */
+    MT_EVC_ADDRESS_1,     /* byte: events without MT_EV_RECENT */
+    MT_EVC_ADDRESS_HIGH,  /* u: events without MT_EV_RECENT */
+    MT_EVC_RECENT,        /* u: ALLOC events with MT_EV_RECENT */
+    MT_EVC_SIZE_LOW,      /* byte: ALLOC events */
+    MT_EVC_SIZE_HIGH,     /* u: ALLOC events */
+    MT_EVC_STACK_LOW,     /* byte: ALLOC events */
+    MT_EVC_STACK_HIGH,    /* u: ALLOC events */
+    MT_EVENTS_COLUMNS
+};
+#define MT_EVENTS_MAX 65536u
+#define MT_RECENT_FREES 256u
+/* The head byte of an event. */
+#define MT_EV_FUNCTION 0x0fu    /* enum mt_function if below 16, else 0 */
+#define MT_EV_RECENT 0x10u      /* an ALLOC at a recently freed address */
+#define MT_EV_FREE 0x20u        /* a FREE (else an ALLOC) */
+#define MT_EV_ODD_ADDRESS 0x40u /* the address delta is not a multiple of 16 */
+#define MT_EV_THREAD 0x80u      /* the thread changes */
 
 /* Python frames inside stacks: addresses no user-space code can return to
  * (x86-64 user addresses are below 2^47). Bit 32 is set on the frame that

@@ -1,16 +1,23 @@
 /* Dump format round trip: every record type written by the consumer's
  * writer is read back with the same fields by the reader; a dump cut at any
  * byte reads a prefix of its records (never an invented one); damaged dumps
- * are refused or read as a prefix, never crash the reader. */
+ * are refused or read as a prefix, never crash the reader. EVENTS records
+ * give back every field of tens of thousands of events (odd addresses,
+ * wrapping deltas, recently freed addresses, custom functions, thread
+ * switches), and hand-made bad ones are refused; a version 1 dump (one
+ * ALLOC or FREE record per event) still reads. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <zstd.h>
+
 #include "../../cli/dump_writer.h"
 #include "check.h"
 #include "dump_reader.h"
+#include "memtrace/varint.h"
 
 #define START 1000000000ull
 
@@ -127,6 +134,304 @@ static int read_prefix(const char *path, int *status, int *truncated)
     return bad || !argv_ok ? -1 : n;
 }
 
+/* ---- EVENTS records --------------------------------------------------- */
+
+struct event {
+    int free;
+    uint64_t time, thread, function, address, size, stack;
+};
+
+#define NEVENTS 40000 /* more than one EVENTS record holds */
+
+static uint64_t xorshift(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static void make_events(struct event *e, int n)
+{
+    uint64_t x = 88172645463325252ull, t = START;
+    for (int i = 0; i < n; i++) {
+        uint64_t r = xorshift(&x);
+        struct event *v = &e[i];
+        v->free = r & 1;
+        t += (r >> 8) % 5000;
+        if (i % 1000 == 7)
+            t -= 300; /* times may step back a little (RSS does): dt is signed */
+        v->time = t;
+        v->thread = (r >> 20) % 16 == 0 ? 1 + (r >> 24) % 40 : (i ? e[i - 1].thread : 1);
+        v->function = (r >> 30) % 8 == 0 ? MT_FN_CUSTOM_BASE + (r >> 33) % 4000
+                      : (r >> 30) % 8 == 1 ? 15 + (r >> 33) % 2 /* the edge of the head's bits */
+                                           : 1 + (r >> 33) % 14;
+        switch ((r >> 40) % 8) {
+        case 0: v->address = 0x555500000000ull + ((r >> 12) & 0xffff0); break;
+        case 1: v->address = 0x7f0000000000ull + ((r >> 12) & 0xfffff); break; /* odd */
+        case 2: v->address = 0xfffffffffffffff0ull - ((r >> 12) & 0xff0); break; /* wraps */
+        case 3: v->address = 16 + ((r >> 12) & 0xff0); break;
+        case 4: v->address = r | 1; break; /* any 64-bit value */
+        case 5: v->address = i ? e[i - 1].address : 0x1000; break;
+        default: /* a block freed a little earlier: up to 400 events back */
+            v->address = 0x2000;
+            for (int k = i - 1, skip = (int)((r >> 12) % 300); k >= 0 && k > i - 400; k--) {
+                if (e[k].free && skip-- == 0) {
+                    v->address = e[k].address;
+                    break;
+                }
+            }
+        }
+        v->size = (r >> 50) % 4 == 0 ? r : (r >> 12) % 600;
+        v->stack = (r >> 44) % 3 == 0 ? 0 : (r >> 46) % 100000;
+    }
+}
+
+static void events_round_trip(const char *dir)
+{
+    static struct event e[NEVENTS];
+    make_events(e, NEVENTS);
+    char path[256];
+    snprintf(path, sizeof path, "%s/events.mtr", dir);
+    struct dump_writer w;
+    CHECK(dump_writer_create(&w, path, START) == 0);
+    char *argv[] = {"./prog"};
+    struct dump_process_info info = {.pid = 7, .start_ns = START, .unwind = MT_UNWIND_DWARF,
+                                     .max_depth = 64, .exe = "/bin/prog", .argc = 1, .argv = argv};
+    dump_write_process(&w, &info);
+    for (int i = 0; i < NEVENTS; i++) {
+        if (i == NEVENTS / 2)
+            dump_write_rss(&w, e[i - 1].time, 4096); /* ends one EVENTS record early */
+        if (e[i].free)
+            dump_write_free(&w, e[i].time, e[i].thread, e[i].function, e[i].address);
+        else
+            dump_write_alloc(&w, e[i].time, e[i].thread, e[i].function, e[i].address, e[i].size,
+                             e[i].stack);
+    }
+    dump_write_end(&w, e[NEVENTS - 1].time);
+    CHECK(dump_writer_close(&w) == 0);
+
+    struct dump_reader r;
+    CHECK(dump_open(&r, path) == 0);
+    struct dump_record rec;
+    int n = 0, wrong = 0, rss = 0, got;
+    while ((got = dump_next(&r, &rec)) == 1) {
+        if (rec.type == MT_REC_RSS) {
+            rss++;
+            continue;
+        }
+        if (rec.type == MT_REC_END)
+            continue;
+        const struct event *v = &e[n < NEVENTS ? n : NEVENTS - 1];
+        int ok = (int)rec.type == (v->free ? MT_REC_FREE : MT_REC_ALLOC) && rec.time == v->time &&
+                 rec.thread == v->thread && rec.function == v->function &&
+                 rec.address == v->address &&
+                 (v->free || (rec.size == v->size && rec.stack == v->stack));
+        if (!ok && wrong++ < 5)
+            fprintf(stderr, "event %d read back wrong\n", n);
+        n++;
+    }
+    CHECK(got == 0 && !r.truncated);
+    CHECK(n == NEVENTS && wrong == 0 && rss == 1);
+    dump_close(&r);
+    unlink(path);
+}
+
+/* A version 1 dump, as memtrace wrote them before EVENTS records: one
+ * ALLOC or FREE record per event. */
+static void version_1_reads(const char *dir)
+{
+    unsigned char raw[512], *p = raw;
+    *p++ = MT_REC_PROCESS;
+    uint64_t process[] = {9, 1, START, 5, 0, MT_UNWIND_DWARF, 64};
+    for (int i = 0; i < 7; i++)
+        p += mt_varint_put(p, process[i]);
+    p += mt_varint_put(p, 4);
+    memcpy(p, "prog", 4), p += 4;
+    p += mt_varint_put(p, 0); /* argc */
+    *p++ = MT_REC_ALLOC; /* dt, thread, function, address, size, stack */
+    uint64_t alloc[] = {mt_zigzag(100), 1, MT_FN_MALLOC, 0x5555000010ull, 48, 0};
+    for (int i = 0; i < 6; i++)
+        p += mt_varint_put(p, alloc[i]);
+    *p++ = MT_REC_FREE; /* dt, thread, function, address */
+    uint64_t free_[] = {mt_zigzag(50), 1, MT_FN_FREE, 0x5555000010ull};
+    for (int i = 0; i < 4; i++)
+        p += mt_varint_put(p, free_[i]);
+    *p++ = MT_REC_END;
+    p += mt_varint_put(p, 0);
+    unsigned char file[1024];
+    struct mt_file_header h = {.version = 1};
+    memcpy(h.magic, MT_MAGIC, 8);
+    memcpy(file, &h, sizeof h);
+    size_t z = ZSTD_compress(file + sizeof h, sizeof file - sizeof h, raw, (size_t)(p - raw), 1);
+    CHECK(!ZSTD_isError(z));
+    char path[256];
+    snprintf(path, sizeof path, "%s/v1.mtr", dir);
+    FILE *f = fopen(path, "wb");
+    fwrite(file, 1, sizeof h + z, f);
+    fclose(f);
+    struct dump_reader r;
+    struct dump_record rec;
+    CHECK(dump_open(&r, path) == 0);
+    CHECK(dump_next(&r, &rec) == 1 && rec.type == MT_REC_ALLOC && rec.address == 0x5555000010ull &&
+          rec.size == 48 && rec.time == START + 100);
+    CHECK(dump_next(&r, &rec) == 1 && rec.type == MT_REC_FREE && rec.time == START + 150);
+    CHECK(dump_next(&r, &rec) == 1 && rec.type == MT_REC_END);
+    CHECK(dump_next(&r, &rec) == 0 && !r.truncated);
+    dump_close(&r);
+    /* and a version this memtrace does not know is refused by name */
+    ((struct mt_file_header *)file)->version = MT_FORMAT_VERSION + 1;
+    unlink(path);
+    f = fopen(path, "wb");
+    fwrite(file, 1, sizeof h + z, f);
+    fclose(f);
+    CHECK(dump_open(&r, path) != 0 && strstr(r.error, "version") && strstr(r.error, "byte 8"));
+    dump_close(&r);
+    unlink(path);
+}
+
+/* A dump of a PROCESS record, the given records and an END, compressed
+ * without a checksum so that only the decoder judges them. */
+static void write_raw(const char *path, const unsigned char *records, size_t n, int end)
+{
+    static unsigned char raw[4096], file[8192];
+    unsigned char *p = raw;
+    *p++ = MT_REC_PROCESS;
+    uint64_t process[] = {9, 1, START, 5, 0, MT_UNWIND_DWARF, 64};
+    for (int i = 0; i < 7; i++)
+        p += mt_varint_put(p, process[i]);
+    p += mt_varint_put(p, 4);
+    memcpy(p, "prog", 4), p += 4;
+    p += mt_varint_put(p, 0); /* argc */
+    memcpy(p, records, n), p += n;
+    if (end) {
+        *p++ = MT_REC_END;
+        p += mt_varint_put(p, 0);
+    }
+    struct mt_file_header h = {.version = MT_FORMAT_VERSION};
+    memcpy(h.magic, MT_MAGIC, 8);
+    memcpy(file, &h, sizeof h);
+    size_t z = ZSTD_compress(file + sizeof h, sizeof file - sizeof h, raw, (size_t)(p - raw), 1);
+    CHECK(!ZSTD_isError(z));
+    unlink(path);
+    FILE *f = fopen(path, "wb");
+    fwrite(file, 1, sizeof h + z, f);
+    fclose(f);
+}
+
+/* Builds an EVENTS record from its columns (NULL-terminated strings of
+ * bytes would not do: columns hold zeros), with count events. */
+static size_t events_record(unsigned char *out, uint64_t count,
+                            const unsigned char *const col[MT_EVENTS_COLUMNS],
+                            const size_t len[MT_EVENTS_COLUMNS])
+{
+    unsigned char *p = out;
+    *p++ = MT_REC_EVENTS;
+    p += mt_varint_put(p, count);
+    for (int k = 0; k < MT_EVENTS_COLUMNS; k++)
+        p += mt_varint_put(p, len[k]);
+    for (int k = 0; k < MT_EVENTS_COLUMNS; k++)
+        memcpy(p, col[k], len[k]), p += len[k];
+    return (size_t)(p - out);
+}
+
+/* Reads path to its end: 1 if it read n events and ended cleanly, 0 if it
+ * read fewer and was cut short, -1 if refused (with an offset). */
+static int read_events(const char *path, int n)
+{
+    struct dump_reader r;
+    struct dump_record rec;
+    if (dump_open(&r, path) != 0) {
+        dump_close(&r);
+        return -2;
+    }
+    int events = 0, got;
+    while ((got = dump_next(&r, &rec)) == 1)
+        events += rec.type == MT_REC_ALLOC || rec.type == MT_REC_FREE;
+    int result = got < 0 ? (strstr(r.error, "offset") ? -1 : -3)
+                 : events == n && !r.truncated ? 1 : r.truncated ? 0 : -4;
+    dump_close(&r);
+    return result;
+}
+
+/* EVENTS records made by hand: a good one reads; each kind of damage the
+ * decoder must see is refused with the record's offset; cut inside, the
+ * record is not read at all. */
+static void events_corrupt(const char *dir)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/raw.mtr", dir);
+    /* FREE of 0x1000 (thread 1, function free), then ALLOC of 48 bytes at
+     * that address, as a recent free (0 back), stack 3 */
+    unsigned char head[] = {MT_EV_FREE | MT_EV_THREAD | MT_FN_FREE, MT_EV_RECENT | MT_FN_MALLOC};
+    unsigned char threads[] = {1}, time_low[] = {20, 40}, time_high[] = {0, 0};
+    unsigned char a0[] = {0x00}, a1[] = {0x02}, ahigh[] = {0}; /* zigzag(0x1000 / 16) = 0x200 */
+    unsigned char recent[] = {0}, size_low[] = {48}, size_high[] = {0}, stack_low[] = {3},
+                  stack_high[] = {0};
+    const unsigned char *col[MT_EVENTS_COLUMNS] = {
+        [MT_EVC_HEAD] = head,         [MT_EVC_THREADS] = threads,   [MT_EVC_FUNCTIONS] = NULL,
+        [MT_EVC_TIME_LOW] = time_low, [MT_EVC_TIME_HIGH] = time_high, [MT_EVC_ADDRESS_0] = a0,
+        [MT_EVC_ADDRESS_1] = a1,      [MT_EVC_ADDRESS_HIGH] = ahigh, [MT_EVC_RECENT] = recent,
+        [MT_EVC_SIZE_LOW] = size_low, [MT_EVC_SIZE_HIGH] = size_high,
+        [MT_EVC_STACK_LOW] = stack_low, [MT_EVC_STACK_HIGH] = stack_high};
+    size_t len[MT_EVENTS_COLUMNS] = {2, 1, 0, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1};
+    unsigned char rec[256];
+    size_t n = events_record(rec, 2, col, len);
+    write_raw(path, rec, n, 1);
+    CHECK(read_events(path, 2) == 1);
+    {
+        struct dump_reader r;
+        struct dump_record e;
+        CHECK(dump_open(&r, path) == 0);
+        CHECK(dump_next(&r, &e) == 1 && e.type == MT_REC_FREE && e.address == 0x1000 &&
+              e.thread == 1 && e.function == MT_FN_FREE && e.time == START + 10);
+        CHECK(dump_next(&r, &e) == 1 && e.type == MT_REC_ALLOC && e.address == 0x1000 &&
+              e.size == 48 && e.stack == 3 && e.thread == 1 && e.time == START + 30);
+        dump_close(&r);
+    }
+    /* cut inside the record: nothing of it, and no error */
+    for (size_t cut = 1; cut < n; cut++) {
+        write_raw(path, rec, cut, 0);
+        CHECK(read_events(path, 0) == 0);
+    }
+    /* a varint column with a byte too many */
+    unsigned char ahigh2[] = {0, 0};
+    col[MT_EVC_ADDRESS_HIGH] = ahigh2, len[MT_EVC_ADDRESS_HIGH] = 2;
+    write_raw(path, rec, events_record(rec, 2, col, len), 1);
+    CHECK(read_events(path, 2) == -1);
+    col[MT_EVC_ADDRESS_HIGH] = ahigh, len[MT_EVC_ADDRESS_HIGH] = 1;
+    /* a column too short for its events */
+    len[MT_EVC_SIZE_LOW] = 0;
+    write_raw(path, rec, events_record(rec, 2, col, len), 1);
+    CHECK(read_events(path, 2) == -1);
+    len[MT_EVC_SIZE_LOW] = 1;
+    /* a recent free further back than there were frees */
+    recent[0] = 1;
+    write_raw(path, rec, events_record(rec, 2, col, len), 1);
+    CHECK(read_events(path, 2) == -1);
+    recent[0] = 0;
+    /* a FREE claiming a recent free's address */
+    head[0] |= MT_EV_RECENT;
+    write_raw(path, rec, events_record(rec, 2, col, len), 1);
+    CHECK(read_events(path, 2) == -1);
+    head[0] &= (unsigned char)~MT_EV_RECENT;
+    /* a head column shorter than the count, and a count of 0 */
+    write_raw(path, rec, events_record(rec, 3, col, len), 1);
+    CHECK(read_events(path, 2) == -1);
+    size_t none[MT_EVENTS_COLUMNS] = {0};
+    write_raw(path, rec, events_record(rec, 0, col, none), 1);
+    CHECK(read_events(path, 0) == -1);
+    /* an address that comes to 0 */
+    head[1] &= (unsigned char)~MT_EV_RECENT;
+    unsigned char a0_2[] = {0x00, 0xff}, a1_2[] = {0x02, 0x01}, ahigh_2[] = {0, 0};
+    col[MT_EVC_ADDRESS_0] = a0_2, col[MT_EVC_ADDRESS_1] = a1_2, col[MT_EVC_ADDRESS_HIGH] = ahigh_2;
+    len[MT_EVC_ADDRESS_0] = len[MT_EVC_ADDRESS_1] = len[MT_EVC_ADDRESS_HIGH] = 2;
+    len[MT_EVC_RECENT] = 0; /* zigzag(-0x1000 / 16) = 0x1ff: back to 0 */
+    write_raw(path, rec, events_record(rec, 2, col, len), 1);
+    CHECK(read_events(path, 2) == -1);
+    unlink(path);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/memtrace-unit-XXXXXX";
@@ -218,6 +523,10 @@ int main(void)
         CHECK(dump_next(&r, &rec) < 0 && strstr(r.error, "offset"));
         dump_close(&r);
     }
+    events_round_trip(dir);
+    events_corrupt(dir);
+    version_1_reads(dir);
+
     /* a missing file */
     struct dump_reader r;
     CHECK(dump_open(&r, "/nonexistent/x.mtr") != 0 && strstr(r.error, "cannot open"));
