@@ -1,17 +1,34 @@
 #!/usr/bin/env bash
-# memtrace's benchmark: each workload bare, under `memtrace run` (dwarf and
-# fp unwinding) and under heaptrack, timed with hyperfine (median of runs);
-# peak RSS of the traced process with /usr/bin/time; dump size against
-# heaptrack's file. Writes bench/RESULTS.md. Public tools only.
+# memtrace's benchmark. Each workload runs bare, under `memtrace run` (dwarf
+# and fp unwinding; Python frames, by default, in the Python workloads), under
+# heaptrack and, on the smaller workloads, under valgrind --tool=memcheck
+# --leak-check=full. The runs alternate: round after round, one run of each
+# command (hyperfine --runs 1, the order rotated each round), after one
+# warmup round (memcheck left out of it); the median of the rounds is kept.
+# Then, on one more run of each: the bare program's peak RSS and the traced
+# program's under memtrace (/usr/bin/time inside `memtrace run`), the
+# consumer's peak RSS (VmHWM of the `memtrace run` process, read from /proc
+# every 10 ms), the dump size against heaptrack's file, and `memtrace report`
+# on that run's dumps against heaptrack_print on heaptrack's file (wall time
+# and /usr/bin/time's maximum RSS). Writes bench/RESULTS.md. Public tools only.
 #
-#   bash bench/run.sh [RUNS]      (default 5 runs per command)
+#   bash bench/run.sh [RUNS]      (default 5: rounds, so runs of each command)
+#   BENCH_ONLY='sqlite|perl' bash bench/run.sh 1
+#                                 only the workloads whose names match the
+#                                 extended regex; the tables are printed and
+#                                 kept in a file under /tmp, and
+#                                 bench/RESULTS.md is left as it is
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 runs=${1:-5}
+only=${BENCH_ONLY:-}
+[[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "bench: RUNS is a number of runs, 1 or more, not '$runs'" >&2; exit 1; }
 build=build
 memtrace=$build/memtrace
 [ -x "$memtrace" ] || { echo "bench: build memtrace first (scripts/test.sh)" >&2; exit 1; }
-command -v hyperfine >/dev/null || { echo "bench: hyperfine is missing (scripts/install-deps.sh)" >&2; exit 1; }
+for tool in hyperfine heaptrack heaptrack_print valgrind /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (scripts/install-deps.sh)" >&2; exit 1; }
+done
 work=$(mktemp -d /tmp/memtrace-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
@@ -44,69 +61,211 @@ cat > "$work/count.pl" <<'PY'
 my %n; while (<>) { $n{$_}++ for split; } print scalar(keys %n), "\n";
 PY
 
-# name|command (run with sh -c; stdin/stdout handled inside). Python
-# workloads run the machine's own /usr/bin/python3; CPython's test modules
-# come from Debian's libpython3.11-testsuite.
+# name|memcheck|command (run with sh -c; stdin/stdout handled inside).
+# memcheck: "yes" where valgrind runs too, the workloads it gets through in
+# well under a minute (on 2 cores: alloc_stress 5-8 s, sqlite3 38 s, perl
+# 17 s, the dict 32 s; gzip -9 and CPython's test suite would take minutes).
+# Python workloads run the machine's own /usr/bin/python3; CPython's test
+# modules come from Debian's libpython3.11-testsuite.
 workloads=(
-  "alloc_stress 1 thread|$work/alloc_stress 1 2000000"
-  "alloc_stress 2 threads|$work/alloc_stress 2 1000000"
-  "alloc_stress 8 threads|$work/alloc_stress 8 250000"
-  "sqlite3 200k inserts|sqlite3 :memory: < $work/inserts.sql"
-  "gzip -9 23 MB|gzip -9 -c $work/words.txt > /dev/null"
-  "perl word count|perl $work/count.pl $work/words.txt"
-  "python3 1M-entry dict|/usr/bin/python3 $work/dict.py"
-  "python3 -m test test_json test_re|/usr/bin/python3 -m test test_json test_re"
+  "alloc_stress 1 thread|yes|$work/alloc_stress 1 2000000"
+  "alloc_stress 2 threads|yes|$work/alloc_stress 2 1000000"
+  "alloc_stress 8 threads|yes|$work/alloc_stress 8 250000"
+  "sqlite3 200k inserts|yes|sqlite3 :memory: < $work/inserts.sql"
+  "gzip -9 23 MB|no|gzip -9 -c $work/words.txt > /dev/null"
+  "perl word count|yes|perl $work/count.pl $work/words.txt"
+  "python3 1M-entry dict|yes|/usr/bin/python3 $work/dict.py"
+  "python3 -m test test_json test_re|no|/usr/bin/python3 -m test test_json test_re"
 )
+
+# A read on this FIFO never gets data: `read -t` on it is a sleep that forks
+# nothing, for polling /proc.
+mkfifo "$work/never"
+exec {tick}<>"$work/never"
+
+# Peak RSS in KiB (VmHWM) of process $1, read every 10 ms until it is gone
+# or a zombie; a rise in its last 10 ms is missed.
+peak_rss_of() {
+  local pid=$1 peak=0 line kb
+  local -a status
+  while mapfile -t status 2>/dev/null < "/proc/$pid/status"; do
+    kb=
+    for line in "${status[@]}"; do
+      case $line in VmHWM:*) kb=${line//[!0-9]/}; break ;; esac
+    done
+    [ -n "$kb" ] || break
+    if [ "$kb" -gt "$peak" ]; then peak=$kb; fi
+    read -r -t 0.01 -u "$tick" _ || true
+  done
+  echo "$peak"
+}
+
+# Appends "START END MAXRSS_KIB" for one run of the command $2... to file $1.
+time_and_rss() {
+  local out=$1 start end
+  shift
+  start=$EPOCHREALTIME
+  /usr/bin/time -f %M -o "$work/tool.rss" "$@" > /dev/null
+  end=$EPOCHREALTIME
+  echo "$start $end $(cat "$work/tool.rss")" >> "$out"
+}
 
 results="$work/results.tsv"
 : > "$results"
 for entry in "${workloads[@]}"; do
   name=${entry%%|*}
-  cmd=${entry#*|}
+  rest=${entry#*|}
+  memcheck=${rest%%|*}
+  cmd=${rest#*|}
+  if [ -n "$only" ] && ! [[ $name =~ $only ]]; then
+    continue
+  fi
+  echo "bench: $name" >&2
+  # heaptrack and memcheck record what memtrace records: for Python, every
+  # object (memtrace run sets PYTHONMALLOC=malloc for Python programs)
+  pyenv=""
+  case "$cmd" in */python3*) pyenv="PYTHONMALLOC=malloc" ;; esac
   # The tool wraps the program itself; the shell only sets up redirections.
-  mt="sh -c '$memtrace run -q -o $work/mt.%p.mtr -- $cmd'"
-  mtfp="sh -c '$memtrace run -q --unwind fp -o $work/fp.%p.mtr -- $cmd'"
-  # heaptrack records what memtrace records: for Python, every object
-  # (memtrace run sets PYTHONMALLOC=malloc for Python programs)
-  htenv=""
-  case "$cmd" in */python3*) htenv="PYTHONMALLOC=malloc" ;; esac
-  ht="sh -c '$htenv heaptrack -o $work/ht $cmd' > /dev/null 2>&1"
-  hyperfine --runs "$runs" --warmup 1 --style none --export-json "$work/h.json" \
-    --prepare "rm -f $work/*.mtr $work/ht*" \
-    -n bare "sh -c '$cmd'" -n memtrace "$mt" -n memtrace-fp "$mtfp" -n heaptrack "$ht" > /dev/null
-  # one more of each for sizes and RSS
-  rm -f "$work"/*.mtr "$work"/ht*
+  names=(bare memtrace memtrace-fp heaptrack)
+  cmds=("sh -c '$cmd'"
+        "sh -c '$memtrace run -q -o $work/mt.%p.mtr -- $cmd'"
+        "sh -c '$memtrace run -q --unwind fp -o $work/fp.%p.mtr -- $cmd'"
+        "sh -c '$pyenv heaptrack -o $work/ht $cmd' > /dev/null 2>&1")
+  if [ "$memcheck" = yes ]; then
+    names+=(memcheck)
+    cmds+=("sh -c '$pyenv valgrind --tool=memcheck --leak-check=full --log-file=$work/vg.%p.log $cmd'")
+  fi
+  rm -f "$work"/h.*.json
+  for ((round = 0; round <= runs; round++)); do
+    args=()
+    for ((i = 0; i < ${#names[@]}; i++)); do
+      j=$(((i + round) % ${#names[@]}))
+      if [ "$round" -eq 0 ] && [ "${names[j]}" = memcheck ]; then
+        continue # the warmup round warms the caches; memcheck takes too long for it
+      fi
+      args+=(-n "${names[j]}" "${cmds[j]}")
+    done
+    export_json=()
+    if [ "$round" -gt 0 ]; then
+      export_json=(--export-json "$work/h.$round.json")
+    fi
+    hyperfine --runs 1 --style none "${export_json[@]}" \
+      --prepare "rm -f $work/*.mtr $work/ht* $work/vg.*" "${args[@]}" > /dev/null 2> "$work/hyperfine.err" ||
+      { echo "bench: a run of '$name' failed:" >&2; cat "$work/hyperfine.err" >&2; exit 1; }
+  done
+
+  # One more run of each for RSS, sizes and the reports.
+  rm -f "$work"/*.mtr "$work"/ht* "$work"/vg.* "$work"/*.times
   /usr/bin/time -f %M -o "$work/rss.bare" sh -c "$cmd" > /dev/null
-  /usr/bin/time -f %M -o "$work/rss.mt" sh -c "$memtrace run -q -o $work/one.%p.mtr -- $cmd" > /dev/null
-  sh -c "$htenv heaptrack -o $work/ht $cmd" > /dev/null 2>&1
-  dump=$(du -cb "$work"/one.*.mtr | tail -1 | cut -f1)
-  htsize=$(du -cb "$work"/ht* | tail -1 | cut -f1)
-  python3 - "$work/h.json" "$name" "$dump" "$htsize" "$(cat "$work/rss.bare")" "$(cat "$work/rss.mt")" >> "$results" <<'PY'
-import json, sys
-h = {r["command"]: r["median"] for r in json.load(open(sys.argv[1]))["results"]}
-name, dump, htsize, rss_bare, rss_mt = sys.argv[2:7]
-print("\t".join([name, "%.3f" % h["bare"], "%.3f" % h["memtrace"], "%.3f" % h["memtrace-fp"],
-                 "%.3f" % h["heaptrack"], dump, htsize, rss_bare, rss_mt]))
+  # the traced program's peak: /usr/bin/time runs it inside `memtrace run`
+  # (PYTHONMALLOC as memtrace run would set it, since the program it starts
+  # is now /usr/bin/time; the shim finds CPython in the process either way)
+  sh -c "$memtrace run -q -o $work/wrapped.%p.mtr -- /usr/bin/time -f %M -o $work/rss.program env $pyenv sh -c '$cmd'" > /dev/null
+  rm -f "$work"/wrapped.*.mtr
+  # the consumer's peak: the `memtrace run` process itself (sh execs it)
+  sh -c "exec $memtrace run -q -o $work/one.%p.mtr -- $cmd" > /dev/null &
+  consumer=$!
+  rss_consumer=$(peak_rss_of "$consumer")
+  wait "$consumer"
+  sh -c "$pyenv heaptrack -o $work/ht $cmd" > /dev/null 2>&1
+  dumps=("$work"/one.*.mtr)
+  dump=$(du -cb "${dumps[@]}" | tail -1 | cut -f1)
+  htfiles=("$work"/ht*)
+  htsize=$(du -cb "${htfiles[@]}" | tail -1 | cut -f1)
+  for d in "${dumps[@]}"; do
+    time_and_rss "$work/report.times" "$memtrace" report "$d"
+  done
+  for h in "${htfiles[@]}"; do
+    time_and_rss "$work/print.times" heaptrack_print "$h"
+  done
+  python3 - "$work" "$runs" "$name" "$dump" "$htsize" "$(cat "$work/rss.bare")" \
+    "$(cat "$work/rss.program")" "$rss_consumer" "${#dumps[@]}" >> "$results" <<'PY'
+import json, statistics, sys
+work, runs, name, dump, htsize, rss_bare, rss_program, rss_consumer, ndumps = sys.argv[1:10]
+times = {}
+for r in range(1, int(runs) + 1):
+    for res in json.load(open("%s/h.%d.json" % (work, r)))["results"]:
+        times.setdefault(res["command"], []).extend(res["times"])
+median = {k: statistics.median(v) for k, v in times.items()}
+def runs_of(path):  # wall time summed, max RSS the largest
+    rows = [l.replace(",", ".").split() for l in open(path)]
+    return sum(float(e) - float(s) for s, e, _ in rows), max(int(k) for _, _, k in rows)
+rep_s, rep_kb = runs_of(work + "/report.times")
+print_s, print_kb = runs_of(work + "/print.times")
+mc = "%.3f" % median["memcheck"] if "memcheck" in median else "-"
+print("\t".join([name, "%.3f" % median["bare"], "%.3f" % median["memtrace"],
+                 "%.3f" % median["memtrace-fp"], "%.3f" % median["heaptrack"], mc,
+                 dump, htsize, rss_bare, rss_program, rss_consumer, ndumps,
+                 "%.3f" % rep_s, str(rep_kb), "%.3f" % print_s, str(print_kb)]))
 PY
 done
+[ -s "$results" ] || { echo "bench: no workload matches BENCH_ONLY='$only'" >&2; exit 1; }
 
-python3 - "$results" "$runs" > bench/RESULTS.md <<'PY'
+if [ -n "$only" ]; then
+  out=$(mktemp --suffix=.md /tmp/memtrace-bench-results.XXXXXX)
+  invocation="BENCH_ONLY='$only' bash bench/run.sh $runs"
+else
+  out=bench/RESULTS.md
+  invocation="bash bench/run.sh $runs"
+fi
+python3 - "$results" "$runs" "$invocation" "$(nproc)" > "$out" <<'PY'
 import sys, datetime
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+runs, invocation, cores = sys.argv[2:5]
+def mib(b):
+    b = int(b)
+    return "%.1f MiB" % (b / 2**20) if b >= 2**20 else "%.1f KiB" % (b / 1024)
+kmib = lambda kb: "%.1f MiB" % (int(kb) / 1024)
 print("# memtrace benchmark results\n")
-print("Written by `bash bench/run.sh %s` on %s (2 cores). Median wall time of %s runs each"
-      " (hyperfine); ratios against the bare run and against heaptrack; the maximum RSS"
-      " of the whole `memtrace run` (consumer and program) from /usr/bin/time; dump size"
-      " against heaptrack's file of the same workload. Python rows: the bare run uses CPython's own"
-      " allocator (what users run); `memtrace run` sets PYTHONMALLOC=malloc and records every object"
-      " with Python frames; heaptrack is given PYTHONMALLOC=malloc too, so that both record the same"
-      " allocations.\n" % (sys.argv[2], datetime.date.today(), sys.argv[2]))
-print("| workload | bare s | memtrace s | x bare | fp s | x bare | heaptrack s | x bare | heaptrack / memtrace | dump | heaptrack file | RSS bare | RSS memtrace run |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-for name, bare, mt, fp, ht, dump, htsize, rb, rm in rows:
-    b, m, f, h = map(float, (bare, mt, fp, ht))
-    print("| %s | %.3f | %.3f | %.2f | %.3f | %.2f | %.3f | %.2f | %.2f | %.1f MiB | %.1f MiB | %d MiB | %d MiB |" % (
-        name, b, m, m / b, f, f / b, h, h / b, h / m, int(dump) / 2**20, int(htsize) / 2**20,
-        int(rb) // 1024, int(rm) // 1024))
+print("Written by `%s` on %s (%s cores). Each workload runs bare, under `memtrace run` with"
+      " dwarf unwinding (the default) and with `--unwind fp`, under heaptrack and, on the smaller"
+      " workloads, under `valgrind --tool=memcheck --leak-check=full` (\"-\" where it is not run)."
+      " The runs alternate: %s, each one run of every command (hyperfine `--runs 1`, the"
+      " order rotated from round to round), after one warmup round that leaves memcheck out;"
+      " the first table gives the median wall time of the rounds, its ratio to the bare run and"
+      " heaptrack's time over memtrace's (above 1: memtrace is faster).\n"
+      % (invocation, datetime.date.today(), cores, "1 round" if runs == "1" else runs + " rounds"))
+print("The other figures come from one more run of each. Peak RSS is the maximum resident set"
+      " size: of the bare program and of the traced program under `memtrace run` from"
+      " /usr/bin/time (run inside `memtrace run`, so it counts the program with the shim, not the"
+      " consumer; the largest process of the program); of the consumer, the `memtrace run` process"
+      " itself, from its VmHWM in /proc read every 10 ms. The dump size (all the dumps of the run,"
+      " one per process) is set against heaptrack's file of the same workload. `memtrace report`"
+      " (the default text report, to /dev/null) on that run's dumps, one after the other (times"
+      " summed, largest RSS), is set against `heaptrack_print` on heaptrack's file (to /dev/null; the same sum over files if there are several):"
+      " wall time and /usr/bin/time's maximum RSS, one run each.\n")
+print("heaptrack takes its preload out of the environment of the program's children, and"
+      " memcheck runs without --trace-children: both follow the first process only; memtrace"
+      " follows every process (the `dumps` column counts them: CPython's test suite starts"
+      " subprocesses), and its dump size and report time count them all.\n")
+print("Python rows: the bare run uses CPython's own allocator (what users run); `memtrace run`"
+      " sets PYTHONMALLOC=malloc and records every object with Python frames; heaptrack and"
+      " memcheck are given PYTHONMALLOC=malloc too, so that all record the same allocations.\n")
+print("## Wall time\n")
+print("| workload | bare s | memtrace s | x bare | fp s | x bare | heaptrack s | x bare | heaptrack / memtrace | heaptrack / fp | memcheck s | x bare |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    b, m, f, h = map(float, r[1:5])
+    mc = r[5]
+    mcs = ("%.3f | %.2f" % (float(mc), float(mc) / b)) if mc != "-" else "- | -"
+    print("| %s | %.3f | %.3f | %.2f | %.3f | %.2f | %.3f | %.2f | %.2f | %.2f | %s |" % (
+        r[0], b, m, m / b, f, f / b, h, h / b, h / m, h / f, mcs))
+print("\n## Memory and dump size\n")
+print("| workload | RSS bare | RSS program under memtrace | RSS consumer | dumps | dump | heaptrack file | dump / heaptrack file |")
+print("|---|---|---|---|---|---|---|---|")
+for r in rows:
+    dump, ht, rb, rp, rc, nd = r[6:12]
+    print("| %s | %s | %s | %s | %s | %s | %s | %.2f |" % (
+        r[0], kmib(rb), kmib(rp), kmib(rc), nd, mib(dump), mib(ht), int(dump) / max(int(ht), 1)))
+print("\n## Reading the result: `memtrace report` against `heaptrack_print`\n")
+print("| workload | report s | report RSS | heaptrack_print s | heaptrack_print RSS | heaptrack_print / report, time | heaptrack_print / report, RSS |")
+print("|---|---|---|---|---|---|---|")
+for r in rows:
+    rs, rk, ps, pk = float(r[12]), int(r[13]), float(r[14]), int(r[15])
+    print("| %s | %.3f | %s | %.3f | %s | %.2f | %.2f |" % (
+        r[0], rs, kmib(rk), ps, kmib(pk), ps / rs, pk / rk))
 PY
-cat bench/RESULTS.md
+if [ -n "$only" ]; then
+  cat "$out"
+  echo "bench: BENCH_ONLY set: results in $out, bench/RESULTS.md left as it is" >&2
+fi
