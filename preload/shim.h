@@ -200,6 +200,9 @@ void mt_unwind_code_changed(void) MT_HIDDEN;
 void mt_unwind_forget(struct mt_thread *t) MT_HIDDEN;
 /* MEMTRACE_UNWIND_VERIFY=1: every walk compared with libunwind's. */
 extern int mt_unwind_verify MT_HIDDEN;
+/* Counted in verify mode only: walks that reused the last walk's outer
+ * frames, and frames unwound. */
+extern uint64_t mt_unwind_stat_reused MT_HIDDEN, mt_unwind_stat_frames MT_HIDDEN;
 void mt_unwind_verify_report(void) MT_HIDDEN;
 
 /* ---- modules.c ---- */

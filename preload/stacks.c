@@ -109,7 +109,6 @@ static int libunwind_backtrace(struct mt_thread *t, void **buf, int want)
 }
 
 int mt_unwind_verify;
-extern uint64_t mt_unwind_stat_reused, mt_unwind_stat_frames;
 static uint64_t verify_walks, verify_fallbacks, verify_differ;
 
 /* MEMTRACE_UNWIND_VERIFY: libunwind's stack is the one kept; unwind.c's

@@ -656,8 +656,10 @@ __attribute__((noinline)) int mt_unwind_fast(struct mt_thread *t, void **buf, in
             while (q >= 0 && step_still_true(&m->last[q]))
                 q--;
             if (q < 0) { /* the rest is the last walk's */
-                mt_unwind_stat_reused++;
-                mt_unwind_stat_frames += (uint64_t)n;
+                if (MT_UNLIKELY(mt_unwind_verify)) {
+                    __atomic_fetch_add(&mt_unwind_stat_reused, 1, __ATOMIC_RELAXED);
+                    __atomic_fetch_add(&mt_unwind_stat_frames, (uint64_t)n, __ATOMIC_RELAXED);
+                }
                 remember(m->last, cursor + 1, m->scratch, n);
                 m->n = (uint32_t)(cursor + 1 + n);
                 for (int k = cursor; k >= 0 && n < max; k--)
@@ -711,7 +713,8 @@ __attribute__((noinline)) int mt_unwind_fast(struct mt_thread *t, void **buf, in
             break; /* the outermost frame */
         pc = ip - 1;
     }
-    mt_unwind_stat_frames += (uint64_t)n;
+    if (MT_UNLIKELY(mt_unwind_verify))
+        __atomic_fetch_add(&mt_unwind_stat_frames, (uint64_t)n, __ATOMIC_RELAXED);
     if (n < MT_WALK_MAX || m->n) {
         remember(m->last, 0, m->scratch, n);
         m->n = (uint32_t)n;
