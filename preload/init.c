@@ -185,7 +185,9 @@ static int connect_and_hello(pid_t fork_parent, uint32_t fork_seq)
     }
     struct mt_msg_hello hello = {.type = MT_MSG_HELLO, .version = MT_IPC_VERSION,
                                  .pid = getpid(), .ppid = getppid(), .fork_parent = fork_parent,
-                                 .fork_seq = fork_seq, .start_mono_ns = mt_now_ns()};
+                                 .fork_seq = fork_seq,
+                                 /* not after any event's stamp */
+                                 .start_mono_ns = mt_coarse_ns()};
     struct mt_msg_reply reply;
     ssize_t n = send(fd, &hello, sizeof hello, MSG_NOSIGNAL);
     if (n == (ssize_t)sizeof hello) {

@@ -34,6 +34,7 @@ struct mt_ring {
     struct mt_ring *next_free;
     struct mt_deferred *deferred; /* MT_DEFERRED_MAX entries, mmap'd */
     volatile uint32_t ndeferred;
+    uint64_t floor_ts; /* the latest stamp of a queued handler event */
 };
 
 static uint64_t deferred_lost; /* handler events that found no room */
@@ -45,6 +46,10 @@ static struct mt_ring *free_rings; /* rings whose thread has ended */
 static int rings_lock;             /* spinlock over the two lists */
 static int socket_lock;            /* one request on the socket at a time */
 static uint32_t next_thread_index = 1;
+/* Threads that attached a ring in this process, and whether the stamps
+ * come from the fine clock (from the second such thread on). */
+static uint32_t recording_threads;
+static int fine_clock;
 static pthread_key_t exit_key;
 
 /* Descriptors are carved from mmap'd pages; a fork child simply forgets
@@ -179,6 +184,27 @@ void mt_note_stack_bounds(struct mt_thread *t)
     mt_maps_each(buf, sizeof buf, bounds_line, &b);
 }
 
+/* A second thread records: from now on every stamp comes from the fine
+ * clock, since a coarse stamp could be earlier than another thread's fine
+ * stamp of an event that happened before it. A ring that is STAMPING may
+ * have read fine_clock == 0 (the fences pair as in Dekker's algorithm):
+ * wait for it, so that its coarse stamp precedes ours. */
+static void use_fine_clock(void)
+{
+    __atomic_store_n(&fine_clock, 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    mt_spin_lock(&rings_lock);
+    for (struct mt_ring *r = all_rings; r; r = r->next_all)
+        for (unsigned spin = 0;
+             __atomic_load_n(&r->ctl->busy, __ATOMIC_ACQUIRE) == MT_BUSY_STAMPING; spin++) {
+            if (spin < 1000)
+                __builtin_ia32_pause();
+            else
+                sched_yield();
+        }
+    mt_spin_unlock(&rings_lock);
+}
+
 struct mt_ring *mt_ring_get(struct mt_thread *t)
 {
     if (MT_UNLIKELY(t->generation != mt_generation)) {
@@ -209,6 +235,9 @@ struct mt_ring *mt_ring_get(struct mt_thread *t)
     t->guard++;
     pthread_setspecific(exit_key, (void *)1);
     t->guard--;
+    if (__atomic_fetch_add(&recording_threads, 1, __ATOMIC_RELAXED) > 0 &&
+        !__atomic_load_n(&fine_clock, __ATOMIC_RELAXED))
+        use_fine_clock();
     uint32_t index = __atomic_fetch_add(&next_thread_index, 1, __ATOMIC_RELAXED);
     uint64_t ts = mt_ring_stamp(r);
     mt_ring_write_pair(r, MT_RING_THREAD_START, ts, index, (int32_t)gettid());
@@ -239,7 +268,14 @@ uint64_t mt_ring_stamp(struct mt_ring *r)
      * after reading its own clock knows our stamp is not earlier. */
     __atomic_store_n(&r->ctl->busy, MT_BUSY_STAMPING, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    uint64_t ts = mt_now_ns();
+    uint64_t ts;
+    if (MT_LIKELY(!__atomic_load_n(&fine_clock, __ATOMIC_RELAXED))) {
+        ts = mt_coarse_ns();
+        if (MT_UNLIKELY(ts < r->floor_ts)) /* after a handler's finer stamp */
+            ts = r->floor_ts;
+    } else {
+        ts = mt_now_ns();
+    }
     __atomic_store_n(&r->ctl->busy, ts, __ATOMIC_RELEASE);
     return ts;
 }
@@ -296,6 +332,8 @@ static void flush_deferred(struct mt_thread *t, struct mt_ring *r)
         }
         floor_ts = ts;
     }
+    if (floor_ts > r->floor_ts)
+        r->floor_ts = floor_ts;
     r->ndeferred = 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
@@ -389,6 +427,8 @@ void mt_rings_forget_all(void)
     rings_lock = 0;
     socket_lock = 0;
     next_thread_index = 1;
+    recording_threads = 0; /* the child's one thread */
+    fine_clock = 0;
 }
 
 void mt_emit_marker(struct mt_thread *t, uint32_t type, uint32_t a, int32_t b)

@@ -77,7 +77,7 @@ static struct timeline_slice *slice_at(struct timeline *t, uint64_t time_ns)
 
 static void add_heap(struct timeline *t, uint64_t time_ns, uint64_t bytes, uint64_t blocks)
 {
-    struct timeline_point p = {time_ns, bytes, blocks};
+    struct timeline_point p = {time_ns, bytes, blocks, t->heap_points++};
     struct timeline_slice *s = slice_at(t, time_ns);
     if (!s->has_heap) {
         s->heap_low = s->heap_high = s->heap_last = p;
@@ -95,7 +95,7 @@ static void add_heap(struct timeline *t, uint64_t time_ns, uint64_t bytes, uint6
  * of its own time, and "last" is the latest by time. */
 static void add_rss(struct timeline *t, uint64_t time_ns, uint64_t rss)
 {
-    struct timeline_point p = {time_ns, rss, 0};
+    struct timeline_point p = {time_ns, rss, 0, 0};
     struct timeline_slice *s = slice_at(t, time_ns);
     if (!s->has_rss) {
         s->rss_low = s->rss_high = s->rss_last = p;
@@ -224,20 +224,31 @@ void timeline_free(struct timeline *t)
 
 /* ---- rows ---------------------------------------------------------------- */
 
+/* Whether row a comes after row b: by time; at the same time heap points
+ * in the order they were reached, and before RSS samples. */
+static int row_after(const struct timeline_row *a, const struct timeline_row *b)
+{
+    if (a->time_ns != b->time_ns)
+        return a->time_ns > b->time_ns;
+    if (a->is_rss != b->is_rss)
+        return a->is_rss;
+    return !a->is_rss && a->seq > b->seq;
+}
+
 static void put_point(struct timeline_row *v, int *n, const struct timeline_point *p, int is_rss)
 {
     for (int k = 0; k < *n; k++) /* low, high and last are often the same point */
         if (v[k].is_rss == is_rss && v[k].time_ns == p->time_ns &&
-            (is_rss ? v[k].rss_bytes : v[k].heap_bytes) == p->bytes)
+            (is_rss ? v[k].rss_bytes : v[k].heap_bytes) == p->bytes &&
+            (is_rss || v[k].seq == p->seq))
             return;
-    struct timeline_row row = {.time_ns = p->time_ns, .is_rss = is_rss};
+    struct timeline_row row = {.time_ns = p->time_ns, .is_rss = is_rss, .seq = p->seq};
     if (is_rss)
         row.rss_bytes = p->bytes;
     else
         row.heap_bytes = p->bytes, row.heap_blocks = p->blocks;
-    int k = *n; /* insertion in time order; a heap point before an RSS one at the same time */
-    while (k > 0 && (v[k - 1].time_ns > row.time_ns ||
-                     (v[k - 1].time_ns == row.time_ns && v[k - 1].is_rss && !is_rss))) {
+    int k = *n; /* insertion in order */
+    while (k > 0 && row_after(&v[k - 1], &row)) {
         v[k] = v[k - 1];
         k--;
     }

@@ -25,6 +25,9 @@ struct timeline_point {
     uint64_t time_ns; /* since the process started */
     uint64_t bytes;   /* heap bytes, or RSS bytes */
     uint64_t blocks;  /* heap blocks (0 for RSS) */
+    uint64_t seq;     /* heap points: the event's index, which orders
+                         points of the same time (stamps of a
+                         one-thread process have a clock tick's grain) */
 };
 
 struct timeline_slice {
@@ -53,6 +56,7 @@ struct timeline {
     struct timeline_mark *marks; /* in time order; NULL if none */
     uint32_t nmarks;
     uint64_t marks_dropped;
+    uint64_t heap_points; /* heap points added so far */
 };
 
 /* Reads every record of r (opened by dump_open) into t, with at most
@@ -66,6 +70,7 @@ struct timeline_row {
     uint64_t time_ns, heap_bytes, heap_blocks, rss_bytes;
     int has_rss; /* 0 before the first RSS sample */
     int is_rss;  /* the row is an RSS sample (else a heap point) */
+    uint64_t seq; /* a heap point's timeline_point.seq */
 };
 
 /* The rows of t in time order (at most 6 per slice) into *rows (malloc'd).

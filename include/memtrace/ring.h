@@ -20,6 +20,12 @@
  *   STAMPING -> wait (a few nanoseconds) until it becomes a time
  *   ts       -> that ring's next event has time ts
  * so every record with time < min(c, busy times, ring heads) is final.
+ * now() is CLOCK_MONOTONIC_COARSE while the process has one recording
+ * thread, and CLOCK_MONOTONIC from the moment a second thread attaches a
+ * ring: coarse stamps may be earlier than c, which does not matter with one
+ * ring, and the thread that switches the process to the fine clock waits
+ * until no ring is STAMPING before it stamps anything (so every coarse
+ * stamp precedes every fine stamp of the other threads).
  */
 #ifndef MEMTRACE_RING_H
 #define MEMTRACE_RING_H
