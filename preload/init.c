@@ -435,7 +435,7 @@ void mt_init(void)
             mt_tls_compensation_init((uintptr_t)self.dli_fbase);
             mt_stacks_find_unwinder();
         }
-        mt_ring_setup_key();
+        mt_rings_setup();
         pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
         on_exit(on_exit_handler, NULL);
     }

@@ -18,7 +18,9 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/membarrier.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -50,6 +52,17 @@ static uint32_t next_thread_index = 1;
  * come from the fine clock (from the second such thread on). */
 static uint32_t recording_threads;
 static int fine_clock;
+/* membarrier(2) is registered: the thread that switches to the fine clock
+ * makes every other thread execute a barrier, so coarse stamps need only
+ * a compiler barrier between announcing and reading fine_clock. */
+static int remote_barrier;
+
+static void register_remote_barrier(void)
+{
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0);
+    remote_barrier = cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+                     syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) == 0;
+}
 static pthread_key_t exit_key;
 
 /* Descriptors are carved from mmap'd pages; a fork child simply forgets
@@ -154,7 +167,11 @@ static void thread_key_destructor(void *value)
     mt_unwind_forget(&mt_thread_state);
 }
 
-void mt_ring_setup_key(void) { pthread_key_create(&exit_key, thread_key_destructor); }
+void mt_rings_setup(void)
+{
+    pthread_key_create(&exit_key, thread_key_destructor);
+    register_remote_barrier();
+}
 
 struct bounds_search {
     uintptr_t sp;
@@ -193,6 +210,10 @@ static void use_fine_clock(void)
 {
     __atomic_store_n(&fine_clock, 1, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    /* It cannot fail once registered; if it did, a stamp being taken at
+     * this instant could be out of order, which is worth a line. */
+    if (remote_barrier && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) != 0)
+        mt_log("membarrier failed: threads' first events may be out of order");
     mt_spin_lock(&rings_lock);
     for (struct mt_ring *r = all_rings; r; r = r->next_all)
         for (unsigned spin = 0;
@@ -267,13 +288,18 @@ uint64_t mt_ring_stamp(struct mt_ring *r)
     /* Announce first, then read the clock: a consumer that saw busy == 0
      * after reading its own clock knows our stamp is not earlier. */
     __atomic_store_n(&r->ctl->busy, MT_BUSY_STAMPING, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (MT_LIKELY(remote_barrier))
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    else
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
     uint64_t ts;
     if (MT_LIKELY(!__atomic_load_n(&fine_clock, __ATOMIC_RELAXED))) {
         ts = mt_coarse_ns();
         if (MT_UNLIKELY(ts < r->floor_ts)) /* after a handler's finer stamp */
             ts = r->floor_ts;
     } else {
+        if (MT_LIKELY(remote_barrier)) /* the consumer's protocol needs it */
+            __atomic_thread_fence(__ATOMIC_SEQ_CST);
         ts = mt_now_ns();
     }
     __atomic_store_n(&r->ctl->busy, ts, __ATOMIC_RELEASE);
@@ -429,6 +455,7 @@ void mt_rings_forget_all(void)
     next_thread_index = 1;
     recording_threads = 0; /* the child's one thread */
     fine_clock = 0;
+    register_remote_barrier(); /* for the child's own memory map */
 }
 
 void mt_emit_marker(struct mt_thread *t, uint32_t type, uint32_t a, int32_t b)

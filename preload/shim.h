@@ -131,7 +131,7 @@ void mt_rings_forget_all(void) MT_HIDDEN; /* fork child: drop the parent's */
  * ring. The caller has raised the guard. */
 void mt_emit_marker(struct mt_thread *t, uint32_t type, uint32_t a, int32_t b) MT_HIDDEN;
 void mt_ring_thread_exit(struct mt_thread *t) MT_HIDDEN;
-void mt_ring_setup_key(void) MT_HIDDEN;
+void mt_rings_setup(void) MT_HIDDEN;
 void mt_note_stack_bounds(struct mt_thread *t) MT_HIDDEN;
 uint64_t mt_deferred_lost(void) MT_HIDDEN;
 /* Queues an event of a signal handler (see struct mt_deferred); one that
