@@ -89,6 +89,12 @@ struct walk_memory {
 
 #define INITIAL_SLOTS 1024
 
+/* The slot where the search for pc's rule starts (Fibonacci hashing). */
+static inline uint32_t slot_of(uint64_t pc, uint32_t mask)
+{
+    return (uint32_t)((pc * 0x9e3779b97f4a7c15ull) >> 32) & mask;
+}
+
 static struct mt_unwind_cache *cache_get(struct mt_thread *t)
 {
     struct mt_unwind_cache *c = t->unwind;
@@ -120,7 +126,7 @@ static void cache_grow(struct mt_unwind_cache *c)
     for (uint32_t i = 0; i <= c->mask; i++) {
         if (c->slots[i].kind == RULE_EMPTY)
             continue;
-        uint32_t j = (uint32_t)((c->slots[i].ip * 0x9e3779b97f4a7c15ull) >> 32) & mask;
+        uint32_t j = slot_of(c->slots[i].ip, mask);
         while (slots[j].kind != RULE_EMPTY)
             j = (j + 1) & mask;
         slots[j] = c->slots[i];
@@ -132,7 +138,7 @@ static void cache_grow(struct mt_unwind_cache *c)
 
 static inline const struct rule *lookup(struct mt_unwind_cache *c, uint64_t pc)
 {
-    uint32_t i = (uint32_t)((pc * 0x9e3779b97f4a7c15ull) >> 32) & c->mask;
+    uint32_t i = slot_of(pc, c->mask);
     for (;; i = (i + 1) & c->mask) {
         struct rule *s = &c->slots[i];
         if (MT_LIKELY(s->ip == pc && s->kind != RULE_EMPTY))
@@ -144,7 +150,7 @@ static inline const struct rule *lookup(struct mt_unwind_cache *c, uint64_t pc)
     mt_eh_frame_rule(pc, &fresh);
     if ((c->count + 1) * 4 > (c->mask + 1) * 3) {
         cache_grow(c);
-        i = (uint32_t)((pc * 0x9e3779b97f4a7c15ull) >> 32) & c->mask;
+        i = slot_of(pc, c->mask);
         while (c->slots[i].kind != RULE_EMPTY)
             i = (i + 1) & c->mask;
     }
@@ -173,7 +179,15 @@ void mt_unwind_forget(struct mt_thread *t)
 
 /* ---- the walk ------------------------------------------------------------ */
 
-static inline int on_stack(uint64_t a, uint64_t lo, uint64_t hi) { return a >= lo && a <= hi - 8; }
+/* Reads the stack word at address at into *v if all of it lies in the
+ * thread's stack [lo, hi): 0, or -1 (and *v untouched) if not. */
+static inline int read_stack_word(uint64_t at, uint64_t lo, uint64_t hi, uint64_t *v)
+{
+    if (at < lo || at > hi - 8)
+        return -1;
+    *v = *(const uint64_t *)at;
+    return 0;
+}
 
 static struct walk_memory *walk_memory(struct mt_unwind_cache *c)
 {
@@ -244,13 +258,11 @@ __attribute__((noinline)) int mt_unwind_fast(struct mt_thread *t, void **buf, in
         *s = (struct step){.ip = ip, .sp = sp, .bp = ~bp};
         const struct rule *rl = lookup(c, pc);
         if (rl->kind != RULE_OK) {
-            if (rl->kind != RULE_END) {
-                m->n = 0;
-                return -1;
-            }
+            if (rl->kind != RULE_END)
+                goto fail;
             break;
         }
-        uint64_t cfa;
+        uint64_t cfa, ra;
         s->uses_bp = rl->cfa_mode != CFA_RSP;
         if (rl->cfa_mode == CFA_RSP) {
             cfa = sp + (uint64_t)(int64_t)rl->cfa_off;
@@ -258,25 +270,23 @@ __attribute__((noinline)) int mt_unwind_fast(struct mt_thread *t, void **buf, in
             cfa = bp + (uint64_t)(int64_t)rl->cfa_off;
         } else {
             uint64_t at = bp + (uint64_t)(int64_t)rl->cfa_off;
-            if (!on_stack(at, lo, hi))
-                return m->n = 0, -1;
-            cfa = *(const uint64_t *)at;
+            if (read_stack_word(at, lo, hi, &cfa) != 0)
+                goto fail;
             s->deref = ~cfa;
             s->deref_at = at;
         }
         uint64_t ra_at = cfa + 8 * (int64_t)rl->ra_off8;
         /* the caller's frame lies above ours */
-        if (cfa <= sp || !on_stack(ra_at, lo, hi))
-            return m->n = 0, -1;
+        if (cfa <= sp || read_stack_word(ra_at, lo, hi, &ra) != 0)
+            goto fail;
         if (rl->rbp_off) {
             uint64_t at = cfa + (uint64_t)(int64_t)rl->rbp_off;
-            if (!on_stack(at, lo, hi))
-                return m->n = 0, -1;
-            bp = *(const uint64_t *)at;
+            if (read_stack_word(at, lo, hi, &bp) != 0)
+                goto fail;
             s->saved_bp = ~bp;
             s->bp_at = at;
         }
-        ip = s->ra = *(const uint64_t *)ra_at;
+        ip = s->ra = ra;
         s->ra_at = ra_at;
         sp = cfa;
         if (ip == 0)
@@ -290,4 +300,7 @@ __attribute__((noinline)) int mt_unwind_fast(struct mt_thread *t, void **buf, in
         m->n = (uint32_t)n;
     }
     return n < max ? n : max;
+fail: /* libunwind walks this stack; the last walk is no longer remembered */
+    m->n = 0;
+    return -1;
 }
