@@ -34,15 +34,24 @@ static void expect(int type, uint64_t a, uint64_t b, uint64_t c)
     want[nwant++] = (struct expected){type, a, b, c};
 }
 
+/* Creates a dump at path with the writer, as the consumer does, and writes
+ * its PROCESS record: process pid, /bin/prog run with argv, started at START. */
+static void start_dump(struct dump_writer *w, const char *path, uint64_t pid, int argc,
+                       char **argv)
+{
+    CHECK(dump_writer_create(w, path, START) == 0);
+    struct dump_process_info info = {.pid = pid, .ppid = 1, .start_ns = START,
+                                     .start_realtime_ns = 5, .unwind = MT_UNWIND_DWARF,
+                                     .max_depth = 64, .exe = "/bin/prog", .argc = argc,
+                                     .argv = argv};
+    dump_write_process(w, &info);
+}
+
 static void write_sample(const char *path)
 {
     struct dump_writer w;
-    CHECK(dump_writer_create(&w, path, START) == 0);
     char *argv[] = {"./prog", "arg one", "a\"quote"};
-    struct dump_process_info info = {.pid = 42, .ppid = 1, .start_ns = START,
-                                     .start_realtime_ns = 5, .unwind = MT_UNWIND_DWARF,
-                                     .max_depth = 64, .exe = "/bin/prog", .argc = 3, .argv = argv};
-    dump_write_process(&w, &info);
+    start_dump(&w, path, 42, 3, argv);
     uint64_t segs[] = {0x1000, 0x2000, 1, 0x4000, 0x100, 0};
     dump_write_module_load(&w, START + 10, 1, 0x555500000000ull, "/bin/prog", 9, "\x01\x02\x03", 3,
                            2, segs);
@@ -194,11 +203,8 @@ static void events_round_trip(const char *dir)
     char path[256];
     snprintf(path, sizeof path, "%s/events.mtr", dir);
     struct dump_writer w;
-    CHECK(dump_writer_create(&w, path, START) == 0);
     char *argv[] = {"./prog"};
-    struct dump_process_info info = {.pid = 7, .start_ns = START, .unwind = MT_UNWIND_DWARF,
-                                     .max_depth = 64, .exe = "/bin/prog", .argc = 1, .argv = argv};
-    dump_write_process(&w, &info);
+    start_dump(&w, path, 7, 1, argv);
     for (int i = 0; i < NEVENTS; i++) {
         if (i == NEVENTS / 2)
             dump_write_rss(&w, e[i - 1].time, 4096); /* ends one EVENTS record early */
@@ -237,11 +243,13 @@ static void events_round_trip(const char *dir)
     unlink(path);
 }
 
-/* A version 1 dump, as memtrace wrote them before EVENTS records: one
- * ALLOC or FREE record per event. */
-static void version_1_reads(const char *dir)
+/* ---- dumps made by hand ----------------------------------------------- */
+
+/* Encodes a PROCESS record (pid 9, program "prog", no arguments) at p, field
+ * by field as the format lists them; returns its length. */
+static size_t raw_process(unsigned char *p)
 {
-    unsigned char raw[512], *p = raw;
+    unsigned char *start = p;
     *p++ = MT_REC_PROCESS;
     uint64_t process[] = {9, 1, START, 5, 0, MT_UNWIND_DWARF, 64};
     for (int i = 0; i < 7; i++)
@@ -249,6 +257,32 @@ static void version_1_reads(const char *dir)
     p += mt_varint_put(p, 4);
     memcpy(p, "prog", 4), p += 4;
     p += mt_varint_put(p, 0); /* argc */
+    return (size_t)(p - start);
+}
+
+/* Writes a dump file at path: a header of the given version, then the n
+ * bytes of records at raw, compressed without a checksum so that only the
+ * decoder judges them. */
+static void write_file(const char *path, uint32_t version, const unsigned char *raw, size_t n)
+{
+    static unsigned char file[8192];
+    struct mt_file_header h = {.version = version};
+    memcpy(h.magic, MT_MAGIC, 8);
+    memcpy(file, &h, sizeof h);
+    size_t z = ZSTD_compress(file + sizeof h, sizeof file - sizeof h, raw, n, 1);
+    CHECK(!ZSTD_isError(z));
+    unlink(path);
+    FILE *f = fopen(path, "wb");
+    fwrite(file, 1, sizeof h + z, f);
+    fclose(f);
+}
+
+/* A version 1 dump, as memtrace wrote them before EVENTS records: one
+ * ALLOC or FREE record per event. */
+static void version_1_reads(const char *dir)
+{
+    unsigned char raw[512], *p = raw;
+    p += raw_process(p);
     *p++ = MT_REC_ALLOC; /* dt, thread, function, address, size, stack */
     uint64_t alloc[] = {mt_zigzag(100), 1, MT_FN_MALLOC, 0x5555000010ull, 48, 0};
     for (int i = 0; i < 6; i++)
@@ -259,17 +293,9 @@ static void version_1_reads(const char *dir)
         p += mt_varint_put(p, free_[i]);
     *p++ = MT_REC_END;
     p += mt_varint_put(p, 0);
-    unsigned char file[1024];
-    struct mt_file_header h = {.version = 1};
-    memcpy(h.magic, MT_MAGIC, 8);
-    memcpy(file, &h, sizeof h);
-    size_t z = ZSTD_compress(file + sizeof h, sizeof file - sizeof h, raw, (size_t)(p - raw), 1);
-    CHECK(!ZSTD_isError(z));
     char path[256];
     snprintf(path, sizeof path, "%s/v1.mtr", dir);
-    FILE *f = fopen(path, "wb");
-    fwrite(file, 1, sizeof h + z, f);
-    fclose(f);
+    write_file(path, 1, raw, (size_t)(p - raw));
     struct dump_reader r;
     struct dump_record rec;
     CHECK(dump_open(&r, path) == 0);
@@ -280,43 +306,25 @@ static void version_1_reads(const char *dir)
     CHECK(dump_next(&r, &rec) == 0 && !r.truncated);
     dump_close(&r);
     /* and a version this memtrace does not know is refused by name */
-    ((struct mt_file_header *)file)->version = MT_FORMAT_VERSION + 1;
-    unlink(path);
-    f = fopen(path, "wb");
-    fwrite(file, 1, sizeof h + z, f);
-    fclose(f);
+    write_file(path, MT_FORMAT_VERSION + 1, raw, (size_t)(p - raw));
     CHECK(dump_open(&r, path) != 0 && strstr(r.error, "version") && strstr(r.error, "byte 8"));
     dump_close(&r);
     unlink(path);
 }
 
-/* A dump of a PROCESS record, the given records and an END, compressed
- * without a checksum so that only the decoder judges them. */
+/* A dump of this version: a PROCESS record, the given records and (if end)
+ * an END. */
 static void write_raw(const char *path, const unsigned char *records, size_t n, int end)
 {
-    static unsigned char raw[4096], file[8192];
+    static unsigned char raw[4096];
     unsigned char *p = raw;
-    *p++ = MT_REC_PROCESS;
-    uint64_t process[] = {9, 1, START, 5, 0, MT_UNWIND_DWARF, 64};
-    for (int i = 0; i < 7; i++)
-        p += mt_varint_put(p, process[i]);
-    p += mt_varint_put(p, 4);
-    memcpy(p, "prog", 4), p += 4;
-    p += mt_varint_put(p, 0); /* argc */
+    p += raw_process(p);
     memcpy(p, records, n), p += n;
     if (end) {
         *p++ = MT_REC_END;
         p += mt_varint_put(p, 0);
     }
-    struct mt_file_header h = {.version = MT_FORMAT_VERSION};
-    memcpy(h.magic, MT_MAGIC, 8);
-    memcpy(file, &h, sizeof h);
-    size_t z = ZSTD_compress(file + sizeof h, sizeof file - sizeof h, raw, (size_t)(p - raw), 1);
-    CHECK(!ZSTD_isError(z));
-    unlink(path);
-    FILE *f = fopen(path, "wb");
-    fwrite(file, 1, sizeof h + z, f);
-    fclose(f);
+    write_file(path, MT_FORMAT_VERSION, raw, (size_t)(p - raw));
 }
 
 /* Builds an EVENTS record from its columns (NULL-terminated strings of
@@ -508,11 +516,8 @@ int main(void)
     /* an ALLOCATOR record naming a function outside the custom range */
     unlink(cut);
     struct dump_writer w3;
-    CHECK(dump_writer_create(&w3, cut, START) == 0);
     char *argv1[] = {"./prog"};
-    struct dump_process_info info = {.pid = 1, .start_ns = START, .unwind = MT_UNWIND_DWARF,
-                                     .max_depth = 64, .exe = "/bin/prog", .argc = 1, .argv = argv1};
-    dump_write_process(&w3, &info);
+    start_dump(&w3, cut, 1, 1, argv1);
     dump_write_allocator(&w3, MT_FN_MALLOC, "malloc", 6);
     dump_write_end(&w3, START + 1);
     CHECK(dump_writer_close(&w3) == 0);
