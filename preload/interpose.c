@@ -57,10 +57,12 @@ void mt_emit_alloc(struct mt_thread *t, void *p, size_t size, uint32_t function)
     if (!r)
         return;
     uint64_t ips[MT_MAX_STACK_ENTRIES];
-    int depth = mt_stack_capture(t, ips, (int)mt_config.max_depth);
+    uint64_t hash;
+    int depth = mt_stack_capture(t, ips, (int)mt_config.max_depth, &hash);
     uint64_t ts = mt_ring_stamp(r);
-    depth += mt_python_capture(t, r, ips + depth, (int)mt_config.max_depth, &ts);
-    uint32_t id = mt_stack_intern(t, r, ips, depth, &ts);
+    int python = mt_python_capture(t, r, ips + depth, (int)mt_config.max_depth, &ts);
+    /* Python frames go outside the native ones: the hash is no longer it */
+    uint32_t id = mt_stack_intern(t, r, ips, depth + python, python ? 0 : hash, &ts);
     struct mt_ring_alloc *rec = mt_ring_reserve(r, sizeof *rec);
     if (rec) {
         *rec = (struct mt_ring_alloc){{MT_RING_ALLOC, sizeof *rec, ts}, (uint64_t)p, size, id, function};

@@ -341,7 +341,7 @@ static void flush_deferred(struct mt_thread *t, struct mt_ring *r)
         uint64_t ts = d->ts > floor_ts ? d->ts : floor_ts;
         if (d->type == MT_RING_ALLOC) {
             uint64_t stamp = ts;
-            uint32_t id = mt_stack_intern(t, r, d->ips, (int)d->depth, &stamp);
+            uint32_t id = mt_stack_intern(t, r, d->ips, (int)d->depth, 0, &stamp);
             ts = stamp > ts ? stamp : ts;
             struct mt_ring_alloc *rec = mt_ring_reserve(r, sizeof *rec);
             if (rec) {

@@ -177,8 +177,10 @@ int mt_hook_from_signal(struct mt_thread *t) MT_HIDDEN;
 
 /* ---- stacks.c ---- */
 /* Captures the caller's stack (frames of libmemtrace skipped) into ips;
- * returns the depth. Must be called before mt_ring_stamp. */
-int mt_stack_capture(struct mt_thread *t, uint64_t *ips, int max) MT_HIDDEN;
+ * returns the depth. Must be called before mt_ring_stamp. *hash is the
+ * stack's mt_stack_hash when the walk could give it for less than hashing
+ * the frames again, else 0. */
+int mt_stack_capture(struct mt_thread *t, uint64_t *ips, int max, uint64_t *hash) MT_HIDDEN;
 /* Frame pointers only, within the thread's stack: safe in a signal handler. */
 int mt_stack_capture_fp(struct mt_thread *t, uint64_t *ips, int max) MT_HIDDEN;
 /* 1 if code address lies in libunwind: while unwinding, a malloc it makes is
@@ -186,10 +188,26 @@ int mt_stack_capture_fp(struct mt_thread *t, uint64_t *ips, int max) MT_HIDDEN;
 int mt_is_unwinder(const void *address) MT_HIDDEN;
 void mt_stacks_find_unwinder(void) MT_HIDDEN;
 /* Returns the id of the stack, writing STACK (and module) records into the
- * ring first if this thread has not sent it yet. May re-stamp: *ts is
- * updated to the time later records must carry. */
+ * ring first if this thread has not sent it yet. hash is its mt_stack_hash,
+ * or 0 to have it computed. May re-stamp: *ts is updated to the time later
+ * records must carry. */
 uint32_t mt_stack_intern(struct mt_thread *t, struct mt_ring *r, const uint64_t *ips, int depth,
-                         uint64_t *ts) MT_HIDDEN;
+                         uint64_t hash, uint64_t *ts) MT_HIDDEN;
+
+/* A stack's hash folds its frames from the outermost in, so that a walk
+ * that takes its outer frames from the last walk (unwind.c) only extends
+ * their fold: h = seed; for each frame, outermost first, h = fold(h, ip);
+ * then final(h, depth). Never 0. */
+#define MT_STACK_HASH_SEED 0x9e3779b97f4a7c15ull
+static inline uint64_t mt_stack_fold(uint64_t h, uint64_t ip)
+{
+    return (((h << 5) | (h >> 59)) ^ ip) * 0x517cc1b727220a95ull;
+}
+static inline uint64_t mt_stack_hash_final(uint64_t h, int depth)
+{
+    h = (h ^ (uint64_t)depth) * 0xff51afd7ed558ccdull;
+    return (h ^ (h >> 32)) | 1;
+}
 void mt_stacks_forget_all(struct mt_thread *t) MT_HIDDEN;
 void mt_stacks_set_own_range(uintptr_t lo, uintptr_t hi) MT_HIDDEN;
 /* Zeroed private read-write pages; NULL when mmap fails. */
@@ -202,6 +220,10 @@ int mt_is_own(uintptr_t address) MT_HIDDEN;
  * (return addresses, innermost first, our own frames included); -1 when a
  * frame needs libunwind. */
 int mt_unwind_fast(struct mt_thread *t, void **buf, int max) MT_HIDDEN;
+/* After a walk that returned n frames: the fold (mt_stack_fold) of its
+ * frames from the outermost down to the one skip frames from the innermost,
+ * or 0 if the walk had more than n frames or was not remembered. */
+uint64_t mt_unwind_chain(struct mt_thread *t, int n, int skip) MT_HIDDEN;
 /* Code was loaded or unloaded: cached rules are dropped at the next walk. */
 void mt_unwind_code_changed(void) MT_HIDDEN;
 void mt_unwind_forget(struct mt_thread *t) MT_HIDDEN;

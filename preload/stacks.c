@@ -96,6 +96,8 @@ static int capture_fp(struct mt_thread *t, void **buf, int max)
 }
 
 static int keep_callers(void *const *buf, int n, uint64_t *ips, int max);
+static int own_frames(void *const *buf, int n);
+static uint64_t hash_ips(const uint64_t *ips, int depth);
 
 static int libunwind_backtrace(struct mt_thread *t, void **buf, int want)
 {
@@ -124,6 +126,12 @@ static int verify_walk(struct mt_thread *t, void *const *fast, int n, uint64_t *
     }
     uint64_t mine[MT_MAX_DEPTH_LIMIT + 32];
     int k = keep_callers(fast, n, mine, max);
+    int skip = own_frames(fast, n);
+    uint64_t chain = n - skip <= max ? mt_unwind_chain(t, n, skip) : 0;
+    if (chain && mt_stack_hash_final(chain, k) != hash_ips(mine, k) &&
+        __atomic_fetch_add(&verify_differ, 1, __ATOMIC_RELAXED) < 10)
+        mt_log("unwind verify: pid %d: the walk's stack hash differs from its frames' hash",
+               (int)getpid());
     int at = 0;
     while (at < k && at < depth && mine[at] == ips[at])
         at++;
@@ -146,11 +154,12 @@ void mt_unwind_verify_report(void)
                (unsigned long long)mt_unwind_stat_frames);
 }
 
-int mt_stack_capture(struct mt_thread *t, uint64_t *ips, int max)
+int mt_stack_capture(struct mt_thread *t, uint64_t *ips, int max, uint64_t *hash)
 {
     void *buf[MT_MAX_DEPTH_LIMIT + 32];
     int want = max + 32;
     int n;
+    *hash = 0;
     if (mt_config.unwind == MT_UNWIND_FP) {
         if (!t->stack_hi)
             mt_note_stack_bounds(t);
@@ -161,9 +170,23 @@ int mt_stack_capture(struct mt_thread *t, uint64_t *ips, int max)
         if (MT_UNLIKELY(mt_unwind_verify))
             return verify_walk(t, buf, n, ips, max);
         if (n < 0)
-            n = libunwind_backtrace(t, buf, want);
+            return keep_callers(buf, libunwind_backtrace(t, buf, want), ips, max);
+        /* the whole walk kept: its fold goes on from the reused frames' */
+        int skip = own_frames(buf, n);
+        if (n - skip <= max) {
+            uint64_t chain = mt_unwind_chain(t, n, skip);
+            *hash = chain ? mt_stack_hash_final(chain, n - skip) : 0;
+        }
     }
     return keep_callers(buf, n, ips, max);
+}
+
+static int own_frames(void *const *buf, int n)
+{
+    int skip = 0;
+    while (skip < n && is_own((uint64_t)buf[skip]))
+        skip++;
+    return skip;
 }
 
 int mt_stack_capture_fp(struct mt_thread *t, uint64_t *ips, int max)
@@ -180,9 +203,7 @@ int mt_stack_capture_fp(struct mt_thread *t, uint64_t *ips, int max)
 /* Drops the frames of libmemtrace itself, keeps at most max of the rest. */
 static int keep_callers(void *const *buf, int n, uint64_t *ips, int max)
 {
-    int skip = 0;
-    while (skip < n && is_own((uint64_t)buf[skip]))
-        skip++;
+    int skip = own_frames(buf, n);
     int depth = n - skip;
     if (depth > max)
         depth = max;
@@ -191,27 +212,13 @@ static int keep_callers(void *const *buf, int n, uint64_t *ips, int max)
     return depth;
 }
 
-/* Four independent lanes, so the multiplies of neighbouring addresses
- * overlap instead of waiting for each other (stacks with Python frames run
- * to a hundred entries and more). */
+/* mt_stack_hash of a stack (innermost first). */
 static uint64_t hash_ips(const uint64_t *ips, int depth)
 {
-    uint64_t h[4] = {0x9e3779b97f4a7c15ull ^ (uint64_t)depth, 0xc2b2ae3d27d4eb4full,
-                     0x165667b19e3779f9ull, 0x27d4eb2f165667c5ull};
-    int i = 0;
-    for (; i + 4 <= depth; i += 4)
-        for (int k = 0; k < 4; k++) {
-            h[k] = (h[k] ^ ips[i + k]) * 0xff51afd7ed558ccdull;
-            h[k] ^= h[k] >> 32;
-        }
-    for (; i < depth; i++) {
-        h[0] = (h[0] ^ ips[i]) * 0xff51afd7ed558ccdull;
-        h[0] ^= h[0] >> 32;
-    }
-    uint64_t x = h[0] ^ (h[1] * 0x9e3779b97f4a7c15ull) ^ (h[2] * 0xc2b2ae3d27d4eb4full) ^
-                 (h[3] * 0x165667b19e3779f9ull);
-    x ^= x >> 29;
-    return x | 1; /* 0 marks an empty slot */
+    uint64_t h = MT_STACK_HASH_SEED;
+    for (int i = depth - 1; i >= 0; i--)
+        h = mt_stack_fold(h, ips[i]);
+    return mt_stack_hash_final(h, depth);
 }
 
 void *mt_map(size_t size)
@@ -309,14 +316,14 @@ static int write_stack(struct mt_ring *r, uint64_t ts, uint32_t id, const uint64
 }
 
 uint32_t mt_stack_intern(struct mt_thread *t, struct mt_ring *r, const uint64_t *ips, int depth,
-                         uint64_t *ts)
+                         uint64_t hash, uint64_t *ts)
 {
     if (depth <= 0)
         return 0;
     struct mt_stack_table *tb = t->stacks;
     if (!tb && !(tb = t->stacks = table_create()))
         return 0;
-    uint64_t h = hash_ips(ips, depth);
+    uint64_t h = hash ? hash : hash_ips(ips, depth);
     uint32_t i = (uint32_t)h & tb->mask;
     for (;; i = (i + 1) & tb->mask) {
         struct stack_slot *s = &tb->slots[i];

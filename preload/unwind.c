@@ -50,6 +50,8 @@ struct step {
     /* bp, saved_bp and deref are kept complemented (~value): rbp may hold a
      * heap pointer, and the leak scan must not find it in our memory */
     uint64_t deref_at, deref; /* deref_at 0: CFA not read from the stack */
+    uint64_t chain;           /* mt_stack_fold of the frames from the
+                                 outermost to this one (in last[] only) */
     uint8_t uses_bp;          /* the CFA rule reads rbp */
     uint8_t bp_matters;       /* the walk from here on depends on bp */
 };
@@ -57,15 +59,17 @@ struct step {
 /* Copies the new walk's frames (innermost first) into last[at..] (outermost
  * first) above the frame last[at - 1]; rbp at a frame's entry matters if its
  * rule reads it, or if it passes it on unsaved to a caller for which it
- * matters. */
+ * matters. Extends the stack hash's fold over them. */
 static void remember(struct step *last, int at, const struct step *fresh, int n)
 {
     int outer = at > 0 ? last[at - 1].bp_matters : 0;
+    uint64_t chain = at > 0 ? last[at - 1].chain : MT_STACK_HASH_SEED;
     for (int k = n - 1; k >= 0; k--) {
         struct step *d = &last[at + n - 1 - k];
         *d = fresh[k];
         d->bp_matters = (uint8_t)(d->uses_bp || (!d->bp_at && outer));
         outer = d->bp_matters;
+        d->chain = chain = mt_stack_fold(chain, d->ip);
     }
 }
 
@@ -197,6 +201,14 @@ static struct walk_memory *walk_memory(struct mt_unwind_cache *c)
 }
 
 uint64_t mt_unwind_stat_reused, mt_unwind_stat_frames;
+
+uint64_t mt_unwind_chain(struct mt_thread *t, int n, int skip)
+{
+    const struct walk_memory *m = t->unwind ? t->unwind->memory : NULL;
+    if (!m || (int)m->n != n || skip < 0 || skip >= n)
+        return 0;
+    return m->last[n - 1 - skip].chain;
+}
 
 __attribute__((noinline)) int mt_unwind_fast(struct mt_thread *t, void **buf, int max)
 {
