@@ -9,9 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "temporary.h"
 #include "util.h"
 
 #define MAX_FRAMES_PER_ADDRESS 32
+
+/* Says so in r->error; returns -1. */
+static int oom(struct dump_reader *r)
+{
+    snprintf(r->error, sizeof r->error, "out of memory while reading the dump");
+    return -1;
+}
 
 /* ---- frames: each distinct frame once ------------------------------------ */
 
@@ -317,9 +325,9 @@ static void on_mark(struct analysis *a, const struct analysis_options *o,
     }
 }
 
-/* Whether an ALLOC record is one the options keep. */
-static int wanted(const struct analysis *a, const struct analysis_options *o,
-                  const struct dump_record *rec, int window)
+/* Whether an allocation by function is one the options keep. */
+static int wanted(const struct analysis *a, const struct analysis_options *o, uint64_t function,
+                  int window)
 {
     if (!o)
         return 1;
@@ -327,189 +335,230 @@ static int wanted(const struct analysis *a, const struct analysis_options *o,
         return 0;
     if (o->nallocators == 0)
         return 1;
-    const char *name = analysis_allocator_name(a, (uint32_t)rec->function);
+    const char *name = analysis_allocator_name(a, (uint32_t)function);
     for (int i = 0; name && i < o->nallocators; i++)
         if (fnmatch(o->allocators[i], name, 0) == 0)
             return 1;
     return 0;
 }
 
-/* "Temporary": freed by its thread before that thread allocated again. */
-struct thread_last {
-    uint64_t address;
-    int candidate;
+/* ---- the pass ------------------------------------------------------------- */
+
+/* What the pass keeps besides the analysis: the live blocks, and which
+ * frees are of temporaries. */
+struct replay {
+    const struct analysis_options *o;
+    struct analysis *a;
+    struct heap_table live;
+    struct temporary_tracker temporary;
+    uint64_t start, last_time;
+    int window; /* --between: 0 before its first mark, 1 between, 2 after */
 };
 
-static struct thread_last *thread_slot(struct thread_last **v, uint32_t *cap, uint64_t thread)
+/* An ALLOC event. 0, or -1 when out of memory. */
+static int on_alloc(struct replay *p, const struct dump_event *e)
 {
-    /* a thread index beyond this comes only from a corrupt dump: it is not
-     * worth the memory (16 bytes per index) */
-    if (thread >= 1u << 20 || array_grow((void **)v, cap, sizeof **v, thread + 1) != 0)
-        return NULL;
-    return &(*v)[thread];
+    struct analysis *a = p->a;
+    if (!wanted(a, p->o, e->function, p->window))
+        return 0;
+    struct heap_block b = {e->address, e->size, (uint32_t)e->stack, MT_KIND_UNKNOWN}, old;
+    int replaced = heap_table_insert(&p->live, &b, &old);
+    if (replaced < 0)
+        return -1;
+    if (replaced)
+        block_gone(a, &old);
+    struct heap_totals *t = &a->summary.totals;
+    t->allocations++;
+    t->bytes_allocated += e->size;
+    struct site *s = site_of_stack(a, e->stack);
+    if (s) {
+        if (!s->allocations)
+            s->alloc_function = (uint32_t)e->function;
+        s->allocations++;
+        s->bytes_allocated += e->size;
+    }
+    block_born(a, &b, e->time - p->start);
+    return temporary_on_alloc(&p->temporary, e->thread, e->address, replaced);
+}
+
+static void on_free(struct replay *p, const struct dump_event *e)
+{
+    struct analysis *a = p->a;
+    struct heap_block b;
+    int live = heap_table_remove(&p->live, e->address, &b);
+    if (live) {
+        a->summary.totals.frees++;
+        block_gone(a, &b);
+    }
+    if (temporary_on_free(&p->temporary, e->thread, e->address, live)) {
+        a->summary.temporary_allocations++;
+        struct site *s = site_of_stack(a, b.stack);
+        if (s) {
+            s->temporary++;
+            s->temporary_bytes += b.size;
+        }
+    }
+}
+
+/* How many events ahead of the one replayed the live table's slot is
+ * fetched: each lookup is a cache miss, and this many overlap. */
+#define PREFETCH_AHEAD 12
+#define EVENT_BATCH 256
+
+/* Replays the rest of the EVENTS record whose first event dump_next gave.
+ * 0, or -1 (corrupt or out of memory, r->error says which). */
+static int replay_events(struct dump_reader *r, struct replay *p)
+{
+    struct dump_event events[EVENT_BATCH];
+    int n;
+    while ((n = dump_next_events(r, events, EVENT_BATCH)) > 0) {
+        for (int i = 0; i < n && i < PREFETCH_AHEAD; i++)
+            heap_table_prefetch(&p->live, events[i].address);
+        for (int i = 0; i < n; i++) {
+            const struct dump_event *e = &events[i];
+            if (i + PREFETCH_AHEAD < n)
+                heap_table_prefetch(&p->live, events[i + PREFETCH_AHEAD].address);
+            if (e->is_free)
+                on_free(p, e);
+            else if (on_alloc(p, e) != 0)
+                return oom(r);
+            if (e->time > p->last_time)
+                p->last_time = e->time;
+        }
+    }
+    return n;
+}
+
+/* One record other than an ALLOC or FREE event. 0, or -1 when out of
+ * memory. */
+static int on_record(struct replay *p, const struct dump_record *rec)
+{
+    struct analysis *a = p->a;
+    const struct analysis_options *o = p->o;
+    struct summary *sum = &a->summary;
+    struct heap_totals *t = &sum->totals;
+    struct heap_block b, old;
+    int replaced;
+    switch (rec->type) {
+    case MT_REC_MODULE_LOAD:
+        if (a->symbolizer)
+            symbolizer_module_load(a->symbolizer, rec->id, rec->path, rec->path_len,
+                                   rec->build_id, rec->build_id_len, rec->load_bias,
+                                   rec->nsegments, rec->segments);
+        return 0;
+    case MT_REC_MODULE_UNLOAD:
+        if (a->symbolizer)
+            symbolizer_module_unload(a->symbolizer, rec->id);
+        return 0;
+    case MT_REC_STACK:
+        return a->symbolizer ? on_stack(a, rec, o) : 0;
+    case MT_REC_PYFRAME:
+        return a->symbolizer ? python_frames_add(&a->python, a->symbolizer, rec->id,
+                                                 rec->function_name, rec->function_name_len,
+                                                 rec->path, rec->path_len, rec->line)
+                             : 0;
+    case MT_REC_ALLOCATOR:
+        return on_allocator(a, rec);
+    case MT_REC_MARK:
+        on_mark(a, o, rec, &p->window, p->start);
+        return 0;
+    case MT_REC_INHERIT: /* a fork child's inherited blocks: no allocator, no time */
+        if (o && (o->mark_from || o->nallocators))
+            return 0;
+        b = (struct heap_block){rec->address, rec->size, (uint32_t)rec->stack, MT_KIND_UNKNOWN};
+        replaced = heap_table_insert(&p->live, &b, &old);
+        if (replaced == 0)
+            block_born(a, &b, 0);
+        return replaced >= 0 ? temporary_on_inherit(&p->temporary, rec->address) : 0;
+    case MT_REC_INHERIT_TOTALS:
+        t->allocations = rec->allocations;
+        t->frees = rec->frees;
+        t->bytes_allocated = rec->bytes_allocated;
+        return 0;
+    case MT_REC_SCAN:
+        sum->scanned = 1;
+        return 0;
+    case MT_REC_LEAK_KIND:
+        if (rec->exit_how < MT_KIND_COUNT)
+            heap_table_set_kind(&p->live, rec->address, (unsigned)rec->exit_how);
+        return 0;
+    case MT_REC_EXIT:
+        sum->exit_how = rec->exit_how;
+        sum->exit_value = rec->exit_value;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* What was never freed, by kind and by site. */
+static void count_leaks(struct replay *p)
+{
+    struct analysis *a = p->a;
+    struct summary *sum = &a->summary;
+    struct heap_block lb;
+    for (size_t cursor = 0; heap_table_next(&p->live, &cursor, &lb);) {
+        sum->kind_bytes[lb.kind] += lb.size;
+        sum->kind_blocks[lb.kind]++;
+        struct site *ls = site_of_stack(a, lb.stack);
+        if (ls) {
+            ls->leaked_bytes += lb.size;
+            ls->leaked_blocks++;
+            ls->kind_bytes[lb.kind] += lb.size;
+            ls->kind_blocks[lb.kind]++;
+        }
+    }
 }
 
 int analysis_run(struct dump_reader *r, const struct analysis_options *o, struct analysis *a)
 {
     memset(a, 0, sizeof *a);
-    struct heap_table live;
-    if (heap_table_init(&live) != 0)
-        goto oom;
-    if (o) {
-        a->symbolizer = symbolizer_new(&o->symbols);
-        if (!a->symbolizer)
-            goto oom;
+    struct replay p = {.o = o, .a = a, .start = r->process.start_ns};
+    p.last_time = p.start;
+    if (heap_table_init(&p.live) != 0 || (o && !(a->symbolizer = symbolizer_new(&o->symbols)))) {
+        heap_table_free(&p.live);
+        analysis_free(a);
+        return oom(r);
     }
-    struct thread_last *threads = NULL;
-    uint32_t threads_cap = 0;
-    struct summary *sum = &a->summary;
-    struct heap_totals *t = &sum->totals;
-    uint64_t start = r->process.start_ns, last_time = start;
-    int window = 0;
     struct dump_record rec;
     int got;
     while ((got = dump_next(r, &rec)) == 1) {
-        struct heap_block b, old;
-        struct thread_last *th;
-        struct site *s;
-        switch (rec.type) {
-        case MT_REC_MODULE_LOAD:
-            if (a->symbolizer)
-                symbolizer_module_load(a->symbolizer, rec.id, rec.path, rec.path_len, rec.build_id,
-                                       rec.build_id_len, rec.load_bias, rec.nsegments,
-                                       rec.segments);
-            break;
-        case MT_REC_MODULE_UNLOAD:
-            if (a->symbolizer)
-                symbolizer_module_unload(a->symbolizer, rec.id);
-            break;
-        case MT_REC_STACK:
-            if (a->symbolizer && on_stack(a, &rec, o) != 0)
-                goto oom_reading;
-            break;
-        case MT_REC_PYFRAME:
-            if (a->symbolizer &&
-                python_frames_add(&a->python, a->symbolizer, rec.id, rec.function_name,
-                                  rec.function_name_len, rec.path, rec.path_len, rec.line) != 0)
-                goto oom_reading;
-            break;
-        case MT_REC_ALLOCATOR:
-            if (on_allocator(a, &rec) != 0)
-                goto oom_reading;
-            break;
-        case MT_REC_MARK:
-            on_mark(a, o, &rec, &window, start);
-            break;
-        case MT_REC_ALLOC:
-            if (!wanted(a, o, &rec, window))
-                break;
-            b = (struct heap_block){rec.address, rec.size, (uint32_t)rec.stack, (uint32_t)rec.thread,
-                                    MT_KIND_UNKNOWN};
-            int replaced = heap_table_insert(&live, &b, &old);
-            if (replaced < 0)
-                goto oom_reading;
-            if (replaced)
-                block_gone(a, &old);
-            t->allocations++;
-            t->bytes_allocated += rec.size;
-            if ((s = site_of_stack(a, rec.stack))) {
-                if (!s->allocations)
-                    s->alloc_function = (uint32_t)rec.function;
-                s->allocations++;
-                s->bytes_allocated += rec.size;
-            }
-            block_born(a, &b, rec.time - start);
-            if ((th = thread_slot(&threads, &threads_cap, rec.thread)))
-                *th = (struct thread_last){rec.address, 1};
-            break;
-        case MT_REC_FREE:
-            th = thread_slot(&threads, &threads_cap, rec.thread);
-            if (heap_table_remove(&live, rec.address, &b)) {
-                t->frees++;
-                block_gone(a, &b);
-                if (th && th->candidate && th->address == rec.address && b.thread == rec.thread) {
-                    sum->temporary_allocations++;
-                    if ((s = site_of_stack(a, b.stack))) {
-                        s->temporary++;
-                        s->temporary_bytes += b.size;
-                    }
-                }
-            }
-            if (th && th->address == rec.address)
-                th->candidate = 0;
-            break;
-        case MT_REC_INHERIT: /* a fork child's inherited blocks: no allocator, no time */
-            if (o && (o->mark_from || o->nallocators))
-                break;
-            b = (struct heap_block){rec.address, rec.size, (uint32_t)rec.stack, 0, MT_KIND_UNKNOWN};
-            if (heap_table_insert(&live, &b, &old) == 0)
-                block_born(a, &b, 0);
-            break;
-        case MT_REC_INHERIT_TOTALS:
-            t->allocations = rec.allocations;
-            t->frees = rec.frees;
-            t->bytes_allocated = rec.bytes_allocated;
-            break;
-        case MT_REC_SCAN:
-            sum->scanned = 1;
-            break;
-        case MT_REC_LEAK_KIND: {
-            struct heap_block *found = heap_table_find(&live, rec.address);
-            if (found && rec.exit_how < MT_KIND_COUNT)
-                found->kind = (uint32_t)rec.exit_how;
-            break;
+        if (rec.type == MT_REC_ALLOC || rec.type == MT_REC_FREE) {
+            struct dump_event e = {rec.time,    rec.thread, rec.function,
+                                   rec.address, rec.size,   rec.stack, rec.type == MT_REC_FREE};
+            if (e.is_free)
+                on_free(&p, &e);
+            else if (on_alloc(&p, &e) != 0)
+                got = oom(r);
+        } else if (on_record(&p, &rec) != 0) {
+            got = oom(r);
         }
-        case MT_REC_EXIT:
-            sum->exit_how = rec.exit_how;
-            sum->exit_value = rec.exit_value;
+        if (got < 0)
             break;
-        default:
+        if (rec.time > p.last_time)
+            p.last_time = rec.time;
+        if (r->events.left && (got = replay_events(r, &p)) < 0)
             break;
-        }
-        if (rec.time > last_time)
-            last_time = rec.time;
     }
-    if (got == 0 && o && o->mark_from && window < 2) {
-        if (window == 0)
+    if (got == 0 && o && o->mark_from && p.window < 2) {
+        if (p.window == 0)
             snprintf(r->error, sizeof r->error, "the dump has no mark '%s'", o->mark_from);
         else
             snprintf(r->error, sizeof r->error, "the dump has no mark '%s' after mark '%s'",
                      o->mark_to, o->mark_from);
         got = -1;
     }
+    if (got == 0)
+        count_leaks(&p);
+    heap_table_free(&p.live);
+    temporary_free(&p.temporary);
     if (got < 0) {
-        free(threads);
-        heap_table_free(&live);
         analysis_free(a); /* the caller has nothing to free */
         return -1;
     }
-    /* What was never freed, by kind and by site. */
-    for (size_t i = 0; i <= live.mask; i++) {
-        const struct heap_block *lb = &live.slots[i];
-        if (!lb->address)
-            continue;
-        sum->kind_bytes[lb->kind] += lb->size;
-        sum->kind_blocks[lb->kind]++;
-        struct site *ls = site_of_stack(a, lb->stack);
-        if (ls) {
-            ls->leaked_bytes += lb->size;
-            ls->leaked_blocks++;
-            ls->kind_bytes[lb->kind] += lb->size;
-            ls->kind_blocks[lb->kind]++;
-        }
-    }
-    free(threads);
-    heap_table_free(&live);
-    sum->truncated = r->truncated;
-    sum->duration_ns = last_time - start;
+    a->summary.truncated = r->truncated;
+    a->summary.duration_ns = p.last_time - p.start;
     return 0;
-oom_reading:
-    free(threads);
-    heap_table_free(&live);
-oom:
-    analysis_free(a);
-    snprintf(r->error, sizeof r->error, "out of memory while reading the dump");
-    return -1;
 }
 
 void analysis_free(struct analysis *a)

@@ -375,8 +375,13 @@ static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *r
 
 static uint64_t column_u(struct dump_reader *r, int k, int *bad)
 {
+    const unsigned char *p = r->events.p[k];
+    if (p < r->events.end[k] && *p < 0x80) { /* most are one byte */
+        r->events.p[k] = p + 1;
+        return *p;
+    }
     uint64_t v = 0;
-    int n = mt_varint_get(r->events.p[k], r->events.end[k], &v);
+    int n = mt_varint_get(p, r->events.end[k], &v);
     if (n <= 0) {
         *bad = 1;
         return 0;
@@ -394,25 +399,24 @@ static uint64_t column_byte(struct dump_reader *r, int k, int *bad)
     return *r->events.p[k]++;
 }
 
-/* Decodes the next event of the EVENTS record being read into rec, as an
- * ALLOC or FREE record. 1, or -1 if it is corrupt. */
-static int next_event(struct dump_reader *r, struct dump_record *rec)
+/* Decodes the next event of the EVENTS record being read. 0, or -1 if it
+ * is corrupt. */
+static int decode_event(struct dump_reader *r, struct dump_event *e)
 {
     int bad = 0;
-    memset(rec, 0, sizeof *rec);
     unsigned head = (unsigned)column_byte(r, MT_EVC_HEAD, &bad);
-    rec->type = head & MT_EV_FREE ? MT_REC_FREE : MT_REC_ALLOC;
-    rec->function = head & MT_EV_FUNCTION ? head & MT_EV_FUNCTION
-                                          : column_u(r, MT_EVC_FUNCTIONS, &bad);
+    e->is_free = (head & MT_EV_FREE) != 0;
+    e->function = head & MT_EV_FUNCTION ? head & MT_EV_FUNCTION
+                                        : column_u(r, MT_EVC_FUNCTIONS, &bad);
     if (head & MT_EV_THREAD)
         r->events.thread = column_u(r, MT_EVC_THREADS, &bad);
-    rec->thread = r->events.thread;
+    e->thread = r->events.thread;
     uint64_t time = column_byte(r, MT_EVC_TIME_LOW, &bad);
     time |= column_u(r, MT_EVC_TIME_HIGH, &bad) << 8;
-    rec->time = r->last_time + (uint64_t)mt_unzigzag(time);
+    e->time = r->last_time + (uint64_t)mt_unzigzag(time);
     if (head & MT_EV_RECENT) {
         uint64_t back = column_u(r, MT_EVC_RECENT, &bad);
-        if (rec->type == MT_REC_FREE || back >= MT_RECENT_FREES || back >= r->events.frees)
+        if (e->is_free || back >= MT_RECENT_FREES || back >= r->events.frees)
             bad = 1;
         else
             r->events.address = r->events.recent[(r->events.frees - 1 - back) % MT_RECENT_FREES];
@@ -423,27 +427,55 @@ static int next_event(struct dump_reader *r, struct dump_record *rec)
         uint64_t delta = (uint64_t)mt_unzigzag(code);
         r->events.address += head & MT_EV_ODD_ADDRESS ? delta : delta << 4;
     }
-    rec->address = r->events.address;
-    if (rec->type == MT_REC_FREE) {
+    e->address = r->events.address;
+    if (e->is_free) {
         r->events.frees++;
-        r->events.recent[(r->events.frees - 1) % MT_RECENT_FREES] = rec->address;
+        r->events.recent[(r->events.frees - 1) % MT_RECENT_FREES] = e->address;
+        e->size = e->stack = 0;
     } else {
-        rec->size = column_byte(r, MT_EVC_SIZE_LOW, &bad);
-        rec->size |= column_u(r, MT_EVC_SIZE_HIGH, &bad) << 8;
-        rec->stack = column_byte(r, MT_EVC_STACK_LOW, &bad);
-        rec->stack |= column_u(r, MT_EVC_STACK_HIGH, &bad) << 8;
+        e->size = column_byte(r, MT_EVC_SIZE_LOW, &bad);
+        e->size |= column_u(r, MT_EVC_SIZE_HIGH, &bad) << 8;
+        e->stack = column_byte(r, MT_EVC_STACK_LOW, &bad);
+        e->stack |= column_u(r, MT_EVC_STACK_HIGH, &bad) << 8;
     }
     if (--r->events.left == 0) /* every column used up, exactly */
         for (int k = 0; k < MT_EVENTS_COLUMNS; k++)
             bad |= r->events.p[k] != r->events.end[k];
     /* Blocks never sit at address 0: an event naming it is corrupt. */
-    if (bad || !rec->address) {
+    if (bad || !e->address) {
         r->events.left = 0;
         return fail(r, "corrupt dump: bad event in the EVENTS record at stream offset %llu",
                     (unsigned long long)r->events.offset);
     }
-    r->last_time = rec->time;
+    r->last_time = e->time;
+    return 0;
+}
+
+/* The next event of the EVENTS record being read, as an ALLOC or FREE
+ * record. 1, or -1 if it is corrupt. */
+static int next_event(struct dump_reader *r, struct dump_record *rec)
+{
+    struct dump_event e;
+    memset(rec, 0, sizeof *rec);
+    if (decode_event(r, &e) != 0)
+        return -1;
+    rec->type = e.is_free ? MT_REC_FREE : MT_REC_ALLOC;
+    rec->time = e.time;
+    rec->thread = e.thread;
+    rec->function = e.function;
+    rec->address = e.address;
+    rec->size = e.size;
+    rec->stack = e.stack;
     return 1;
+}
+
+int dump_next_events(struct dump_reader *r, struct dump_event *out, int max)
+{
+    int n = 0;
+    while (n < max && r->events.left)
+        if (decode_event(r, &out[n++]) != 0)
+            return -1;
+    return n;
 }
 
 static int carries_time(unsigned type)

@@ -1,7 +1,9 @@
 /* The set of live heap blocks, keyed by address: used by the consumer while
  * recording and by the reader while replaying a dump. Memory grows with the
- * live heap only. Open addressing with linear probing and backward-shift
- * deletion, so no tombstones pile up over billions of events.
+ * live heap only: 16 bytes a slot, at most 4 slots for 3 blocks, and a
+ * table that doubles in place (no second copy while it grows). Open
+ * addressing with linear probing and backward-shift deletion, so no
+ * tombstones pile up over billions of events.
  */
 #ifndef MEMTRACE_HEAP_TABLE_H
 #define MEMTRACE_HEAP_TABLE_H
@@ -9,32 +11,52 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A block as callers see it; the table stores it packed (heap_table.c). */
 struct heap_block {
-    uint64_t address; /* 0 = empty slot (malloc never returns 0 for a block) */
+    uint64_t address; /* never 0 (malloc never returns 0 for a block) */
     uint64_t size;
     uint32_t stack;
-    uint32_t thread : 24; /* thread index */
-    uint32_t kind : 8;    /* enum mt_leak_kind, once scanned */
+    uint32_t kind; /* enum mt_leak_kind, once scanned */
+};
+
+/* One slot: the address (0 = empty) and the block's size, stack and kind
+ * packed in one word; a block whose size or stack is too large for it keeps
+ * them in the spill array instead (HEAP_SLOT_* in heap_table.c). */
+struct heap_slot {
+    uint64_t address;
+    uint64_t packed;
+};
+
+struct heap_spill {
+    uint64_t size;
+    uint32_t stack;
+    uint32_t next_free; /* index + 1 of the next free entry, while free */
 };
 
 struct heap_table {
-    struct heap_block *slots;
-    size_t mask;
+    struct heap_slot *slots;
+    size_t mask;    /* slots - 1 (a power of two less one) */
+    unsigned shift; /* 64 - log2(slots): a block's home is the top bits of its hash */
     size_t count;
+    struct heap_spill *spill;
+    uint32_t spill_used, spill_cap, spill_free; /* spill_free: index + 1, 0 = none */
 };
 
-/* The slot where the search for address starts. */
-static inline size_t heap_table_slot_of(uint64_t address, size_t mask)
+/* The slot where the search for address starts: the top bits of a
+ * multiplicative hash, so that doubling the table sends the blocks of slot
+ * i to slots 2i and 2i + 1 (the in-place grow relies on it). The address
+ * is rotated first so its low bits, 0 for aligned blocks, count least. */
+static inline size_t heap_table_slot_of(uint64_t address, unsigned shift)
 {
-    uint64_t h = (address >> 4) * 0x9e3779b97f4a7c15ull;
-    return (size_t)(h >> 20) & mask;
+    uint64_t rotated = address >> 4 | address << 60;
+    return (size_t)((rotated * 0x9e3779b97f4a7c15ull) >> shift);
 }
 
 /* Starts loading the slot address hashes to, ahead of an insert, remove or
  * find of it (the table is read at random: each lookup is a cache miss). */
 static inline void heap_table_prefetch(const struct heap_table *t, uint64_t address)
 {
-    __builtin_prefetch(&t->slots[heap_table_slot_of(address, t->mask)]);
+    __builtin_prefetch(&t->slots[heap_table_slot_of(address, t->shift)]);
 }
 
 int heap_table_init(struct heap_table *t);
@@ -45,9 +67,10 @@ void heap_table_free(struct heap_table *t);
 int heap_table_insert(struct heap_table *t, const struct heap_block *b, struct heap_block *replaced);
 /* Removes the block at address into *out; 0 if there was none. */
 int heap_table_remove(struct heap_table *t, uint64_t address, struct heap_block *out);
-/* The live block at address, or NULL. The pointer is valid until the next
- * insert or remove. */
-struct heap_block *heap_table_find(struct heap_table *t, uint64_t address);
+/* Sets the kind of the live block at address: 1, or 0 if there is none. */
+int heap_table_set_kind(struct heap_table *t, uint64_t address, unsigned kind);
+/* Walks the live blocks: start with *cursor = 0; 1 while *out got one. */
+int heap_table_next(const struct heap_table *t, size_t *cursor, struct heap_block *out);
 /* Copies every live block; returns the count, or -1 when out of memory. */
 long heap_table_snapshot(const struct heap_table *t, struct heap_block **out);
 

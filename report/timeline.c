@@ -146,8 +146,7 @@ int timeline_read(struct dump_reader *r, uint32_t nslices, struct timeline *t)
         case MT_REC_INHERIT:
             b = (struct heap_block){.address = rec.address,
                                     .size = rec.size,
-                                    .stack = (uint32_t)rec.stack,
-                                    .thread = (uint32_t)rec.thread};
+                                    .stack = (uint32_t)rec.stack};
             replaced = heap_table_insert(&live, &b, &old);
             if (replaced < 0)
                 goto oom;
