@@ -1,9 +1,16 @@
 /* The set of live heap blocks, keyed by address: used by the consumer while
  * recording and by the reader while replaying a dump. Memory grows with the
- * live heap only: 16 bytes a slot, at most 4 slots for 3 blocks, and a
- * table that doubles in place (no second copy while it grows). Open
- * addressing with linear probing and backward-shift deletion, so no
- * tombstones pile up over billions of events.
+ * live heap only: 8 bytes a block, in a table at most three quarters full
+ * that doubles in place (no second copy while it grows). Open addressing
+ * with linear probing and backward-shift deletion, so no tombstones pile up
+ * over billions of events.
+ *
+ * A slot holds the address (divided by 16) and the number of the block's
+ * "info": its size, stack and kind, kept once for all the live blocks that
+ * share them (a program has few distinct (size, stack) pairs live at once,
+ * however many blocks). A block the slot cannot describe (an address not
+ * 16-aligned or above 2^48, or more than a million distinct infos live)
+ * goes to a plain side table instead, the "wide" blocks.
  */
 #ifndef MEMTRACE_HEAP_TABLE_H
 #define MEMTRACE_HEAP_TABLE_H
@@ -11,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A block as callers see it; the table stores it packed (heap_table.c). */
+/* A block as callers see it. */
 struct heap_block {
     uint64_t address; /* never 0 (malloc never returns 0 for a block) */
     uint64_t size;
@@ -19,27 +26,29 @@ struct heap_block {
     uint32_t kind; /* enum mt_leak_kind, once scanned */
 };
 
-/* One slot: the address (0 = empty) and the block's size, stack and kind
- * packed in one word; a block whose size or stack is too large for it keeps
- * them in the spill array instead (HEAP_SLOT_* in heap_table.c). */
-struct heap_slot {
-    uint64_t address;
-    uint64_t packed;
-};
-
-struct heap_spill {
+/* What the live blocks of one info share; refs: how many they are. An info
+ * whose last block went stays in the index, unused, until a sweep (blocks
+ * come and go with the same size and stack all the time); a swept one is
+ * free (refs all ones), and its size holds the next free info's number + 1. */
+struct heap_info {
     uint64_t size;
+    uint64_t refs;
     uint32_t stack;
-    uint32_t next_free; /* index + 1 of the next free entry, while free */
+    uint32_t kind;
 };
 
 struct heap_table {
-    struct heap_slot *slots;
-    size_t mask;    /* slots - 1 (a power of two less one) */
-    unsigned shift; /* 64 - log2(slots): a block's home is the top bits of its hash */
-    size_t count;
-    struct heap_spill *spill;
-    uint32_t spill_used, spill_cap, spill_free; /* spill_free: index + 1, 0 = none */
+    uint64_t *slots; /* (address >> 4) << HEAP_INFO_BITS | info; 0 = empty */
+    size_t mask;     /* slots - 1 (a power of two less one) */
+    unsigned shift;  /* 64 - log2(slots): a block's home is the top bits of its hash */
+    size_t count;    /* live blocks, wide ones included */
+    struct heap_info *infos;
+    uint32_t infos_used, infos_cap, infos_free; /* infos_free: number + 1, 0 = none */
+    uint32_t *info_index; /* open addressing: info number + 1, 0 = empty */
+    uint32_t info_index_mask;
+    uint32_t infos_indexed, infos_unused; /* in the index; of them, with no block */
+    struct heap_block *wide; /* open addressing by address, 0 = empty */
+    size_t wide_mask, wide_count;
 };
 
 /* The slot where the search for address starts: the top bits of a
@@ -67,7 +76,8 @@ void heap_table_free(struct heap_table *t);
 int heap_table_insert(struct heap_table *t, const struct heap_block *b, struct heap_block *replaced);
 /* Removes the block at address into *out; 0 if there was none. */
 int heap_table_remove(struct heap_table *t, uint64_t address, struct heap_block *out);
-/* Sets the kind of the live block at address: 1, or 0 if there is none. */
+/* Sets the kind of the live block at address: 1, 0 if there is none, -1
+ * when out of memory. */
 int heap_table_set_kind(struct heap_table *t, uint64_t address, unsigned kind);
 /* Walks the live blocks: start with *cursor = 0; 1 while *out got one. */
 int heap_table_next(const struct heap_table *t, size_t *cursor, struct heap_block *out);

@@ -1,7 +1,7 @@
 /* The live-block table against a naive model, through growth and many
- * removals (backward-shift deletion must never lose a block), with blocks
- * too large for a slot (spilled), odd and high addresses, kinds, and the
- * walk over every live block. */
+ * removals (backward-shift deletion must never lose a block), with blocks a
+ * slot cannot hold (odd and high addresses, more distinct infos than a slot
+ * can number), kinds, and the walk over every live block. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,20 +12,21 @@
 
 static uint64_t model_address(size_t i)
 {
-    /* mostly aligned heap addresses; some odd, some far apart */
-    return (uint64_t)(i + 1) * 16 + ((uint64_t)(i % 7) << 40) + (i % 11 == 0 ? 3 : 0);
+    /* mostly aligned heap addresses, some far apart; some odd, some above
+     * 2^48 (wide blocks) */
+    return (uint64_t)(i + 1) * 16 + ((uint64_t)(i % 7) << 40) + (i % 11 == 0 ? 3 : 0) +
+           (i % 17 == 0 ? 1ull << 50 : 0);
 }
 
-/* Every 13th block is too large to pack (size >= 64 GiB, or a stack id of
- * 25 bits and more), so spills are taken and given back all along. */
+/* Sizes and stacks shared by a few blocks each, some of them huge. */
 static uint64_t model_size_of(size_t i)
 {
-    return i % 13 == 0 ? (1ull << 36) + i : i + 1;
+    return i % 13 == 0 ? (1ull << 40) + i % 100 : i % 1000 + 1;
 }
 
 static uint32_t model_stack_of(size_t i)
 {
-    return i % 13 == 6 ? (1u << 25) + (uint32_t)i : (uint32_t)i;
+    return i % 13 == 6 ? 0xfffffff0u : (uint32_t)(i % 300);
 }
 
 int main(void)
@@ -66,7 +67,7 @@ int main(void)
     struct heap_block w;
     while (heap_table_next(&t, &cursor, &w)) {
         walked++;
-        size_t i = (size_t)(w.address - ((w.address >> 40) << 40) - (w.address % 16 == 3 ? 3 : 0)) / 16 - 1;
+        size_t i = (size_t)((w.address & ((1ull << 40) - 1)) - w.address % 16) / 16 - 1;
         fields &= i < MODEL && model_size[i] == w.size && w.stack == model_stack_of(i);
     }
     CHECK(walked == live && fields);
@@ -95,18 +96,29 @@ int main(void)
     free(snap);
     heap_table_free(&t);
     /* a table grown to millions of slots (mapped, doubled in place by
-     * mremap) keeps every block */
+     * mremap) keeps every block, also with more distinct (size, stack)
+     * pairs live than slots can number (the rest become wide blocks) */
     CHECK(heap_table_init(&t) == 0);
     int kept = 1;
     for (uint64_t i = 1; i <= 3000000; i++) {
         struct heap_block big = {.address = i * 48, .size = i, .stack = (uint32_t)(i & 0xffff)};
         kept &= heap_table_insert(&t, &big, &old) == 0;
     }
+    CHECK(t.wide_count == 3000000 - (1u << 20));
     for (uint64_t i = 1; i <= 3000000; i += 7) {
         struct heap_block out;
         kept &= heap_table_remove(&t, i * 48, &out) == 1 && out.size == i;
     }
     CHECK(kept && t.count == 3000000 - 428572);
+    /* a kind no info is left for: the block becomes a wide one */
+    for (uint64_t i = 2; i <= 3000000 && t.infos_indexed - t.infos_unused < (1u << 20); i += 7) {
+        struct heap_block more = {.address = (i + 3000000) * 48, .size = i + 3000000};
+        kept &= heap_table_insert(&t, &more, &old) == 0;
+    }
+    CHECK(heap_table_set_kind(&t, 48 * 2, 2) == 1);
+    struct heap_block out;
+    CHECK(heap_table_remove(&t, 48 * 2, &out) == 1 && out.kind == 2 && out.size == 2);
+    CHECK(kept);
     heap_table_free(&t);
     return check_report();
 }
