@@ -64,8 +64,6 @@ struct analysis {
     uint32_t nsites, sites_cap;
     uint32_t *frame_index, frame_index_mask;   /* hash of frames */
     uint32_t *site_index, site_index_mask;     /* hash of sites */
-    uint32_t *stack_site;                      /* dump stack id -> site + 1 */
-    uint32_t stack_site_cap;
     uint32_t peak_version;
     struct symbolizer *symbolizer;
     struct python_frames python;

@@ -7,7 +7,8 @@
  * candidate). Rather than store the thread in every live block, the owners
  * map keeps, for each candidate whose block is still the live one at its
  * address, address -> thread: one entry at most per thread, so it stays as
- * small as the number of threads, and an event costs a lookup in it.
+ * small as the number of threads, and an event costs a lookup in it (a
+ * look at a few entries while there are few).
  *
  * Invariant: owners[X] = T exactly when T's candidate is X and the block
  * live at X was allocated by T.
@@ -18,18 +19,10 @@
 
 #include "util.h"
 
-struct temporary_thread {
-    uint64_t address;
-    int candidate;
-};
-
-struct temporary_owner {
-    uint64_t address; /* 0 = empty slot (no block is at address 0) */
-    uint64_t thread;
-};
-
 static struct temporary_thread *thread_slot(struct temporary_tracker *t, uint64_t thread)
 {
+    if (thread < t->threads_cap)
+        return &t->threads[thread];
     /* a thread index beyond this comes only from a corrupt dump: it is not
      * worth the memory (16 bytes per index) */
     if (thread >= 1u << 20 ||
@@ -46,10 +39,14 @@ static uint32_t owner_home(const struct temporary_tracker *t, uint64_t address)
            t->owners_mask;
 }
 
-static struct temporary_owner *owner_find(const struct temporary_tracker *t, uint64_t address)
+static struct temporary_owner *owner_find(struct temporary_tracker *t, uint64_t address)
 {
-    if (!t->owners)
+    if (!t->owners) {
+        for (uint32_t i = 0; i < t->nfew; i++)
+            if (t->few[i].address == address)
+                return &t->few[i];
         return NULL;
+    }
     for (uint32_t i = owner_home(t, address); t->owners[i].address; i = (i + 1) & t->owners_mask)
         if (t->owners[i].address == address)
             return &t->owners[i];
@@ -59,6 +56,10 @@ static struct temporary_owner *owner_find(const struct temporary_tracker *t, uin
 /* Removes the entry e (backward-shift deletion, as heap_table.c). */
 static void owner_erase(struct temporary_tracker *t, struct temporary_owner *e)
 {
+    if (!t->owners) {
+        *e = t->few[--t->nfew];
+        return;
+    }
     uint32_t hole = (uint32_t)(e - t->owners), mask = t->owners_mask;
     for (uint32_t j = (hole + 1) & mask; t->owners[j].address; j = (j + 1) & mask) {
         uint32_t home = owner_home(t, t->owners[j].address);
@@ -75,8 +76,26 @@ static void owner_erase(struct temporary_tracker *t, struct temporary_owner *e)
 /* Adds address -> thread (address has no entry). 0, or -1 when out of memory. */
 static int owner_put(struct temporary_tracker *t, uint64_t address, uint64_t thread)
 {
-    if (2 * (t->owners_count + 1) > t->owners_mask + 1 || !t->owners) {
-        uint32_t old_n = t->owners ? t->owners_mask + 1 : 0, n = old_n ? 2 * old_n : 16;
+    if (!t->owners && t->nfew < TEMPORARY_FEW) {
+        t->few[t->nfew++] = (struct temporary_owner){address, thread};
+        return 0;
+    }
+    if (!t->owners) { /* too many for the few: into the map with them */
+        t->owners = calloc(16, sizeof *t->owners);
+        if (!t->owners)
+            return -1;
+        t->owners_mask = 15;
+        for (uint32_t i = 0; i < t->nfew; i++) {
+            uint32_t j = owner_home(t, t->few[i].address);
+            while (t->owners[j].address)
+                j = (j + 1) & t->owners_mask;
+            t->owners[j] = t->few[i];
+        }
+        t->owners_count = t->nfew;
+        t->nfew = 0;
+    }
+    if (2 * (t->owners_count + 1) > t->owners_mask + 1) {
+        uint32_t old_n = t->owners_mask + 1, n = 2 * old_n;
         struct temporary_owner *old = t->owners, *q = calloc(n, sizeof *q);
         if (!q)
             return -1;

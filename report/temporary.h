@@ -8,13 +8,26 @@
 
 #include <stdint.h>
 
-struct temporary_thread;
-struct temporary_owner;
+struct temporary_thread {
+    uint64_t address; /* of its last allocation */
+    int candidate;    /* it has not freed that address since */
+};
+
+struct temporary_owner {
+    uint64_t address; /* 0 = empty slot (no block is at address 0) */
+    uint64_t thread;
+};
+
+#define TEMPORARY_FEW 4
 
 struct temporary_tracker {
     struct temporary_thread *threads; /* by thread index */
     uint32_t threads_cap;
-    struct temporary_owner *owners; /* open addressing, by address */
+    /* the owners: while there are at most TEMPORARY_FEW, the first nfew of
+     * few; then open addressing by address in owners */
+    struct temporary_owner few[TEMPORARY_FEW];
+    uint32_t nfew;
+    struct temporary_owner *owners;
     uint32_t owners_mask, owners_count;
 };
 
