@@ -260,9 +260,6 @@ static void on_free(struct replay *p, const struct dump_event *e)
     }
 }
 
-/* How many events ahead of the one replayed the live table's slot is
- * fetched: each lookup is a cache miss, and this many overlap. */
-#define PREFETCH_AHEAD 12
 #define EVENT_BATCH 256
 
 /* Replays the rest of the EVENTS record whose first event dump_next gave.
@@ -272,12 +269,8 @@ static int replay_events(struct dump_reader *r, struct replay *p)
     struct dump_event events[EVENT_BATCH];
     int n;
     while ((n = dump_next_events(r, events, EVENT_BATCH)) > 0) {
-        for (int i = 0; i < n && i < PREFETCH_AHEAD; i++)
-            heap_table_prefetch(&p->live, events[i].address);
         for (int i = 0; i < n; i++) {
             const struct dump_event *e = &events[i];
-            if (i + PREFETCH_AHEAD < n)
-                heap_table_prefetch(&p->live, events[i + PREFETCH_AHEAD].address);
             if (e->is_free)
                 on_free(p, e);
             else if (on_alloc(p, e) != 0)

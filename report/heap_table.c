@@ -1,41 +1,38 @@
 /* Live-block table (see heap_table.h). Used outside the traced process, so
  * it may use malloc.
  *
- * Three parts: the slots (one 64-bit word per block: address / 16 in the
- * high 44 bits, info number in the low 20), the infos with their own small
- * index by (size, stack, kind), and the wide blocks. A block lives in the
- * slots or among the wide blocks, never both; an address that fits a slot
- * is looked for among the wide blocks only when there are some.
+ * Three parts: the leaves (one per 32 KiB region of addresses that holds
+ * live blocks, found by region in a small open-addressing map, each an
+ * open-addressing table of 32-bit entries: the block's 16-byte granule in
+ * the region + 1 in the high 12 bits, its info number in the low 20), the
+ * infos with their own small index by (size, stack, kind), and the wide
+ * blocks. A block lives in a leaf or among the wide blocks, never both; an
+ * address that fits a leaf is looked for among the wide blocks only when
+ * there are some.
+ *
+ * Why leaves: a program allocates and frees near where it just did, and a
+ * table keyed by a hash of the whole address sends each of those to its
+ * own random cache line. A leaf keeps a region's blocks in a few lines of
+ * their own: while a program works in a region, its leaf stays in cache.
  */
 #define _GNU_SOURCE
 #include "heap_table.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #define INFO_BITS 20
-#define INFO_MASK ((1ull << INFO_BITS) - 1)
+#define INFO_MASK ((1u << INFO_BITS) - 1)
 #define INFO_LIMIT (1u << INFO_BITS) /* infos live at once, at most */
 #define INFO_NONE UINT32_MAX
 #define INFO_FREE UINT64_MAX /* the refs of a free info */
 
-#define FIRST_SLOTS 1024
-#define FIRST_SHIFT (64 - 10)
+#define LEAF_FIRST 4    /* entries of a new leaf */
+#define LEAVES_FIRST 64 /* slots of the leaf map at first */
 
-/* Tables of BIG_TABLE bytes and more are mapped, not malloc'd: the kernel
- * zeroes their pages as they are first touched, a grow extends the mapping
- * (mremap) instead of copying it, and the pages go back at once when freed. */
-#define BIG_TABLE (4u << 20)
-
-static int fits_slot(uint64_t address)
+static int fits_leaf(uint64_t address)
 {
     return (address & 15) == 0 && address >> 48 == 0;
-}
-
-static uint64_t slot_address(uint64_t slot)
-{
-    return (slot >> INFO_BITS) << 4;
 }
 
 static uint64_t mix(uint64_t address)
@@ -43,61 +40,9 @@ static uint64_t mix(uint64_t address)
     return (address >> 4 | address << 60) * 0x9e3779b97f4a7c15ull;
 }
 
-/* ---- the slots' memory --------------------------------------------------- */
-
-/* Asks for huge pages: every lookup lands on a random slot, and with 4 KiB
- * pages a big table misses the TLB on almost each. Advice only. */
-static void advise_huge(void *p, size_t bytes)
+static uint32_t granule_of(uint64_t address)
 {
-    madvise(p, bytes, MADV_HUGEPAGE);
-}
-
-/* A zeroed array of n slots, or NULL. */
-static uint64_t *slots_alloc(size_t n)
-{
-    size_t bytes = n * sizeof(uint64_t);
-    if (bytes < BIG_TABLE)
-        return calloc(n, sizeof(uint64_t));
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    advise_huge(p, bytes);
-    return p;
-}
-
-static void slots_free(uint64_t *slots, size_t n)
-{
-    size_t bytes = n * sizeof *slots;
-    if (bytes < BIG_TABLE)
-        free(slots);
-    else if (slots)
-        munmap(slots, bytes);
-}
-
-/* The n slots at s made 2n: the first n as they were, the others zero.
- * NULL when out of memory (s is then unchanged). */
-static uint64_t *slots_double(uint64_t *s, size_t n)
-{
-    size_t bytes = n * sizeof *s;
-    if (2 * bytes < BIG_TABLE) {
-        uint64_t *q = realloc(s, 2 * bytes);
-        if (q)
-            memset(q + n, 0, bytes);
-        return q;
-    }
-    if (bytes < BIG_TABLE) { /* from malloc'd to mapped */
-        uint64_t *q = slots_alloc(2 * n);
-        if (q) {
-            memcpy(q, s, bytes);
-            free(s);
-        }
-        return q;
-    }
-    void *q = mremap(s, bytes, 2 * bytes, MREMAP_MAYMOVE);
-    if (q == MAP_FAILED)
-        return NULL;
-    advise_huge(q, 2 * bytes);
-    return q;
+    return (uint32_t)(address >> 4) & (HEAP_REGION_GRANULES - 1);
 }
 
 /* ---- infos --------------------------------------------------------------- */
@@ -264,110 +209,156 @@ static void wide_erase(struct heap_table *t, struct heap_block *w)
     t->count--;
 }
 
-/* ---- the slots ----------------------------------------------------------- */
+/* ---- leaves --------------------------------------------------------------- */
 
-static void unpack(const struct heap_table *t, uint64_t slot, struct heap_block *out)
+/* The home of granule g in a leaf of mask + 1 entries: a multiplicative hash,
+ * so that blocks packed side by side spread over the leaf. */
+static uint32_t leaf_home(uint32_t g, uint32_t mask)
 {
-    const struct heap_info *e = &t->infos[slot & INFO_MASK];
-    *out = (struct heap_block){slot_address(slot), e->size, e->stack, e->kind};
+    return (g * 0x9e3779b1u >> 20) & mask;
 }
 
-/* The slot holding address (which fits a slot), or NULL. */
-static uint64_t *slot_find(const struct heap_table *t, uint64_t address)
+static uint32_t entry_granule(uint32_t e)
 {
-    uint64_t key = address >> 4;
-    for (size_t i = heap_table_slot_of(address, t->shift); t->slots[i]; i = (i + 1) & t->mask)
-        if (t->slots[i] >> INFO_BITS == key)
-            return &t->slots[i];
+    return (e >> INFO_BITS) - 1;
+}
+
+static void unpack(const struct heap_table *t, const struct heap_leaf *leaf, uint32_t e,
+                   struct heap_block *out)
+{
+    const struct heap_info *info = &t->infos[e & INFO_MASK];
+    *out = (struct heap_block){leaf->region << HEAP_REGION_SHIFT | (uint64_t)entry_granule(e) << 4,
+                               info->size, info->stack, info->kind};
+}
+
+/* A leaf of n entries (a power of two) for region, with the entries of old
+ * (NULL: none) placed in it. NULL when out of memory. */
+static struct heap_leaf *leaf_make(uint64_t region, uint32_t n, const struct heap_leaf *old)
+{
+    struct heap_leaf *leaf = calloc(1, sizeof *leaf + n * sizeof leaf->entries[0]);
+    if (!leaf)
+        return NULL;
+    leaf->region = region;
+    leaf->mask = n - 1;
+    for (uint32_t i = 0; old && i <= old->mask; i++) {
+        uint32_t e = old->entries[i];
+        if (!e)
+            continue;
+        uint32_t j = leaf_home(entry_granule(e), leaf->mask);
+        while (leaf->entries[j])
+            j = (j + 1) & leaf->mask;
+        leaf->entries[j] = e;
+        leaf->count++;
+    }
+    return leaf;
+}
+
+/* The entry of granule g in leaf, or NULL. */
+static uint32_t *leaf_find(struct heap_leaf *leaf, uint32_t g)
+{
+    uint32_t want = g + 1;
+    for (uint32_t i = leaf_home(g, leaf->mask); leaf->entries[i]; i = (i + 1) & leaf->mask)
+        if (leaf->entries[i] >> INFO_BITS == want)
+            return &leaf->entries[i];
     return NULL;
 }
 
-/* Empties slot s into *out, pulling later members of its probe run into
- * the hole (backward-shift deletion). */
-static void slot_erase(struct heap_table *t, uint64_t *s, struct heap_block *out)
+/* ---- the map of leaves -------------------------------------------------------- */
+
+static size_t region_home(const struct heap_table *t, uint64_t region)
 {
-    unpack(t, *s, out);
-    info_drop(t, (uint32_t)(*s & INFO_MASK));
-    size_t hole = (size_t)(s - t->slots);
-    for (size_t j = (hole + 1) & t->mask; t->slots[j]; j = (j + 1) & t->mask) {
-        size_t home = heap_table_slot_of(slot_address(t->slots[j]), t->shift);
+    return (size_t)((region * 0x9e3779b97f4a7c15ull) >> 32) & t->leaves_mask;
+}
+
+/* Where the leaf of region is or would go in the map. */
+static size_t leaves_slot(struct heap_table *t, uint64_t region)
+{
+    if (t->leaves[t->last] && t->leaves[t->last]->region == region)
+        return t->last;
+    size_t i = region_home(t, region);
+    while (t->leaves[i] && t->leaves[i]->region != region)
+        i = (i + 1) & t->leaves_mask;
+    if (t->leaves[i])
+        t->last = i;
+    return i;
+}
+
+/* Doubles the map. 0 or -1. */
+static int leaves_grow(struct heap_table *t)
+{
+    size_t n = 2 * (t->leaves_mask + 1);
+    struct heap_leaf **old = t->leaves, **q = calloc(n, sizeof *q);
+    if (!q)
+        return -1;
+    size_t old_n = t->leaves_mask + 1;
+    t->leaves = q;
+    t->leaves_mask = n - 1;
+    for (size_t i = 0; i < old_n; i++) {
+        if (!old[i])
+            continue;
+        size_t j = region_home(t, old[i]->region);
+        while (q[j])
+            j = (j + 1) & t->leaves_mask;
+        q[j] = old[i];
+    }
+    free(old);
+    t->last = 0;
+    return 0;
+}
+
+/* Frees the empty leaf in map slot i and closes the gap (backward shift). */
+static void leaves_erase(struct heap_table *t, size_t i)
+{
+    free(t->leaves[i]);
+    size_t hole = i, mask = t->leaves_mask;
+    for (size_t j = (hole + 1) & mask; t->leaves[j]; j = (j + 1) & mask) {
+        size_t home = region_home(t, t->leaves[j]->region);
         if (hole <= j ? (home <= hole || home > j) : (home <= hole && home > j)) {
-            t->slots[hole] = t->slots[j];
+            t->leaves[hole] = t->leaves[j];
             hole = j;
         }
     }
-    t->slots[hole] = 0;
+    t->leaves[hole] = NULL;
+    t->nleaves--;
+}
+
+/* The entry of address (which fits a leaf), or NULL; *slot: its leaf's
+ * place in the map. */
+static uint32_t *entry_find(struct heap_table *t, uint64_t address, size_t *slot)
+{
+    *slot = leaves_slot(t, address >> HEAP_REGION_SHIFT);
+    struct heap_leaf *leaf = t->leaves[*slot];
+    return leaf ? leaf_find(leaf, granule_of(address)) : NULL;
+}
+
+/* Empties entry e of the leaf in map slot i into *out, pulling later
+ * members of its probe run into the hole; the leaf shrinks when it is
+ * mostly empty, and goes when it is empty. */
+static void entry_erase(struct heap_table *t, size_t i, uint32_t *e, struct heap_block *out)
+{
+    struct heap_leaf *leaf = t->leaves[i];
+    unpack(t, leaf, *e, out);
+    info_drop(t, *e & INFO_MASK);
+    uint32_t hole = (uint32_t)(e - leaf->entries), mask = leaf->mask;
+    for (uint32_t j = (hole + 1) & mask; leaf->entries[j]; j = (j + 1) & mask) {
+        uint32_t home = leaf_home(entry_granule(leaf->entries[j]), mask);
+        if (hole <= j ? (home <= hole || home > j) : (home <= hole && home > j)) {
+            leaf->entries[hole] = leaf->entries[j];
+            hole = j;
+        }
+    }
+    leaf->entries[hole] = 0;
+    leaf->count--;
     t->count--;
-}
-
-/* Places slot word e at the first free slot from its home on. */
-static void place(struct heap_table *t, uint64_t e)
-{
-    size_t i = heap_table_slot_of(slot_address(e), t->shift);
-    while (t->slots[i])
-        i = (i + 1) & t->mask;
-    t->slots[i] = e;
-}
-
-/* Doubles the slots in place. Doubling sends the blocks whose home was h to
- * 2h or 2h + 1, so going down from the last slot every block moves up, into
- * slots already cleared or settled, as long as it sits more than twice the
- * longest displacement from slot 0; the few before that (and any that would
- * wrap past the end) wait aside and are placed last. */
-static int grow(struct heap_table *t)
-{
-    size_t n = t->mask + 1;
-    size_t longest = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!t->slots[i])
-            continue;
-        size_t d = (i - heap_table_slot_of(slot_address(t->slots[i]), t->shift)) & t->mask;
-        if (d > longest)
-            longest = d;
-    }
-    size_t low = 2 * longest + 2 < n ? 2 * longest + 2 : n;
-    size_t aside_cap = low + 64, naside = 0;
-    uint64_t *aside = malloc(aside_cap * sizeof *aside);
-    uint64_t *s = aside ? slots_double(t->slots, n) : NULL;
-    if (!s) {
-        free(aside);
-        return -1;
-    }
-    for (size_t i = 0; i < low; i++) {
-        if (s[i])
-            aside[naside++] = s[i];
-        s[i] = 0;
-    }
-    t->slots = s;
-    t->mask = 2 * n - 1;
-    t->shift--;
-    for (size_t p = n; p-- > low;) {
-        uint64_t e = s[p];
-        if (!e)
-            continue;
-        s[p] = 0;
-        size_t q = heap_table_slot_of(slot_address(e), t->shift);
-        while (q < 2 * n && s[q])
-            q++;
-        if (q < 2 * n) {
-            s[q] = e;
-            continue;
+    if (!leaf->count) {
+        leaves_erase(t, i);
+    } else if (leaf->count * 8 < leaf->mask + 1 && leaf->mask + 1 > LEAF_FIRST) {
+        struct heap_leaf *smaller = leaf_make(leaf->region, (leaf->mask + 1) / 2, leaf);
+        if (smaller) { /* else it just stays large */
+            free(leaf);
+            t->leaves[i] = smaller;
         }
-        if (naside == aside_cap) {
-            uint64_t *more = realloc(aside, 2 * aside_cap * sizeof *more);
-            if (!more) { /* place it by wrapping now: still a valid table */
-                place(t, e);
-                continue;
-            }
-            aside = more;
-            aside_cap *= 2;
-        }
-        aside[naside++] = e;
     }
-    for (size_t i = 0; i < naside; i++)
-        place(t, aside[i]);
-    free(aside);
-    return 0;
 }
 
 /* ---- the API ------------------------------------------------------------- */
@@ -375,51 +366,81 @@ static int grow(struct heap_table *t)
 int heap_table_init(struct heap_table *t)
 {
     memset(t, 0, sizeof *t);
-    t->mask = FIRST_SLOTS - 1;
-    t->shift = FIRST_SHIFT;
-    t->slots = slots_alloc(FIRST_SLOTS);
-    return t->slots ? 0 : -1;
+    t->leaves = calloc(LEAVES_FIRST, sizeof *t->leaves);
+    t->leaves_mask = LEAVES_FIRST - 1;
+    return t->leaves ? 0 : -1;
 }
 
 void heap_table_free(struct heap_table *t)
 {
-    if (t->slots)
-        slots_free(t->slots, t->mask + 1);
+    for (size_t i = 0; t->leaves && i <= t->leaves_mask; i++)
+        free(t->leaves[i]);
+    free(t->leaves);
     free(t->infos);
     free(t->info_index);
     free(t->wide);
     memset(t, 0, sizeof *t);
 }
 
+/* Puts the block with info number info in a leaf: 1 if it took the place
+ * of a live block (into *replaced), 0 if not, -1 when out of memory. */
+static int leaf_put(struct heap_table *t, const struct heap_block *b, uint32_t info,
+                    struct heap_block *replaced)
+{
+    uint64_t region = b->address >> HEAP_REGION_SHIFT;
+    uint32_t g = granule_of(b->address), word = (g + 1) << INFO_BITS | info;
+    size_t i = leaves_slot(t, region);
+    struct heap_leaf *leaf = t->leaves[i];
+    uint32_t *e = leaf ? leaf_find(leaf, g) : NULL;
+    if (e) {
+        unpack(t, leaf, *e, replaced);
+        info_drop(t, *e & INFO_MASK);
+        *e = word;
+        return 1;
+    }
+    if (!leaf || (leaf->count + 1) * 4 > (leaf->mask + 1) * 3) {
+        if (!leaf && 2 * (t->nleaves + 1) > t->leaves_mask + 1) {
+            if (leaves_grow(t) != 0)
+                return -1;
+            i = leaves_slot(t, region);
+        }
+        struct heap_leaf *bigger =
+            leaf_make(region, leaf ? 2 * (leaf->mask + 1) : LEAF_FIRST, leaf);
+        if (!bigger)
+            return -1;
+        free(leaf);
+        t->nleaves += !leaf;
+        t->leaves[i] = leaf = bigger;
+        t->last = i;
+    }
+    uint32_t j = leaf_home(g, leaf->mask);
+    while (leaf->entries[j])
+        j = (j + 1) & leaf->mask;
+    leaf->entries[j] = word;
+    leaf->count++;
+    t->count++;
+    return 0;
+}
+
 int heap_table_insert(struct heap_table *t, const struct heap_block *b, struct heap_block *replaced)
 {
-    if (!b->address) /* 0 marks an empty slot: never a block (only corrupt input has it) */
+    if (!b->address) /* 0 is never a block (only corrupt input has it) */
         return -1;
-    int fits = fits_slot(b->address);
-    if (fits) {
-        if ((t->count - t->wide_count + 1) * 4 > (t->mask + 1) * 3 && grow(t) != 0)
-            return -1;
-        uint32_t info = info_take(t, b->size, b->stack, b->kind);
-        if (info != INFO_NONE) {
-            uint64_t key = b->address >> 4, word = key << INFO_BITS | info;
-            size_t i = heap_table_slot_of(b->address, t->shift);
-            for (; t->slots[i]; i = (i + 1) & t->mask) {
-                if (t->slots[i] >> INFO_BITS == key) {
-                    unpack(t, t->slots[i], replaced);
-                    info_drop(t, (uint32_t)(t->slots[i] & INFO_MASK));
-                    t->slots[i] = word;
-                    return 1;
-                }
-            }
-            t->slots[i] = word;
-            t->count++;
-            struct heap_block *w = wide_find(t, b->address);
-            if (!w)
-                return 0;
-            *replaced = *w;
-            wide_erase(t, w);
-            return 1;
+    int fits = fits_leaf(b->address);
+    uint32_t info = fits ? info_take(t, b->size, b->stack, b->kind) : INFO_NONE;
+    if (info != INFO_NONE) {
+        int r = leaf_put(t, b, info, replaced);
+        if (r != 0) {
+            if (r < 0)
+                info_drop(t, info);
+            return r;
         }
+        struct heap_block *w = wide_find(t, b->address);
+        if (!w)
+            return 0;
+        *replaced = *w;
+        wide_erase(t, w);
+        return 1;
     }
     /* a wide block */
     struct heap_block *w = wide_find(t, b->address);
@@ -430,18 +451,20 @@ int heap_table_insert(struct heap_table *t, const struct heap_block *b, struct h
     }
     if (wide_put(t, b) != 0)
         return -1;
-    uint64_t *s = fits ? slot_find(t, b->address) : NULL;
-    if (!s)
+    size_t slot;
+    uint32_t *e = fits ? entry_find(t, b->address, &slot) : NULL;
+    if (!e)
         return 0;
-    slot_erase(t, s, replaced);
+    entry_erase(t, slot, e, replaced);
     return 1;
 }
 
 int heap_table_remove(struct heap_table *t, uint64_t address, struct heap_block *out)
 {
-    uint64_t *s = address && fits_slot(address) ? slot_find(t, address) : NULL;
-    if (s) {
-        slot_erase(t, s, out);
+    size_t slot;
+    uint32_t *e = address && fits_leaf(address) ? entry_find(t, address, &slot) : NULL;
+    if (e) {
+        entry_erase(t, slot, e, out);
         return 1;
     }
     struct heap_block *w = wide_find(t, address);
@@ -454,23 +477,24 @@ int heap_table_remove(struct heap_table *t, uint64_t address, struct heap_block 
 
 int heap_table_set_kind(struct heap_table *t, uint64_t address, unsigned kind)
 {
-    uint64_t *s = address && fits_slot(address) ? slot_find(t, address) : NULL;
-    if (s) {
-        uint32_t old = (uint32_t)(*s & INFO_MASK);
-        const struct heap_info *e = &t->infos[old];
-        if (e->kind == kind)
+    size_t slot;
+    uint32_t *e = address && fits_leaf(address) ? entry_find(t, address, &slot) : NULL;
+    if (e) {
+        uint32_t old = *e & INFO_MASK;
+        const struct heap_info *info = &t->infos[old];
+        if (info->kind == kind)
             return 1;
-        uint32_t info = info_take(t, e->size, e->stack, kind);
-        if (info == INFO_NONE) { /* no info to spare: it becomes a wide block */
+        uint32_t fresh = info_take(t, info->size, info->stack, kind);
+        if (fresh == INFO_NONE) { /* no info to spare: it becomes a wide block */
             struct heap_block b, gone;
-            unpack(t, *s, &b);
+            unpack(t, t->leaves[slot], *e, &b);
             b.kind = kind;
             if (wide_put(t, &b) != 0)
                 return -1;
-            slot_erase(t, s, &gone); /* wide_put leaves the slots alone */
+            entry_erase(t, slot, e, &gone); /* wide_put leaves the leaves alone */
             return 1;
         }
-        *s = (*s & ~INFO_MASK) | info;
+        *e = (*e & ~INFO_MASK) | fresh;
         info_drop(t, old);
         return 1;
     }
@@ -481,20 +505,35 @@ int heap_table_set_kind(struct heap_table *t, uint64_t address, unsigned kind)
     return 1;
 }
 
+/* The cursor is (leaf map slot << CURSOR_BITS | entry) while in the
+ * leaves (a leaf has at most 2 x HEAP_REGION_GRANULES entries), then past
+ * them the wide blocks' index. */
+#define CURSOR_BITS (HEAP_REGION_SHIFT - 4 + 2)
+
 int heap_table_next(const struct heap_table *t, size_t *cursor, struct heap_block *out)
 {
-    size_t n = t->slots ? t->mask + 1 : 0, wide_n = t->wide ? t->wide_mask + 1 : 0;
-    for (size_t i = *cursor; i < n + wide_n; i++) {
-        if (i < n ? t->slots[i] != 0 : t->wide[i - n].address != 0) {
-            if (i < n)
-                unpack(t, t->slots[i], out);
-            else
-                *out = t->wide[i - n];
-            *cursor = i + 1;
+    size_t leaves_end = t->leaves ? (t->leaves_mask + 1) << CURSOR_BITS : 0;
+    size_t c = *cursor;
+    for (; c < leaves_end; c = ((c >> CURSOR_BITS) + 1) << CURSOR_BITS) {
+        const struct heap_leaf *leaf = t->leaves[c >> CURSOR_BITS];
+        uint32_t first = (uint32_t)(c & ((1u << CURSOR_BITS) - 1));
+        for (uint32_t i = first; leaf && i <= leaf->mask; i++) {
+            if (leaf->entries[i]) {
+                unpack(t, leaf, leaf->entries[i], out);
+                *cursor = (c >> CURSOR_BITS) << CURSOR_BITS | (i + 1);
+                return 1;
+            }
+        }
+    }
+    size_t wide_n = t->wide ? t->wide_mask + 1 : 0;
+    for (size_t i = c - leaves_end; i < wide_n; i++) {
+        if (t->wide[i].address) {
+            *out = t->wide[i];
+            *cursor = leaves_end + i + 1;
             return 1;
         }
     }
-    *cursor = n + wide_n;
+    *cursor = leaves_end + wide_n;
     return 0;
 }
 

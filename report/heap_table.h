@@ -1,22 +1,26 @@
 /* The set of live heap blocks, keyed by address: used by the consumer while
  * recording and by the reader while replaying a dump. Memory grows with the
- * live heap only: 8 bytes a block, in a table at most three quarters full
- * that doubles in place (no second copy while it grows). Open addressing
- * with linear probing and backward-shift deletion, so no tombstones pile up
- * over billions of events.
+ * live heap only: about 6 bytes a block.
  *
- * A slot holds the address (divided by 16) and the number of the block's
- * "info": its size, stack and kind, kept once for all the live blocks that
- * share them (a program has few distinct (size, stack) pairs live at once,
- * however many blocks). A block the slot cannot describe (an address not
- * 16-aligned or above 2^48, or more than a million distinct infos live)
- * goes to a plain side table instead, the "wide" blocks.
+ * The blocks are grouped by the 32 KiB region of addresses they are in
+ * (HEAP_REGION_SHIFT): a region's live blocks are a "leaf", an
+ * open-addressing table of 32-bit entries that names the block's 16-byte
+ * granule in the region and its "info": its size, stack and kind, kept once
+ * for all the live blocks that share them (a program has few distinct
+ * (size, stack) pairs live at once, however many blocks). A block no entry
+ * can describe (an address not 16-aligned or above 2^48, or more than a
+ * million distinct infos live) goes to a plain side table instead, the
+ * "wide" blocks. All tables use linear probing and backward-shift deletion,
+ * so no tombstones pile up over billions of events.
  */
 #ifndef MEMTRACE_HEAP_TABLE_H
 #define MEMTRACE_HEAP_TABLE_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#define HEAP_REGION_SHIFT 15
+#define HEAP_REGION_GRANULES (1u << (HEAP_REGION_SHIFT - 4))
 
 /* A block as callers see it. */
 struct heap_block {
@@ -37,11 +41,19 @@ struct heap_info {
     uint32_t kind;
 };
 
+/* The live blocks of one region; an entry is (granule + 1) << 20 | info,
+ * 0 = empty. */
+struct heap_leaf {
+    uint64_t region; /* address >> HEAP_REGION_SHIFT */
+    uint32_t count, mask;
+    uint32_t entries[];
+};
+
 struct heap_table {
-    uint64_t *slots; /* (address >> 4) << HEAP_INFO_BITS | info; 0 = empty */
-    size_t mask;     /* slots - 1 (a power of two less one) */
-    unsigned shift;  /* 64 - log2(slots): a block's home is the top bits of its hash */
-    size_t count;    /* live blocks, wide ones included */
+    struct heap_leaf **leaves; /* open addressing by region; NULL = empty */
+    size_t leaves_mask, nleaves;
+    size_t last;  /* the map slot of the last leaf looked up */
+    size_t count; /* live blocks, wide ones included */
     struct heap_info *infos;
     uint32_t infos_used, infos_cap, infos_free; /* infos_free: number + 1, 0 = none */
     uint32_t *info_index; /* open addressing: info number + 1, 0 = empty */
@@ -51,21 +63,13 @@ struct heap_table {
     size_t wide_mask, wide_count;
 };
 
-/* The slot where the search for address starts: the top bits of a
- * multiplicative hash, so that doubling the table sends the blocks of slot
- * i to slots 2i and 2i + 1 (the in-place grow relies on it). The address
- * is rotated first so its low bits, 0 for aligned blocks, count least. */
-static inline size_t heap_table_slot_of(uint64_t address, unsigned shift)
-{
-    uint64_t rotated = address >> 4 | address << 60;
-    return (size_t)((rotated * 0x9e3779b97f4a7c15ull) >> shift);
-}
-
-/* Starts loading the slot address hashes to, ahead of an insert, remove or
- * find of it (the table is read at random: each lookup is a cache miss). */
+/* Starts loading the leaf map's slot for address, ahead of an insert,
+ * remove or find of it. (The leaf itself is usually in cache already: a
+ * program works near where it just did.) */
 static inline void heap_table_prefetch(const struct heap_table *t, uint64_t address)
 {
-    __builtin_prefetch(&t->slots[heap_table_slot_of(address, t->shift)]);
+    uint64_t region = address >> HEAP_REGION_SHIFT;
+    __builtin_prefetch(&t->leaves[(size_t)((region * 0x9e3779b97f4a7c15ull) >> 32) & t->leaves_mask]);
 }
 
 int heap_table_init(struct heap_table *t);

@@ -1,7 +1,8 @@
 /* The live-block table against a naive model, through growth and many
- * removals (backward-shift deletion must never lose a block), with blocks a
- * slot cannot hold (odd and high addresses, more distinct infos than a slot
- * can number), kinds, and the walk over every live block. */
+ * removals (backward-shift deletion must never lose a block; leaves grow,
+ * shrink and go), with blocks a leaf cannot hold (odd and high addresses,
+ * more distinct infos than an entry can number), kinds, and the walk over
+ * every live block. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,7 +83,7 @@ int main(void)
         all &= found == (model_size[i] != 0) && (!found || (out.kind == 3 && out.size == model_size[i]));
     }
     CHECK(all);
-    CHECK(t.count == 0);
+    CHECK(t.count == 0 && t.nleaves == 0 && t.wide_count == 0); /* the leaves went with them */
     /* replacing a live address reports the old block, spilled or not */
     struct heap_block a = {.address = 4096, .size = 10, .stack = 1},
                       b = {.address = 4096, .size = 1ull << 40, .stack = 2}, old;
@@ -95,9 +96,9 @@ int main(void)
     CHECK(heap_table_snapshot(&t, &snap) == 1 && snap[0].size == 10);
     free(snap);
     heap_table_free(&t);
-    /* a table grown to millions of slots (mapped, doubled in place by
-     * mremap) keeps every block, also with more distinct (size, stack)
-     * pairs live than slots can number (the rest become wide blocks) */
+    /* millions of blocks in thousands of leaves, also with more distinct
+     * (size, stack) pairs live than entries can number (the rest become
+     * wide blocks) */
     CHECK(heap_table_init(&t) == 0);
     int kept = 1;
     for (uint64_t i = 1; i <= 3000000; i++) {
