@@ -391,12 +391,16 @@ static int leaf_put(struct heap_table *t, const struct heap_block *b, uint32_t i
     uint32_t g = granule_of(b->address), word = (g + 1) << INFO_BITS | info;
     size_t i = leaves_slot(t, region);
     struct heap_leaf *leaf = t->leaves[i];
-    uint32_t *e = leaf ? leaf_find(leaf, g) : NULL;
-    if (e) {
-        unpack(t, leaf, *e, replaced);
-        info_drop(t, *e & INFO_MASK);
-        *e = word;
-        return 1;
+    uint32_t j = 0;
+    if (leaf) { /* one probe: the granule's entry, or the empty one it would take */
+        for (j = leaf_home(g, leaf->mask); leaf->entries[j]; j = (j + 1) & leaf->mask) {
+            if (leaf->entries[j] >> INFO_BITS == g + 1) {
+                unpack(t, leaf, leaf->entries[j], replaced);
+                info_drop(t, leaf->entries[j] & INFO_MASK);
+                leaf->entries[j] = word;
+                return 1;
+            }
+        }
     }
     if (!leaf || (leaf->count + 1) * 4 > (leaf->mask + 1) * 3) {
         if (!leaf && 2 * (t->nleaves + 1) > t->leaves_mask + 1) {
@@ -412,10 +416,9 @@ static int leaf_put(struct heap_table *t, const struct heap_block *b, uint32_t i
         t->nleaves += !leaf;
         t->leaves[i] = leaf = bigger;
         t->last = i;
+        for (j = leaf_home(g, leaf->mask); leaf->entries[j]; j = (j + 1) & leaf->mask)
+            ;
     }
-    uint32_t j = leaf_home(g, leaf->mask);
-    while (leaf->entries[j])
-        j = (j + 1) & leaf->mask;
     leaf->entries[j] = word;
     leaf->count++;
     t->count++;
