@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "event_pipe.h"
 #include "sites.h"
 #include "temporary.h"
 #include "util.h"
@@ -69,7 +70,7 @@ static int on_stack(struct replay *p, const struct dump_record *rec)
         array_grow((void **)&p->stats, &p->stats_cap, sizeof *p->stats, p->nstats + 1) != 0)
         return -1;
     p->stack_slot[rec->id] = ++p->nstats;
-    return site_builder_add(p->sites, rec);
+    return 0;
 }
 
 /* Before a stack's live figures change: if a new peak has been reached
@@ -260,26 +261,30 @@ static void on_free(struct replay *p, const struct dump_event *e)
     }
 }
 
-#define EVENT_BATCH 256
+static int on_record(struct replay *p, const struct dump_record *rec);
 
-/* Replays the rest of the EVENTS record whose first event dump_next gave.
- * 0, or -1 (corrupt or out of memory, r->error says which). */
-static int replay_events(struct dump_reader *r, struct replay *p)
+/* Replays a block of the dump: its events, and its records in their
+ * places. 0, or -1 when out of memory. */
+static int replay_block(struct replay *p, const struct pipe_block *b)
 {
-    struct dump_event events[EVENT_BATCH];
-    int n;
-    while ((n = dump_next_events(r, events, EVENT_BATCH)) > 0) {
-        for (int i = 0; i < n; i++) {
-            const struct dump_event *e = &events[i];
-            if (e->is_free)
-                on_free(p, e);
-            else if (on_alloc(p, e) != 0)
-                return oom(r);
-            if (e->time > p->last_time)
-                p->last_time = e->time;
+    uint32_t next_record = 0;
+    for (uint32_t i = 0;; i++) {
+        for (; next_record < b->nrecords && b->records[next_record].before == i; next_record++) {
+            const struct pipe_record *pr = &b->records[next_record];
+            struct dump_record rec = pr->rec;
+            if (rec.name)
+                rec.name = pr->label;
+            if (on_record(p, &rec) != 0)
+                return -1;
         }
+        if (i == b->nevents)
+            return 0;
+        const struct dump_event *e = &b->events[i];
+        if (e->is_free)
+            on_free(p, e);
+        else if (on_alloc(p, e) != 0)
+            return -1;
     }
-    return n;
 }
 
 /* One record other than an ALLOC or FREE event. 0, or -1 when out of
@@ -293,10 +298,6 @@ static int on_record(struct replay *p, const struct dump_record *rec)
     struct heap_block b, old;
     int replaced;
     switch (rec->type) {
-    case MT_REC_MODULE_LOAD:
-    case MT_REC_MODULE_UNLOAD:
-    case MT_REC_PYFRAME:
-        return p->sites ? site_builder_add(p->sites, rec) : 0;
     case MT_REC_STACK:
         return p->sites ? on_stack(p, rec) : 0;
     case MT_REC_ALLOCATOR:
@@ -420,26 +421,19 @@ int analysis_run(struct dump_reader *r, const struct analysis_options *o, struct
         analysis_free(a);
         return oom(r);
     }
-    struct dump_record rec;
-    int got;
-    while ((got = dump_next(r, &rec)) == 1) {
-        if (rec.type == MT_REC_ALLOC || rec.type == MT_REC_FREE) {
-            struct dump_event e = {rec.time,    rec.thread, rec.function,
-                                   rec.address, rec.size,   rec.stack, rec.type == MT_REC_FREE};
-            if (e.is_free)
-                on_free(&p, &e);
-            else if (on_alloc(&p, &e) != 0)
-                got = oom(r);
-        } else if (on_record(&p, &rec) != 0) {
-            got = oom(r);
+    struct event_pipe *pipe = event_pipe_start(r, p.sites);
+    int got = 0, oom_in_pass = !pipe;
+    const struct pipe_block *b;
+    while (pipe && (b = event_pipe_next(pipe)))
+        if (replay_block(&p, b) != 0) {
+            oom_in_pass = 1;
+            break;
         }
-        if (got < 0)
-            break;
-        if (rec.time > p.last_time)
-            p.last_time = rec.time;
-        if (r->events.left && (got = replay_events(r, &p)) < 0)
-            break;
-    }
+    int oom_reading = 0;
+    if (pipe && event_pipe_finish(pipe, &p.last_time, &oom_reading) != 0)
+        got = -1;
+    if (oom_in_pass || oom_reading)
+        got = oom(r);
     if (got == 0 && o && o->mark_from && p.window < 2) {
         if (p.window == 0)
             snprintf(r->error, sizeof r->error, "the dump has no mark '%s'", o->mark_from);
