@@ -28,6 +28,10 @@
 #define INFO_FREE UINT64_MAX /* the refs of a free info */
 
 #define LEAF_FIRST 4    /* entries of a new leaf */
+
+/* The slow paths are functions of their own, never inlined: the fast ones,
+ * run at every event, then need few registers saved. */
+#define COLD __attribute__((noinline, cold))
 #define LEAVES_FIRST 64 /* slots of the leaf map at first */
 
 static int fits_leaf(uint64_t address)
@@ -91,6 +95,9 @@ static int info_index_rebuild(struct heap_table *t, uint32_t n)
 
 /* One more block of info (size, stack, kind): its number, or INFO_NONE
  * when a slot cannot name another info (or out of memory). */
+static COLD uint32_t info_new(struct heap_table *t, uint64_t size, uint32_t stack,
+                              uint32_t kind);
+
 static uint32_t info_take(struct heap_table *t, uint64_t size, uint32_t stack, uint32_t kind)
 {
     if (t->info_index) {
@@ -104,8 +111,14 @@ static uint32_t info_take(struct heap_table *t, uint64_t size, uint32_t stack, u
             }
         }
     }
-    /* a new info: first sweep the unused ones if they are many, then make
-     * room in the index if it is half full */
+    return info_new(t, size, stack, kind);
+}
+
+/* A new info, with one block. */
+static COLD uint32_t info_new(struct heap_table *t, uint64_t size, uint32_t stack, uint32_t kind)
+{
+    /* first sweep the unused ones if they are many, then make room in the
+     * index if it is half full */
     if (t->infos_unused > 1024 && t->infos_unused >= t->infos_indexed / 2 &&
         info_index_rebuild(t, t->info_index_mask + 1) != 0)
         return INFO_NONE;
@@ -331,6 +344,22 @@ static uint32_t *entry_find(struct heap_table *t, uint64_t address, size_t *slot
     return leaf ? leaf_find(leaf, granule_of(address)) : NULL;
 }
 
+/* The leaf in map slot i, mostly empty, is cut to an eighth (at most a
+ * quarter full then); empty, it goes. */
+static COLD void leaf_shrink(struct heap_table *t, size_t i)
+{
+    struct heap_leaf *leaf = t->leaves[i];
+    if (!leaf->count) {
+        leaves_erase(t, i);
+    } else if (leaf->mask + 1 >= 8 * LEAF_FIRST) {
+        struct heap_leaf *smaller = leaf_make(leaf->region, (leaf->mask + 1) / 8, leaf);
+        if (smaller) { /* else it just stays large */
+            free(leaf);
+            t->leaves[i] = smaller;
+        }
+    }
+}
+
 /* Empties entry e of the leaf in map slot i into *out, pulling later
  * members of its probe run into the hole; the leaf shrinks when it is
  * mostly empty, and goes when it is empty. */
@@ -350,15 +379,8 @@ static void entry_erase(struct heap_table *t, size_t i, uint32_t *e, struct heap
     leaf->entries[hole] = 0;
     leaf->count--;
     t->count--;
-    if (!leaf->count) {
-        leaves_erase(t, i);
-    } else if (leaf->count * 8 < leaf->mask + 1 && leaf->mask + 1 > LEAF_FIRST) {
-        struct heap_leaf *smaller = leaf_make(leaf->region, (leaf->mask + 1) / 2, leaf);
-        if (smaller) { /* else it just stays large */
-            free(leaf);
-            t->leaves[i] = smaller;
-        }
-    }
+    if (leaf->count * 32 < leaf->mask + 1)
+        leaf_shrink(t, i);
 }
 
 /* ---- the API ------------------------------------------------------------- */
@@ -382,6 +404,26 @@ void heap_table_free(struct heap_table *t)
     memset(t, 0, sizeof *t);
 }
 
+/* The leaf of region made (in map slot i, where it would go) or doubled:
+ * the new leaf, or NULL when out of memory. */
+static COLD struct heap_leaf *leaf_grow(struct heap_table *t, uint64_t region, size_t i)
+{
+    struct heap_leaf *leaf = t->leaves[i];
+    if (!leaf && 2 * (t->nleaves + 1) > t->leaves_mask + 1) {
+        if (leaves_grow(t) != 0)
+            return NULL;
+        i = leaves_slot(t, region);
+    }
+    struct heap_leaf *bigger = leaf_make(region, leaf ? 2 * (leaf->mask + 1) : LEAF_FIRST, leaf);
+    if (!bigger)
+        return NULL;
+    free(leaf);
+    t->nleaves += !leaf;
+    t->leaves[i] = bigger;
+    t->last = i;
+    return bigger;
+}
+
 /* Puts the block with info number info in a leaf: 1 if it took the place
  * of a live block (into *replaced), 0 if not, -1 when out of memory. */
 static int leaf_put(struct heap_table *t, const struct heap_block *b, uint32_t info,
@@ -403,19 +445,8 @@ static int leaf_put(struct heap_table *t, const struct heap_block *b, uint32_t i
         }
     }
     if (!leaf || (leaf->count + 1) * 4 > (leaf->mask + 1) * 3) {
-        if (!leaf && 2 * (t->nleaves + 1) > t->leaves_mask + 1) {
-            if (leaves_grow(t) != 0)
-                return -1;
-            i = leaves_slot(t, region);
-        }
-        struct heap_leaf *bigger =
-            leaf_make(region, leaf ? 2 * (leaf->mask + 1) : LEAF_FIRST, leaf);
-        if (!bigger)
+        if (!(leaf = leaf_grow(t, region, i)))
             return -1;
-        free(leaf);
-        t->nleaves += !leaf;
-        t->leaves[i] = leaf = bigger;
-        t->last = i;
         for (j = leaf_home(g, leaf->mask); leaf->entries[j]; j = (j + 1) & leaf->mask)
             ;
     }
@@ -423,6 +454,27 @@ static int leaf_put(struct heap_table *t, const struct heap_block *b, uint32_t i
     leaf->count++;
     t->count++;
     return 0;
+}
+
+/* Inserts b among the wide blocks (fits: its address would fit a leaf, where
+ * a block at it would be replaced). As heap_table_insert. */
+static COLD int insert_wide(struct heap_table *t, const struct heap_block *b, int fits,
+                            struct heap_block *replaced)
+{
+    struct heap_block *w = wide_find(t, b->address);
+    if (w) {
+        *replaced = *w;
+        *w = *b;
+        return 1;
+    }
+    if (wide_put(t, b) != 0)
+        return -1;
+    size_t slot;
+    uint32_t *e = fits ? entry_find(t, b->address, &slot) : NULL;
+    if (!e)
+        return 0;
+    entry_erase(t, slot, e, replaced);
+    return 1;
 }
 
 int heap_table_insert(struct heap_table *t, const struct heap_block *b, struct heap_block *replaced)
@@ -438,28 +490,14 @@ int heap_table_insert(struct heap_table *t, const struct heap_block *b, struct h
                 info_drop(t, info);
             return r;
         }
-        struct heap_block *w = wide_find(t, b->address);
+        struct heap_block *w = t->wide_count ? wide_find(t, b->address) : NULL;
         if (!w)
             return 0;
         *replaced = *w;
         wide_erase(t, w);
         return 1;
     }
-    /* a wide block */
-    struct heap_block *w = wide_find(t, b->address);
-    if (w) {
-        *replaced = *w;
-        *w = *b;
-        return 1;
-    }
-    if (wide_put(t, b) != 0)
-        return -1;
-    size_t slot;
-    uint32_t *e = fits ? entry_find(t, b->address, &slot) : NULL;
-    if (!e)
-        return 0;
-    entry_erase(t, slot, e, replaced);
-    return 1;
+    return insert_wide(t, b, fits, replaced);
 }
 
 int heap_table_remove(struct heap_table *t, uint64_t address, struct heap_block *out)

@@ -19,16 +19,24 @@
 
 #include "util.h"
 
-static struct temporary_thread *thread_slot(struct temporary_tracker *t, uint64_t thread)
+/* The slow paths are functions of their own, never inlined: the fast ones,
+ * run at every event, then need no registers saved. */
+#define COLD __attribute__((noinline, cold))
+
+static COLD struct temporary_thread *thread_slot_grow(struct temporary_tracker *t,
+                                                      uint64_t thread)
 {
-    if (thread < t->threads_cap)
-        return &t->threads[thread];
     /* a thread index beyond this comes only from a corrupt dump: it is not
      * worth the memory (16 bytes per index) */
     if (thread >= 1u << 20 ||
         array_grow((void **)&t->threads, &t->threads_cap, sizeof *t->threads, thread + 1) != 0)
         return NULL;
     return &t->threads[thread];
+}
+
+static struct temporary_thread *thread_slot(struct temporary_tracker *t, uint64_t thread)
+{
+    return thread < t->threads_cap ? &t->threads[thread] : thread_slot_grow(t, thread);
 }
 
 /* ---- the owners map ------------------------------------------------------ */
@@ -39,27 +47,28 @@ static uint32_t owner_home(const struct temporary_tracker *t, uint64_t address)
            t->owners_mask;
 }
 
-static struct temporary_owner *owner_find(struct temporary_tracker *t, uint64_t address)
+static COLD struct temporary_owner *owner_find_map(struct temporary_tracker *t,
+                                                   uint64_t address)
 {
-    if (!t->owners) {
-        for (uint32_t i = 0; i < t->nfew; i++)
-            if (t->few[i].address == address)
-                return &t->few[i];
-        return NULL;
-    }
     for (uint32_t i = owner_home(t, address); t->owners[i].address; i = (i + 1) & t->owners_mask)
         if (t->owners[i].address == address)
             return &t->owners[i];
     return NULL;
 }
 
-/* Removes the entry e (backward-shift deletion, as heap_table.c). */
-static void owner_erase(struct temporary_tracker *t, struct temporary_owner *e)
+static struct temporary_owner *owner_find(struct temporary_tracker *t, uint64_t address)
 {
-    if (!t->owners) {
-        *e = t->few[--t->nfew];
-        return;
-    }
+    if (t->owners)
+        return owner_find_map(t, address);
+    for (uint32_t i = 0; i < t->nfew; i++)
+        if (t->few[i].address == address)
+            return &t->few[i];
+    return NULL;
+}
+
+/* Removes the entry e of the map (backward-shift deletion, as heap_table.c). */
+static COLD void owner_erase_map(struct temporary_tracker *t, struct temporary_owner *e)
+{
     uint32_t hole = (uint32_t)(e - t->owners), mask = t->owners_mask;
     for (uint32_t j = (hole + 1) & mask; t->owners[j].address; j = (j + 1) & mask) {
         uint32_t home = owner_home(t, t->owners[j].address);
@@ -73,13 +82,18 @@ static void owner_erase(struct temporary_tracker *t, struct temporary_owner *e)
     t->owners_count--;
 }
 
-/* Adds address -> thread (address has no entry). 0, or -1 when out of memory. */
-static int owner_put(struct temporary_tracker *t, uint64_t address, uint64_t thread)
+static void owner_erase(struct temporary_tracker *t, struct temporary_owner *e)
 {
-    if (!t->owners && t->nfew < TEMPORARY_FEW) {
-        t->few[t->nfew++] = (struct temporary_owner){address, thread};
-        return 0;
-    }
+    if (t->owners)
+        owner_erase_map(t, e);
+    else
+        *e = t->few[--t->nfew];
+}
+
+/* Adds address -> thread to the map (made from the few if there is none
+ * yet). 0, or -1 when out of memory. */
+static COLD int owner_put_map(struct temporary_tracker *t, uint64_t address, uint64_t thread)
+{
     if (!t->owners) { /* too many for the few: into the map with them */
         t->owners = calloc(16, sizeof *t->owners);
         if (!t->owners)
@@ -116,6 +130,15 @@ static int owner_put(struct temporary_tracker *t, uint64_t address, uint64_t thr
         i = (i + 1) & t->owners_mask;
     t->owners[i] = (struct temporary_owner){address, thread};
     t->owners_count++;
+    return 0;
+}
+
+/* Adds address -> thread (address has no entry). 0, or -1 when out of memory. */
+static int owner_put(struct temporary_tracker *t, uint64_t address, uint64_t thread)
+{
+    if (t->owners || t->nfew == TEMPORARY_FEW)
+        return owner_put_map(t, address, thread);
+    t->few[t->nfew++] = (struct temporary_owner){address, thread};
     return 0;
 }
 
