@@ -12,6 +12,11 @@
  *
  * Invariant: owners[X] = T exactly when T's candidate is X and the block
  * live at X was allocated by T.
+ *
+ * While a single thread allocates (most programs, and any before their
+ * second thread), no owner need be kept: the block at its candidate's
+ * address is its candidate as long as it has one. The owners are written
+ * out when a second thread shows up (or an inherited block).
  */
 #include "temporary.h"
 
@@ -144,9 +149,28 @@ static int owner_put(struct temporary_tracker *t, uint64_t address, uint64_t thr
 
 /* ---- events -------------------------------------------------------------- */
 
+/* From one thread to any number: its implied owner is written out (into
+ * the few, empty until now: this cannot fail). */
+static COLD void go_general(struct temporary_tracker *t)
+{
+    if (t->mode == 1 && t->threads[t->only].candidate)
+        owner_put(t, t->threads[t->only].address, t->only);
+    t->mode = 2;
+}
+
 int temporary_on_alloc(struct temporary_tracker *t, uint64_t thread, uint64_t address,
                        int replaced)
 {
+    if (t->mode == 0 && thread_slot(t, thread)) {
+        t->mode = 1;
+        t->only = thread;
+    }
+    if (t->mode == 1 && thread == t->only) {
+        t->threads[thread] = (struct temporary_thread){address, 1};
+        return 0;
+    }
+    if (t->mode == 1)
+        go_general(t);
     struct temporary_owner *e;
     if (replaced && (e = owner_find(t, address))) /* its block is gone */
         owner_erase(t, e);
@@ -161,6 +185,8 @@ int temporary_on_alloc(struct temporary_tracker *t, uint64_t thread, uint64_t ad
 
 int temporary_on_inherit(struct temporary_tracker *t, uint64_t address)
 {
+    if (t->mode == 1)
+        go_general(t);
     struct temporary_owner *e = owner_find(t, address);
     if (e)
         owner_erase(t, e);
@@ -174,6 +200,15 @@ int temporary_on_inherit(struct temporary_tracker *t, uint64_t address)
 
 int temporary_on_free(struct temporary_tracker *t, uint64_t thread, uint64_t address, int live)
 {
+    if (t->mode == 1 && thread == t->only) {
+        struct temporary_thread *th = &t->threads[thread];
+        int temporary = live && th->candidate && th->address == address;
+        if (th->address == address)
+            th->candidate = 0;
+        return temporary;
+    }
+    if (t->mode == 1)
+        go_general(t);
     struct temporary_thread *th = thread_slot(t, thread);
     int temporary = 0;
     struct temporary_owner *e;

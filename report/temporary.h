@@ -23,6 +23,10 @@ struct temporary_owner {
 struct temporary_tracker {
     struct temporary_thread *threads; /* by thread index */
     uint32_t threads_cap;
+    /* 0: no allocation yet; 1: one thread allocates (only), and the owners
+     * are implied (only's candidate, if it has one); 2: the owners below */
+    int mode;
+    uint64_t only;
     /* the owners: while there are at most TEMPORARY_FEW, the first nfew of
      * few; then open addressing by address in owners */
     struct temporary_owner few[TEMPORARY_FEW];
