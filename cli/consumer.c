@@ -359,9 +359,7 @@ static void on_scan_done(struct process *p)
     for (uint64_t i = 0; i < h.count; i++) {
         uint8_t kind = kinds[i] < MT_KIND_COUNT ? kinds[i] : MT_KIND_UNKNOWN;
         dump_write_leak_kind(&p->dump, blocks[i].address, kind);
-        struct heap_block *b = heap_table_find(&p->live, blocks[i].address);
-        if (b)
-            b->kind = kind;
+        heap_table_set_kind(&p->live, blocks[i].address, kind);
     }
     munmap(p->scan_map, p->scan_size);
     p->scan_map = NULL;
@@ -419,12 +417,10 @@ static void print_summary(const struct process *p, const char *how, uint32_t lea
             fmt_count(a, t->peak_bytes), fmt_count(b, t->peak_blocks), t->peak_time_ns / 1e9);
     if (leak_check != MT_LEAK_CHECK_NONE && t->in_use_blocks) {
         uint64_t bytes[MT_KIND_COUNT] = {0}, blocks[MT_KIND_COUNT] = {0};
-        for (size_t i = 0; i <= p->live.mask; i++) {
-            const struct heap_block *lb = &p->live.slots[i];
-            if (lb->address) {
-                bytes[lb->kind] += lb->size;
-                blocks[lb->kind]++;
-            }
+        struct heap_block lb;
+        for (size_t cursor = 0; heap_table_next(&p->live, &cursor, &lb);) {
+            bytes[lb.kind] += lb.size;
+            blocks[lb.kind]++;
         }
         static const char *labels[] = {"definitely lost", "indirectly lost", "  possibly lost",
                                        "still reachable", "    not scanned"};

@@ -185,7 +185,7 @@ static void account_alloc(struct process *p, uint64_t ts, const struct heap_bloc
 static void on_alloc(struct process *p, struct consumer_ring *ring, const struct mt_ring_alloc *a)
 {
     uint32_t stack = local_to_dump(&p->stacks, a->stack_id);
-    struct heap_block b = {a->ptr, a->size, stack, ring->thread, MT_KIND_UNKNOWN};
+    struct heap_block b = {a->ptr, a->size, stack, MT_KIND_UNKNOWN};
     account_alloc(p, a->hdr.ts, &b);
     dump_write_alloc(&p->dump, a->hdr.ts, ring->thread, a->function, a->ptr, a->size, stack);
 }

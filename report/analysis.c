@@ -9,196 +9,78 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "event_pipe.h"
+#include "sites.h"
+#include "temporary.h"
 #include "util.h"
 
-#define MAX_FRAMES_PER_ADDRESS 32
-
-/* ---- frames: each distinct frame once ------------------------------------ */
-
-static uint64_t frame_hash(const struct sym_frame *f)
+/* Says so in r->error; returns -1. */
+static int oom(struct dump_reader *r)
 {
-    /* strings are interned by the symbolizer: pointers compare */
-    uint64_t h = hash_mix(0x9e3779b97f4a7c15ull, (uintptr_t)f->function);
-    h = hash_mix(h, (uintptr_t)f->file);
-    h = hash_mix(h, (uint64_t)f->line);
-    h = hash_mix(h, (uintptr_t)f->module);
-    h = hash_mix(h, (uint64_t)f->inlined);
-    h = hash_mix(h, (uint64_t)f->is_python);
-    if (!f->function)
-        h = hash_mix(h, f->module_offset);
-    return h;
+    snprintf(r->error, sizeof r->error, "out of memory while reading the dump");
+    return -1;
 }
 
-static int frame_equal(const struct sym_frame *a, const struct sym_frame *b)
+/* ---- what each stack holds ------------------------------------------------ */
+
+/* The figures of one stack (one STACK record), kept by the pass and added
+ * up into its site's once the sites are known (sites.c). The live figures
+ * come first: every event of the stack touches them. */
+struct stack_stats {
+    int64_t live_bytes, live_blocks;
+    uint64_t allocations, bytes_allocated;
+    uint32_t peak_version, alloc_function; /* enum mt_function of its first allocation */
+    uint64_t first_allocation; /* number of its first allocation + 1, 0 = none */
+    int64_t peak_bytes, peak_blocks; /* saved at the peak of version peak_version */
+    uint64_t temporary, temporary_bytes;
+};
+
+/* What the pass keeps besides the analysis: the live blocks, which frees
+ * are of temporaries, and each stack's figures. */
+struct replay {
+    const struct analysis_options *o;
+    struct analysis *a;
+    struct heap_table live;
+    struct temporary_tracker temporary;
+    struct site_builder *sites; /* NULL: no sites wanted (--summary) */
+    uint32_t *stack_slot;       /* dump stack id -> its stats + 1 */
+    uint32_t stack_slot_cap;
+    struct stack_stats *stats;  /* one per STACK record, in order */
+    uint32_t nstats, stats_cap;
+    uint64_t allocations;       /* wanted allocations so far */
+    uint32_t peak_version;      /* how many times the peak rose */
+    uint64_t start, last_time;
+    int window; /* --between: 0 before its first mark, 1 between, 2 after */
+};
+
+static struct stack_stats *stats_of(struct replay *p, uint64_t stack)
 {
-    return a->function == b->function && a->file == b->file && a->line == b->line &&
-           a->module == b->module && a->inlined == b->inlined && a->is_python == b->is_python &&
-           (a->function || a->module_offset == b->module_offset);
+    if (stack >= p->stack_slot_cap || !p->stack_slot[stack])
+        return NULL;
+    return &p->stats[p->stack_slot[stack] - 1];
 }
 
-static uint64_t frame_hash_at(const void *a, uint32_t i)
+/* A STACK record: the next stack's figures start at 0. 0, or -1 when out
+ * of memory or its id is beyond any real one. */
+static int on_stack(struct replay *p, const struct dump_record *rec)
 {
-    return frame_hash(&((const struct analysis *)a)->frames[i]);
-}
-
-static uint64_t site_hash_at(const void *a, uint32_t i)
-{
-    return ((const struct analysis *)a)->sites[i].hash;
-}
-
-/* Returns the index of frame f, adding it when new; UINT32_MAX on failure. */
-static uint32_t intern_frame(struct analysis *a, const struct sym_frame *f)
-{
-    if ((a->nframes + 1) * 4 >= (a->frame_index_mask + 1) * 3 &&
-        index_grow(&a->frame_index, &a->frame_index_mask, a->nframes, 1023, frame_hash_at, a) != 0)
-        return UINT32_MAX;
-    uint32_t i = (uint32_t)frame_hash(f) & a->frame_index_mask;
-    for (; a->frame_index[i]; i = (i + 1) & a->frame_index_mask)
-        if (frame_equal(&a->frames[a->frame_index[i] - 1], f))
-            return a->frame_index[i] - 1;
-    if (array_grow((void **)&a->frames, &a->frames_cap, sizeof *a->frames, a->nframes + 1) != 0)
-        return UINT32_MAX;
-    a->frames[a->nframes] = *f;
-    a->frame_index[i] = ++a->nframes;
-    return a->nframes - 1;
-}
-
-/* ---- sites: each distinct symbolized stack once -------------------------- */
-
-static int frame_matches(const struct sym_frame *f, const char *pattern)
-{
-    const char *module_base = f->module ? strrchr(f->module, '/') : NULL;
-    return (f->function && fnmatch(pattern, f->function, 0) == 0) ||
-           (f->file && fnmatch(pattern, f->file, 0) == 0) ||
-           (f->module && fnmatch(pattern, f->module, 0) == 0) ||
-           (module_base && fnmatch(pattern, module_base + 1, 0) == 0);
-}
-
-static int filtered_out(const struct analysis *a, const uint32_t *frames, uint32_t n,
-                        const struct analysis_options *o)
-{
-    for (int p = 0; p < o->nexclude; p++)
-        for (uint32_t k = 0; k < n; k++)
-            if (frame_matches(&a->frames[frames[k]], o->exclude[p]))
-                return 1;
-    if (o->ninclude == 0)
-        return 0;
-    for (int p = 0; p < o->ninclude; p++)
-        for (uint32_t k = 0; k < n; k++)
-            if (frame_matches(&a->frames[frames[k]], o->include[p]))
-                return 0;
-    return 1;
-}
-
-/* The site of a stack's frames (already appended at the end of
- * site_frames); a new site keeps them, an existing one drops them. */
-static uint32_t intern_site(struct analysis *a, uint32_t first, uint32_t n,
-                            const struct analysis_options *o)
-{
-    uint64_t h = 0x51afd7ed558ccdffull ^ n;
-    for (uint32_t k = 0; k < n; k++)
-        h = hash_mix(h, a->site_frames[first + k]);
-    if ((a->nsites + 1) * 4 >= (a->site_index_mask + 1) * 3 &&
-        index_grow(&a->site_index, &a->site_index_mask, a->nsites, 1023, site_hash_at, a) != 0)
-        return UINT32_MAX;
-    uint32_t i = (uint32_t)h & a->site_index_mask;
-    for (; a->site_index[i]; i = (i + 1) & a->site_index_mask) {
-        const struct site *s = &a->sites[a->site_index[i] - 1];
-        if (s->hash == h && s->nframes == n &&
-            memcmp(a->site_frames + s->first_frame, a->site_frames + first, n * 4ull) == 0) {
-            a->site_frames_len = first; /* drop the copy */
-            return a->site_index[i] - 1;
-        }
-    }
-    if (array_grow((void **)&a->sites, &a->sites_cap, sizeof *a->sites, a->nsites + 1) != 0)
-        return UINT32_MAX;
-    struct site *s = &a->sites[a->nsites];
-    memset(s, 0, sizeof *s);
-    s->first_frame = first;
-    s->nframes = n;
-    s->hash = h;
-    s->filtered_out = filtered_out(a, a->site_frames + first, n, o);
-    a->site_index[i] = ++a->nsites;
-    return a->nsites - 1;
-}
-
-static int append_frame(struct analysis *a, const struct sym_frame *frame)
-{
-    uint32_t f = intern_frame(a, frame);
-    if (f == UINT32_MAX || array_grow((void **)&a->site_frames, &a->site_frames_cap,
-                                      sizeof *a->site_frames, a->site_frames_len + 1) != 0)
+    if (rec->id >= (1u << 30) ||
+        array_grow((void **)&p->stack_slot, &p->stack_slot_cap, sizeof *p->stack_slot,
+                   rec->id + 1) != 0 ||
+        array_grow((void **)&p->stats, &p->stats_cap, sizeof *p->stats, p->nstats + 1) != 0)
         return -1;
-    a->site_frames[a->site_frames_len++] = f;
+    p->stack_slot[rec->id] = ++p->nstats;
     return 0;
 }
 
-/* Appends the Python frames ips[*next..] up to and including the next one
- * that entered the interpreter loop (all that are left if none did). */
-static int append_python(struct analysis *a, const uint64_t *ips, uint64_t depth, uint64_t *next,
-                         int one_call)
+/* Before a stack's live figures change: if a new peak has been reached
+ * since they last changed, they are its figures at that peak. */
+static void stats_touch(const struct replay *p, struct stack_stats *s)
 {
-    for (; *next < depth; (*next)++) {
-        uint64_t ip = ips[*next];
-        if (!MT_IS_PYFRAME(ip))
-            continue;
-        const struct sym_frame *f = python_frames_find(&a->python, ip);
-        struct sym_frame unknown = {.function = NULL, .is_python = 1};
-        if (append_frame(a, f ? f : &unknown) != 0)
-            return -1;
-        if (one_call && MT_PYFRAME_IS_ENTRY(ip)) {
-            (*next)++;
-            break;
-        }
-    }
-    return 0;
-}
-
-/* A stack's frames, innermost first: native frames symbolized (inlined
- * ones expanded, our own dropped), each interpreter-loop frame replaced by
- * the Python frames it ran. */
-static int on_stack(struct analysis *a, const struct dump_record *rec,
-                    const struct analysis_options *o)
-{
-    uint32_t first = a->site_frames_len;
-    struct sym_frame out[MAX_FRAMES_PER_ADDRESS];
-    uint64_t next_python = 0;
-    while (next_python < rec->depth && !MT_IS_PYFRAME(rec->ips[next_python]))
-        next_python++;
-    for (uint64_t k = 0; k < rec->depth; k++) {
-        if (MT_IS_PYFRAME(rec->ips[k]))
-            continue;
-        int n = symbolizer_lookup(a->symbolizer, rec->ips[k], out, MAX_FRAMES_PER_ADDRESS);
-        for (int j = 0; j < n; j++) {
-            if (out[j].is_memtrace)
-                continue;
-            int rc = next_python < rec->depth && python_frames_is_eval(&out[j])
-                         ? append_python(a, rec->ips, rec->depth, &next_python, 1)
-                         : append_frame(a, &out[j]);
-            if (rc != 0)
-                return -1;
-        }
-    }
-    /* native frames cut by --max-depth, or an interpreter not recognized */
-    if (append_python(a, rec->ips, rec->depth, &next_python, 0) != 0)
-        return -1;
-    uint32_t site = intern_site(a, first, a->site_frames_len - first, o);
-    if (site == UINT32_MAX || rec->id >= (1u << 30) ||
-        array_grow((void **)&a->stack_site, &a->stack_site_cap, sizeof *a->stack_site, rec->id + 1) != 0)
-        return -1;
-    a->stack_site[rec->id] = site + 1;
-    return 0;
-}
-
-/* ---- events -------------------------------------------------------------- */
-
-/* Before a site's live figures change: if a new peak has been reached since
- * it last changed, its current figures are its figures at that peak. */
-static void site_touch(struct analysis *a, struct site *s)
-{
-    if (s->peak_version != a->peak_version) {
+    if (s->peak_version != p->peak_version) {
         s->peak_bytes = s->live_bytes;
         s->peak_blocks = s->live_blocks;
-        s->peak_version = a->peak_version;
+        s->peak_version = p->peak_version;
     }
 }
 
@@ -212,34 +94,27 @@ int64_t site_peak_blocks(const struct analysis *a, const struct site *s)
     return s->peak_version == a->peak_version ? s->peak_blocks : s->live_blocks;
 }
 
-static struct site *site_of_stack(struct analysis *a, uint64_t stack)
+static void block_gone(struct replay *p, const struct heap_block *b)
 {
-    if (!a->symbolizer || stack >= a->stack_site_cap || !a->stack_site[stack])
-        return NULL;
-    return &a->sites[a->stack_site[stack] - 1];
-}
-
-static void block_gone(struct analysis *a, const struct heap_block *b)
-{
-    struct heap_totals *t = &a->summary.totals;
+    struct heap_totals *t = &p->a->summary.totals;
     t->in_use_bytes -= b->size;
     t->in_use_blocks--;
-    struct site *s = site_of_stack(a, b->stack);
+    struct stack_stats *s = stats_of(p, b->stack);
     if (s) {
-        site_touch(a, s);
+        stats_touch(p, s);
         s->live_bytes -= (int64_t)b->size;
         s->live_blocks--;
     }
 }
 
-static void block_born(struct analysis *a, const struct heap_block *b, uint64_t when)
+static void block_born(struct replay *p, const struct heap_block *b, struct stack_stats *s,
+                       uint64_t when)
 {
-    struct heap_totals *t = &a->summary.totals;
+    struct heap_totals *t = &p->a->summary.totals;
     t->in_use_bytes += b->size;
     t->in_use_blocks++;
-    struct site *s = site_of_stack(a, b->stack);
     if (s) {
-        site_touch(a, s);
+        stats_touch(p, s);
         s->live_bytes += (int64_t)b->size;
         s->live_blocks++;
     }
@@ -247,7 +122,7 @@ static void block_born(struct analysis *a, const struct heap_block *b, uint64_t 
         t->peak_bytes = t->in_use_bytes;
         t->peak_blocks = t->in_use_blocks;
         t->peak_time_ns = when;
-        a->peak_version++; /* every site's current figures are now the peak's */
+        p->peak_version++; /* every stack's current figures are now the peak's */
     }
 }
 
@@ -317,9 +192,9 @@ static void on_mark(struct analysis *a, const struct analysis_options *o,
     }
 }
 
-/* Whether an ALLOC record is one the options keep. */
-static int wanted(const struct analysis *a, const struct analysis_options *o,
-                  const struct dump_record *rec, int window)
+/* Whether an allocation by function is one the options keep. */
+static int wanted(const struct analysis *a, const struct analysis_options *o, uint64_t function,
+                  int window)
 {
     if (!o)
         return 1;
@@ -327,189 +202,268 @@ static int wanted(const struct analysis *a, const struct analysis_options *o,
         return 0;
     if (o->nallocators == 0)
         return 1;
-    const char *name = analysis_allocator_name(a, (uint32_t)rec->function);
+    const char *name = analysis_allocator_name(a, (uint32_t)function);
     for (int i = 0; name && i < o->nallocators; i++)
         if (fnmatch(o->allocators[i], name, 0) == 0)
             return 1;
     return 0;
 }
 
-/* "Temporary": freed by its thread before that thread allocated again. */
-struct thread_last {
-    uint64_t address;
-    int candidate;
+/* ---- the pass ------------------------------------------------------------- */
+
+/* An ALLOC event. 0, or -1 when out of memory. */
+static int on_alloc(struct replay *p, const struct dump_event *e)
+{
+    struct analysis *a = p->a;
+    if (!wanted(a, p->o, e->function, p->window))
+        return 0;
+    struct heap_block b = {e->address, e->size, (uint32_t)e->stack, MT_KIND_UNKNOWN}, old;
+    int replaced = heap_table_insert(&p->live, &b, &old);
+    if (replaced < 0)
+        return -1;
+    if (replaced)
+        block_gone(p, &old);
+    struct heap_totals *t = &a->summary.totals;
+    t->allocations++;
+    t->bytes_allocated += e->size;
+    p->allocations++;
+    /* the stack as recorded counts the allocation; as the block keeps it
+     * (32 bits), its bytes */
+    struct stack_stats *s = p->sites ? stats_of(p, e->stack) : NULL;
+    if (s) {
+        if (!s->first_allocation) {
+            s->first_allocation = p->allocations;
+            s->alloc_function = (uint32_t)e->function;
+        }
+        s->allocations++;
+        s->bytes_allocated += e->size;
+    }
+    block_born(p, &b, e->stack == b.stack ? s : stats_of(p, b.stack), e->time - p->start);
+    return temporary_on_alloc(&p->temporary, e->thread, e->address, replaced);
+}
+
+static void on_free(struct replay *p, const struct dump_event *e)
+{
+    struct analysis *a = p->a;
+    struct heap_block b;
+    int live = heap_table_remove(&p->live, e->address, &b);
+    if (live) {
+        a->summary.totals.frees++;
+        block_gone(p, &b);
+    }
+    if (temporary_on_free(&p->temporary, e->thread, e->address, live)) {
+        a->summary.temporary_allocations++;
+        struct stack_stats *s = stats_of(p, b.stack);
+        if (s) {
+            s->temporary++;
+            s->temporary_bytes += b.size;
+        }
+    }
+}
+
+static int on_record(struct replay *p, const struct dump_record *rec);
+
+/* Replays a block of the dump: its events, and its records in their
+ * places. 0, or -1 when out of memory. */
+static int replay_block(struct replay *p, const struct pipe_block *b)
+{
+    uint32_t next_record = 0;
+    for (uint32_t i = 0;; i++) {
+        for (; next_record < b->nrecords && b->records[next_record].before == i; next_record++) {
+            const struct pipe_record *pr = &b->records[next_record];
+            struct dump_record rec = pr->rec;
+            if (rec.name)
+                rec.name = pr->label;
+            if (on_record(p, &rec) != 0)
+                return -1;
+        }
+        if (i == b->nevents)
+            return 0;
+        const struct dump_event *e = &b->events[i];
+        if (e->is_free)
+            on_free(p, e);
+        else if (on_alloc(p, e) != 0)
+            return -1;
+    }
+}
+
+/* One record other than an ALLOC or FREE event. 0, or -1 when out of
+ * memory. */
+static int on_record(struct replay *p, const struct dump_record *rec)
+{
+    struct analysis *a = p->a;
+    const struct analysis_options *o = p->o;
+    struct summary *sum = &a->summary;
+    struct heap_totals *t = &sum->totals;
+    struct heap_block b, old;
+    int replaced;
+    switch (rec->type) {
+    case MT_REC_STACK:
+        return p->sites ? on_stack(p, rec) : 0;
+    case MT_REC_ALLOCATOR:
+        return on_allocator(a, rec);
+    case MT_REC_MARK:
+        on_mark(a, o, rec, &p->window, p->start);
+        return 0;
+    case MT_REC_INHERIT: /* a fork child's inherited blocks: no allocator, no time */
+        if (o && (o->mark_from || o->nallocators))
+            return 0;
+        b = (struct heap_block){rec->address, rec->size, (uint32_t)rec->stack, MT_KIND_UNKNOWN};
+        replaced = heap_table_insert(&p->live, &b, &old);
+        if (replaced == 0)
+            block_born(p, &b, stats_of(p, b.stack), 0);
+        return replaced >= 0 ? temporary_on_inherit(&p->temporary, rec->address) : 0;
+    case MT_REC_INHERIT_TOTALS:
+        t->allocations = rec->allocations;
+        t->frees = rec->frees;
+        t->bytes_allocated = rec->bytes_allocated;
+        return 0;
+    case MT_REC_SCAN:
+        sum->scanned = 1;
+        return 0;
+    case MT_REC_LEAK_KIND:
+        if (rec->exit_how < MT_KIND_COUNT &&
+            heap_table_set_kind(&p->live, rec->address, (unsigned)rec->exit_how) < 0)
+            return -1;
+        return 0;
+    case MT_REC_EXIT:
+        sum->exit_how = rec->exit_how;
+        sum->exit_value = rec->exit_value;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* What was never freed, by kind (the summary's) and by stack: *leaks gets
+ * MT_KIND_COUNT byte and block counts per stack, or NULL when none is
+ * live. 0, or -1 when out of memory. */
+struct stack_leaks {
+    uint64_t bytes[MT_KIND_COUNT], blocks[MT_KIND_COUNT];
 };
 
-static struct thread_last *thread_slot(struct thread_last **v, uint32_t *cap, uint64_t thread)
+static int count_leaks(struct replay *p, struct stack_leaks **leaks)
 {
-    /* a thread index beyond this comes only from a corrupt dump: it is not
-     * worth the memory (16 bytes per index) */
-    if (thread >= 1u << 20 || array_grow((void **)v, cap, sizeof **v, thread + 1) != 0)
-        return NULL;
-    return &(*v)[thread];
+    struct summary *sum = &p->a->summary;
+    *leaks = p->live.count && p->nstats ? calloc(p->nstats, sizeof **leaks) : NULL;
+    if (p->live.count && p->nstats && !*leaks)
+        return -1;
+    struct heap_block lb;
+    for (size_t cursor = 0; heap_table_next(&p->live, &cursor, &lb);) {
+        sum->kind_bytes[lb.kind] += lb.size;
+        sum->kind_blocks[lb.kind]++;
+        if (*leaks && lb.stack < p->stack_slot_cap && p->stack_slot[lb.stack]) {
+            struct stack_leaks *l = &(*leaks)[p->stack_slot[lb.stack] - 1];
+            l->bytes[lb.kind] += lb.size;
+            l->blocks[lb.kind]++;
+        }
+    }
+    return 0;
+}
+
+/* Adds each stack's figures up into its site's: the sites' figures at the
+ * peak are the sum of their stacks' then, and a site's allocator is the one
+ * of its first allocation. 0, or -1 when out of memory. */
+static int add_up_sites(struct replay *p, const uint32_t *site_of, const struct stack_leaks *leaks)
+{
+    struct analysis *a = p->a;
+    a->peak_version = p->peak_version;
+    uint64_t *first = calloc(a->nsites ? a->nsites : 1, sizeof *first);
+    if (!first)
+        return -1;
+    for (uint32_t i = 0; i < p->nstats; i++) {
+        const struct stack_stats *st = &p->stats[i];
+        struct site *s = &a->sites[site_of[i]];
+        s->allocations += st->allocations;
+        s->bytes_allocated += st->bytes_allocated;
+        s->temporary += st->temporary;
+        s->temporary_bytes += st->temporary_bytes;
+        s->live_bytes += st->live_bytes;
+        s->live_blocks += st->live_blocks;
+        int at_peak = st->peak_version == p->peak_version;
+        s->peak_bytes += at_peak ? st->peak_bytes : st->live_bytes;
+        s->peak_blocks += at_peak ? st->peak_blocks : st->live_blocks;
+        uint64_t *site_first = &first[site_of[i]];
+        if (st->first_allocation && (!*site_first || st->first_allocation < *site_first)) {
+            *site_first = st->first_allocation;
+            s->alloc_function = st->alloc_function;
+        }
+        for (int k = 0; leaks && k < MT_KIND_COUNT; k++) {
+            s->kind_bytes[k] += leaks[i].bytes[k];
+            s->kind_blocks[k] += leaks[i].blocks[k];
+            s->leaked_bytes += leaks[i].bytes[k];
+            s->leaked_blocks += leaks[i].blocks[k];
+        }
+    }
+    for (uint32_t i = 0; i < a->nsites; i++)
+        a->sites[i].peak_version = p->peak_version;
+    free(first);
+    return 0;
+}
+
+static void replay_free(struct replay *p)
+{
+    heap_table_free(&p->live);
+    temporary_free(&p->temporary);
+    free(p->stack_slot);
+    free(p->stats);
+    p->stack_slot = NULL;
+    p->stats = NULL;
 }
 
 int analysis_run(struct dump_reader *r, const struct analysis_options *o, struct analysis *a)
 {
     memset(a, 0, sizeof *a);
-    struct heap_table live;
-    if (heap_table_init(&live) != 0)
-        goto oom;
-    if (o) {
-        a->symbolizer = symbolizer_new(&o->symbols);
-        if (!a->symbolizer)
-            goto oom;
+    struct replay p = {.o = o, .a = a, .start = r->process.start_ns};
+    p.last_time = p.start;
+    if (heap_table_init(&p.live) != 0 || (o && !(p.sites = site_builder_new(a, o)))) {
+        heap_table_free(&p.live);
+        analysis_free(a);
+        return oom(r);
     }
-    struct thread_last *threads = NULL;
-    uint32_t threads_cap = 0;
-    struct summary *sum = &a->summary;
-    struct heap_totals *t = &sum->totals;
-    uint64_t start = r->process.start_ns, last_time = start;
-    int window = 0;
-    struct dump_record rec;
-    int got;
-    while ((got = dump_next(r, &rec)) == 1) {
-        struct heap_block b, old;
-        struct thread_last *th;
-        struct site *s;
-        switch (rec.type) {
-        case MT_REC_MODULE_LOAD:
-            if (a->symbolizer)
-                symbolizer_module_load(a->symbolizer, rec.id, rec.path, rec.path_len, rec.build_id,
-                                       rec.build_id_len, rec.load_bias, rec.nsegments,
-                                       rec.segments);
-            break;
-        case MT_REC_MODULE_UNLOAD:
-            if (a->symbolizer)
-                symbolizer_module_unload(a->symbolizer, rec.id);
-            break;
-        case MT_REC_STACK:
-            if (a->symbolizer && on_stack(a, &rec, o) != 0)
-                goto oom_reading;
-            break;
-        case MT_REC_PYFRAME:
-            if (a->symbolizer &&
-                python_frames_add(&a->python, a->symbolizer, rec.id, rec.function_name,
-                                  rec.function_name_len, rec.path, rec.path_len, rec.line) != 0)
-                goto oom_reading;
-            break;
-        case MT_REC_ALLOCATOR:
-            if (on_allocator(a, &rec) != 0)
-                goto oom_reading;
-            break;
-        case MT_REC_MARK:
-            on_mark(a, o, &rec, &window, start);
-            break;
-        case MT_REC_ALLOC:
-            if (!wanted(a, o, &rec, window))
-                break;
-            b = (struct heap_block){rec.address, rec.size, (uint32_t)rec.stack, (uint32_t)rec.thread,
-                                    MT_KIND_UNKNOWN};
-            int replaced = heap_table_insert(&live, &b, &old);
-            if (replaced < 0)
-                goto oom_reading;
-            if (replaced)
-                block_gone(a, &old);
-            t->allocations++;
-            t->bytes_allocated += rec.size;
-            if ((s = site_of_stack(a, rec.stack))) {
-                if (!s->allocations)
-                    s->alloc_function = (uint32_t)rec.function;
-                s->allocations++;
-                s->bytes_allocated += rec.size;
-            }
-            block_born(a, &b, rec.time - start);
-            if ((th = thread_slot(&threads, &threads_cap, rec.thread)))
-                *th = (struct thread_last){rec.address, 1};
-            break;
-        case MT_REC_FREE:
-            th = thread_slot(&threads, &threads_cap, rec.thread);
-            if (heap_table_remove(&live, rec.address, &b)) {
-                t->frees++;
-                block_gone(a, &b);
-                if (th && th->candidate && th->address == rec.address && b.thread == rec.thread) {
-                    sum->temporary_allocations++;
-                    if ((s = site_of_stack(a, b.stack))) {
-                        s->temporary++;
-                        s->temporary_bytes += b.size;
-                    }
-                }
-            }
-            if (th && th->address == rec.address)
-                th->candidate = 0;
-            break;
-        case MT_REC_INHERIT: /* a fork child's inherited blocks: no allocator, no time */
-            if (o && (o->mark_from || o->nallocators))
-                break;
-            b = (struct heap_block){rec.address, rec.size, (uint32_t)rec.stack, 0, MT_KIND_UNKNOWN};
-            if (heap_table_insert(&live, &b, &old) == 0)
-                block_born(a, &b, 0);
-            break;
-        case MT_REC_INHERIT_TOTALS:
-            t->allocations = rec.allocations;
-            t->frees = rec.frees;
-            t->bytes_allocated = rec.bytes_allocated;
-            break;
-        case MT_REC_SCAN:
-            sum->scanned = 1;
-            break;
-        case MT_REC_LEAK_KIND: {
-            struct heap_block *found = heap_table_find(&live, rec.address);
-            if (found && rec.exit_how < MT_KIND_COUNT)
-                found->kind = (uint32_t)rec.exit_how;
+    struct event_pipe *pipe = event_pipe_start(r, p.sites);
+    int got = 0, oom_in_pass = !pipe;
+    const struct pipe_block *b;
+    while (pipe && (b = event_pipe_next(pipe)))
+        if (replay_block(&p, b) != 0) {
+            oom_in_pass = 1;
             break;
         }
-        case MT_REC_EXIT:
-            sum->exit_how = rec.exit_how;
-            sum->exit_value = rec.exit_value;
-            break;
-        default:
-            break;
-        }
-        if (rec.time > last_time)
-            last_time = rec.time;
-    }
-    if (got == 0 && o && o->mark_from && window < 2) {
-        if (window == 0)
+    int oom_reading = 0;
+    if (pipe && event_pipe_finish(pipe, &p.last_time, &oom_reading) != 0)
+        got = -1;
+    if (oom_in_pass || oom_reading)
+        got = oom(r);
+    if (got == 0 && o && o->mark_from && p.window < 2) {
+        if (p.window == 0)
             snprintf(r->error, sizeof r->error, "the dump has no mark '%s'", o->mark_from);
         else
             snprintf(r->error, sizeof r->error, "the dump has no mark '%s' after mark '%s'",
                      o->mark_to, o->mark_from);
         got = -1;
     }
+    struct stack_leaks *leaks = NULL;
+    if (got == 0 && count_leaks(&p, &leaks) != 0)
+        got = oom(r);
+    heap_table_free(&p.live); /* before the sites: the two biggest need not meet */
+    temporary_free(&p.temporary);
+    uint32_t *site_of = NULL, nstacks = 0;
+    if (p.sites && got < 0)
+        site_builder_abandon(p.sites);
+    else if (p.sites && site_builder_finish(p.sites, &site_of, &nstacks) != 0)
+        got = oom(r);
+    if (got == 0 && p.sites && add_up_sites(&p, site_of, leaks) != 0)
+        got = oom(r);
+    free(site_of);
+    free(leaks);
+    replay_free(&p);
     if (got < 0) {
-        free(threads);
-        heap_table_free(&live);
         analysis_free(a); /* the caller has nothing to free */
         return -1;
     }
-    /* What was never freed, by kind and by site. */
-    for (size_t i = 0; i <= live.mask; i++) {
-        const struct heap_block *lb = &live.slots[i];
-        if (!lb->address)
-            continue;
-        sum->kind_bytes[lb->kind] += lb->size;
-        sum->kind_blocks[lb->kind]++;
-        struct site *ls = site_of_stack(a, lb->stack);
-        if (ls) {
-            ls->leaked_bytes += lb->size;
-            ls->leaked_blocks++;
-            ls->kind_bytes[lb->kind] += lb->size;
-            ls->kind_blocks[lb->kind]++;
-        }
-    }
-    free(threads);
-    heap_table_free(&live);
-    sum->truncated = r->truncated;
-    sum->duration_ns = last_time - start;
+    a->summary.truncated = r->truncated;
+    a->summary.duration_ns = p.last_time - p.start;
     return 0;
-oom_reading:
-    free(threads);
-    heap_table_free(&live);
-oom:
-    analysis_free(a);
-    snprintf(r->error, sizeof r->error, "out of memory while reading the dump");
-    return -1;
 }
 
 void analysis_free(struct analysis *a)
@@ -522,7 +476,6 @@ void analysis_free(struct analysis *a)
     free(a->sites);
     free(a->frame_index);
     free(a->site_index);
-    free(a->stack_site);
     for (uint32_t i = 0; i < a->nallocators; i++)
         free(a->allocators[i].name);
     free(a->allocators);

@@ -3,9 +3,12 @@
  * its temporary allocations, its bytes at the peak and what it left live.
  *
  * Memory grows with the live heap, the distinct stacks and the distinct
- * frames, never with the number of events. The bytes each site held at the
- * peak are kept without a second pass: a site saves its live figures the
- * first time it changes after a new peak (see site_touch in analysis.c).
+ * frames, never with the number of events. Three threads share the work: one
+ * reads and decodes the dump (event_pipe.c), one symbolizes its stacks into
+ * sites (sites.c), and the pass replays the events, keeping its figures per
+ * stack, added up into the sites at the end. The bytes each stack held at the
+ * peak are kept without a second pass: a stack saves its live figures the
+ * first time they change after a new peak (see stats_touch in analysis.c).
  */
 #ifndef MEMTRACE_ANALYSIS_H
 #define MEMTRACE_ANALYSIS_H
@@ -47,7 +50,7 @@ struct site {
     uint64_t allocations, bytes_allocated;
     uint64_t temporary, temporary_bytes;
     int64_t live_bytes, live_blocks;
-    int64_t peak_bytes, peak_blocks; /* saved at the peak of version peak_version */
+    int64_t peak_bytes, peak_blocks; /* at the peak, when peak_version is the analysis' */
     uint32_t peak_version;
     uint64_t leaked_bytes, leaked_blocks; /* live at the end, all kinds */
     uint64_t kind_bytes[MT_KIND_COUNT], kind_blocks[MT_KIND_COUNT]; /* the same by kind */
@@ -64,8 +67,6 @@ struct analysis {
     uint32_t nsites, sites_cap;
     uint32_t *frame_index, frame_index_mask;   /* hash of frames */
     uint32_t *site_index, site_index_mask;     /* hash of sites */
-    uint32_t *stack_site;                      /* dump stack id -> site + 1 */
-    uint32_t stack_site_cap;
     uint32_t peak_version;
     struct symbolizer *symbolizer;
     struct python_frames python;

@@ -373,76 +373,129 @@ static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *r
 
 /* ---- the events of an EVENTS record -------------------------------------- */
 
-static uint64_t column_u(struct dump_reader *r, int k, int *bad)
+/* The columns' unread parts and the state the encoding carries from event
+ * to event, copied out of the reader while a batch is decoded, so that the
+ * compiler keeps them in registers. */
+struct event_cursor {
+    const unsigned char *p[MT_EVENTS_COLUMNS], *end[MT_EVENTS_COLUMNS];
+    uint64_t address, thread, time, frees;
+    int bad;
+};
+
+static inline __attribute__((always_inline)) uint64_t column_u(struct event_cursor *c, int k)
 {
+    const unsigned char *p = c->p[k];
+    if (p < c->end[k] && *p < 0x80) { /* most are one byte */
+        c->p[k] = p + 1;
+        return *p;
+    }
     uint64_t v = 0;
-    int n = mt_varint_get(r->events.p[k], r->events.end[k], &v);
+    int n = mt_varint_get(p, c->end[k], &v);
     if (n <= 0) {
-        *bad = 1;
+        c->bad = 1;
         return 0;
     }
-    r->events.p[k] += n;
+    c->p[k] = p + n;
     return v;
 }
 
-static uint64_t column_byte(struct dump_reader *r, int k, int *bad)
+static inline __attribute__((always_inline)) uint64_t column_byte(struct event_cursor *c, int k)
 {
-    if (r->events.p[k] == r->events.end[k]) {
-        *bad = 1;
+    if (c->p[k] == c->end[k]) {
+        c->bad = 1;
         return 0;
     }
-    return *r->events.p[k]++;
+    return *c->p[k]++;
 }
 
-/* Decodes the next event of the EVENTS record being read into rec, as an
- * ALLOC or FREE record. 1, or -1 if it is corrupt. */
-static int next_event(struct dump_reader *r, struct dump_record *rec)
+/* Decodes the next event into e; c->bad is set if it is corrupt. */
+static inline __attribute__((always_inline)) void
+decode_event(struct event_cursor *c, uint64_t *recent, struct dump_event *e)
 {
-    int bad = 0;
-    memset(rec, 0, sizeof *rec);
-    unsigned head = (unsigned)column_byte(r, MT_EVC_HEAD, &bad);
-    rec->type = head & MT_EV_FREE ? MT_REC_FREE : MT_REC_ALLOC;
-    rec->function = head & MT_EV_FUNCTION ? head & MT_EV_FUNCTION
-                                          : column_u(r, MT_EVC_FUNCTIONS, &bad);
+    unsigned head = (unsigned)column_byte(c, MT_EVC_HEAD);
+    e->is_free = (head & MT_EV_FREE) != 0;
+    e->function = head & MT_EV_FUNCTION ? head & MT_EV_FUNCTION : column_u(c, MT_EVC_FUNCTIONS);
     if (head & MT_EV_THREAD)
-        r->events.thread = column_u(r, MT_EVC_THREADS, &bad);
-    rec->thread = r->events.thread;
-    uint64_t time = column_byte(r, MT_EVC_TIME_LOW, &bad);
-    time |= column_u(r, MT_EVC_TIME_HIGH, &bad) << 8;
-    rec->time = r->last_time + (uint64_t)mt_unzigzag(time);
+        c->thread = column_u(c, MT_EVC_THREADS);
+    e->thread = c->thread;
+    uint64_t time = column_byte(c, MT_EVC_TIME_LOW);
+    time |= column_u(c, MT_EVC_TIME_HIGH) << 8;
+    c->time += (uint64_t)mt_unzigzag(time);
+    e->time = c->time;
     if (head & MT_EV_RECENT) {
-        uint64_t back = column_u(r, MT_EVC_RECENT, &bad);
-        if (rec->type == MT_REC_FREE || back >= MT_RECENT_FREES || back >= r->events.frees)
-            bad = 1;
+        uint64_t back = column_u(c, MT_EVC_RECENT);
+        if (e->is_free || back >= MT_RECENT_FREES || back >= c->frees)
+            c->bad = 1;
         else
-            r->events.address = r->events.recent[(r->events.frees - 1 - back) % MT_RECENT_FREES];
+            c->address = recent[(c->frees - 1 - back) % MT_RECENT_FREES];
     } else {
-        uint64_t code = column_byte(r, MT_EVC_ADDRESS_0, &bad);
-        code |= column_byte(r, MT_EVC_ADDRESS_1, &bad) << 8;
-        code |= column_u(r, MT_EVC_ADDRESS_HIGH, &bad) << 16;
+        uint64_t code = column_byte(c, MT_EVC_ADDRESS_0);
+        code |= column_byte(c, MT_EVC_ADDRESS_1) << 8;
+        code |= column_u(c, MT_EVC_ADDRESS_HIGH) << 16;
         uint64_t delta = (uint64_t)mt_unzigzag(code);
-        r->events.address += head & MT_EV_ODD_ADDRESS ? delta : delta << 4;
+        c->address += head & MT_EV_ODD_ADDRESS ? delta : delta << 4;
     }
-    rec->address = r->events.address;
-    if (rec->type == MT_REC_FREE) {
-        r->events.frees++;
-        r->events.recent[(r->events.frees - 1) % MT_RECENT_FREES] = rec->address;
+    e->address = c->address;
+    if (e->is_free) {
+        recent[c->frees++ % MT_RECENT_FREES] = e->address;
+        e->size = e->stack = 0;
     } else {
-        rec->size = column_byte(r, MT_EVC_SIZE_LOW, &bad);
-        rec->size |= column_u(r, MT_EVC_SIZE_HIGH, &bad) << 8;
-        rec->stack = column_byte(r, MT_EVC_STACK_LOW, &bad);
-        rec->stack |= column_u(r, MT_EVC_STACK_HIGH, &bad) << 8;
+        e->size = column_byte(c, MT_EVC_SIZE_LOW);
+        e->size |= column_u(c, MT_EVC_SIZE_HIGH) << 8;
+        e->stack = column_byte(c, MT_EVC_STACK_LOW);
+        e->stack |= column_u(c, MT_EVC_STACK_HIGH) << 8;
     }
-    if (--r->events.left == 0) /* every column used up, exactly */
-        for (int k = 0; k < MT_EVENTS_COLUMNS; k++)
-            bad |= r->events.p[k] != r->events.end[k];
     /* Blocks never sit at address 0: an event naming it is corrupt. */
-    if (bad || !rec->address) {
+    c->bad |= !e->address;
+}
+
+int dump_next_events(struct dump_reader *r, struct dump_event *out, int max)
+{
+    if (max <= 0 || !r->events.left)
+        return 0;
+    struct event_cursor c;
+    memcpy(c.p, r->events.p, sizeof c.p);
+    memcpy(c.end, r->events.end, sizeof c.end);
+    c.address = r->events.address;
+    c.thread = r->events.thread;
+    c.time = r->last_time;
+    c.frees = r->events.frees;
+    c.bad = 0;
+    uint32_t n = r->events.left < (uint32_t)max ? r->events.left : (uint32_t)max;
+    for (uint32_t i = 0; i < n; i++)
+        decode_event(&c, r->events.recent, &out[i]);
+    r->events.left -= n;
+    if (r->events.left == 0) /* every column used up, exactly */
+        for (int k = 0; k < MT_EVENTS_COLUMNS; k++)
+            c.bad |= c.p[k] != c.end[k];
+    if (c.bad) {
         r->events.left = 0;
         return fail(r, "corrupt dump: bad event in the EVENTS record at stream offset %llu",
                     (unsigned long long)r->events.offset);
     }
-    r->last_time = rec->time;
+    memcpy(r->events.p, c.p, sizeof c.p);
+    r->events.address = c.address;
+    r->events.thread = c.thread;
+    r->last_time = c.time;
+    r->events.frees = c.frees;
+    return (int)n;
+}
+
+/* The next event of the EVENTS record being read, as an ALLOC or FREE
+ * record. 1, or -1 if it is corrupt. */
+static int next_event(struct dump_reader *r, struct dump_record *rec)
+{
+    struct dump_event e;
+    memset(rec, 0, sizeof *rec);
+    if (dump_next_events(r, &e, 1) < 0)
+        return -1;
+    rec->type = e.is_free ? MT_REC_FREE : MT_REC_ALLOC;
+    rec->time = e.time;
+    rec->thread = e.thread;
+    rec->function = e.function;
+    rec->address = e.address;
+    rec->size = e.size;
+    rec->stack = e.stack;
     return 1;
 }
 

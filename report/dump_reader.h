@@ -50,6 +50,15 @@ struct dump_record {
     size_t name_len;
 };
 
+/* One ALLOC or FREE event of an EVENTS record, as dump_next_events gives it
+ * (the same fields as its ALLOC or FREE record). */
+struct dump_event {
+    uint64_t time; /* absolute CLOCK_MONOTONIC ns */
+    uint64_t thread, function, address;
+    uint64_t size, stack; /* ALLOC */
+    int is_free;
+};
+
 struct dump_reader {
     FILE *file;
     void *dctx; /* ZSTD_DCtx */
@@ -88,6 +97,11 @@ int dump_open(struct dump_reader *r, const char *path);
 /* 1: *rec holds the next record; 0: the end (r->truncated says whether it
  * was cut short); -1: corrupt, r->error says where. */
 int dump_next(struct dump_reader *r, struct dump_record *rec);
+/* The events left in the EVENTS record whose first event dump_next
+ * returned, in order, up to max at a time: how many were written to out (0
+ * when none are left; dump_next then goes on after them), or -1 when one is
+ * corrupt (r->error says where). Much cheaper per event than dump_next. */
+int dump_next_events(struct dump_reader *r, struct dump_event *out, int max);
 void dump_close(struct dump_reader *r);
 
 #endif

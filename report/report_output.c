@@ -125,33 +125,115 @@ static uint32_t pick_entries(const struct analysis *a, enum report_section k, un
 
 /* ---- JSON --------------------------------------------------------------- */
 
+/* Writes a string literal without looking for its end. */
+#define PUT(out, literal) fwrite(literal, 1, sizeof literal - 1, out)
+
+/* Writes v in decimal (base 10) or hexadecimal (16), as printf would. */
+static void put_number(FILE *out, uint64_t v, unsigned base)
+{
+    char digits[24], *p = digits + sizeof digits;
+    do {
+        *--p = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    fwrite(p, 1, (size_t)(digits + sizeof digits - p), out);
+}
+
+/* One frame of a stack, as SPEC section 7 has it. */
+static void json_frame(FILE *out, const struct sym_frame *f)
+{
+    PUT(out, "\n          {\"function\": ");
+    json_write_string(out, f->function);
+    PUT(out, ", \"file\": ");
+    json_write_string(out, f->file);
+    PUT(out, ", \"line\": ");
+    if (f->line > 0)
+        put_number(out, (uint64_t)f->line, 10);
+    else
+        PUT(out, "null");
+    PUT(out, ", \"module\": ");
+    json_write_string(out, f->module);
+    if (f->is_python) {
+        PUT(out, ", \"address\": null, \"inlined\": false, \"language\": \"python\"}");
+        return;
+    }
+    PUT(out, ", \"address\": \"0x");
+    put_number(out, f->address, 16);
+    if (f->inlined)
+        PUT(out, "\", \"inlined\": true, \"language\": \"c\"}");
+    else
+        PUT(out, "\", \"inlined\": false, \"language\": \"c\"}");
+}
+
 void report_json_stack(FILE *out, const struct analysis *a, const struct site *s)
 {
-    fputs("[", out);
+    fputc('[', out);
     const uint32_t *frames = site_frame_list(a, s);
     for (uint32_t k = 0; k < s->nframes; k++) {
-        const struct sym_frame *f = &a->frames[frames[k]];
-        fputs(k ? ",\n          {\"function\": " : "\n          {\"function\": ", out);
-        json_write_string(out, f->function);
-        fputs(", \"file\": ", out);
-        json_write_string(out, f->file);
-        if (f->line > 0)
-            fprintf(out, ", \"line\": %d", f->line);
-        else
-            fputs(", \"line\": null", out);
-        fputs(", \"module\": ", out);
-        json_write_string(out, f->module);
-        if (f->is_python)
-            fputs(", \"address\": null, \"inlined\": false, \"language\": \"python\"}", out);
-        else
-            fprintf(out, ", \"address\": \"0x%llx\", \"inlined\": %s, \"language\": \"c\"}",
-                    (unsigned long long)f->address, f->inlined ? "true" : "false");
+        if (k)
+            fputc(',', out);
+        json_frame(out, &a->frames[frames[k]]);
     }
-    fputs("]", out);
+    fputc(']', out);
+}
+
+/* Every distinct frame written once, to be copied into each stack that has
+ * it: a JSON report can hold a frame a hundred thousand times. */
+struct json_frames {
+    char *text;
+    size_t len;
+    size_t *start; /* frame i is text[start[i], start[i + 1]); NULL: not made */
+};
+
+static void json_frames_make(const struct analysis *a, struct json_frames *jf)
+{
+    *jf = (struct json_frames){0};
+    FILE *m = open_memstream(&jf->text, &jf->len);
+    jf->start = m ? malloc(((size_t)a->nframes + 1) * sizeof *jf->start) : NULL;
+    for (uint32_t i = 0; jf->start && i <= a->nframes; i++) {
+        long at = ftell(m);
+        if (at < 0) {
+            free(jf->start);
+            jf->start = NULL;
+            break;
+        }
+        jf->start[i] = (size_t)at;
+        if (i < a->nframes)
+            json_frame(m, &a->frames[i]);
+    }
+    if (m && fclose(m) != 0) {
+        free(jf->start);
+        jf->start = NULL;
+    }
+}
+
+static void json_frames_free(struct json_frames *jf)
+{
+    free(jf->text);
+    free(jf->start);
+}
+
+static void json_stack(FILE *out, const struct analysis *a, const struct site *s,
+                       const struct json_frames *jf)
+{
+    if (!jf->start) {
+        report_json_stack(out, a, s);
+        return;
+    }
+    fputc('[', out);
+    const uint32_t *frames = site_frame_list(a, s);
+    for (uint32_t k = 0; k < s->nframes; k++) {
+        if (k)
+            fputc(',', out);
+        fwrite(jf->text + jf->start[frames[k]], 1,
+               jf->start[frames[k] + 1] - jf->start[frames[k]], out);
+    }
+    fputc(']', out);
 }
 
 static void json_sites(FILE *out, const struct analysis *a, enum report_section k, int top,
-                       const struct suppression_matches *supp, int suppressed)
+                       const struct suppression_matches *supp, int suppressed,
+                       const struct json_frames *jf)
 {
     uint32_t *v;
     uint32_t n = pick_entries(a, k, (1u << MT_KIND_COUNT) - 1, supp, suppressed, &v);
@@ -188,7 +270,7 @@ static void json_sites(FILE *out, const struct analysis *a, enum report_section 
         fputs(", \"allocator\": ", out);
         json_write_string(out, analysis_allocator_name(a, s->alloc_function));
         fputs(", \"stack\": ", out);
-        report_json_stack(out, a, s);
+        json_stack(out, a, s, jf);
         fputs("}", out);
     }
     fputs("]", out);
@@ -198,10 +280,10 @@ static void json_sites(FILE *out, const struct analysis *a, enum report_section 
 /* "suppressed": the leaks --suppressions took out of the leak list, and
  * what each suppression matched. */
 static void json_suppressed(FILE *out, const struct analysis *a, int top,
-                            const struct suppression_matches *supp)
+                            const struct suppression_matches *supp, const struct json_frames *jf)
 {
     fputs(",\n    \"suppressed\": {", out);
-    json_sites(out, a, SECTION_LEAKS, top, supp, 1);
+    json_sites(out, a, SECTION_LEAKS, top, supp, 1, jf);
     fputs(",\n      \"by_suppression\": [", out);
     for (uint32_t j = 0; j < supp->set->n; j++) {
         const struct suppression *sp = &supp->set->items[j];
@@ -220,6 +302,9 @@ void report_print_json(FILE *out, const struct dump_reader *r, const struct anal
                        unsigned sections, int top, const struct suppression_matches *supp)
 {
     const struct heap_totals *t = &a->summary.totals;
+    struct json_frames jf;
+    json_frames_make(a, &jf);
+    flockfile(out); /* once, not at each of millions of writes */
     fputs("{\n  \"format\": \"memtrace-report\", \"version\": 1,\n", out);
     summary_print_json_blocks(out, r, &a->summary);
     if (sections & (1u << SECTION_LEAKS)) {
@@ -233,29 +318,31 @@ void report_print_json(FILE *out, const struct dump_reader *r, const struct anal
                     kind_names[k], (unsigned long long)a->summary.kind_bytes[k],
                     (unsigned long long)a->summary.kind_blocks[k]);
         fputs("},\n    ", out);
-        json_sites(out, a, SECTION_LEAKS, top, supp, 0);
+        json_sites(out, a, SECTION_LEAKS, top, supp, 0, &jf);
         if (supp)
-            json_suppressed(out, a, top, supp);
+            json_suppressed(out, a, top, supp, &jf);
         fputs("}", out);
     }
     if (sections & (1u << SECTION_PEAK)) {
         fprintf(out, ",\n  \"peak\": {\"time_ns\": %llu, \"bytes\": %llu, \"blocks\": %llu,\n    ",
                 (unsigned long long)t->peak_time_ns, (unsigned long long)t->peak_bytes,
                 (unsigned long long)t->peak_blocks);
-        json_sites(out, a, SECTION_PEAK, top, NULL, 0);
+        json_sites(out, a, SECTION_PEAK, top, NULL, 0, &jf);
         fputs("}", out);
     }
     if (sections & (1u << SECTION_ALLOCATIONS)) {
         fputs(",\n  \"allocations\": {", out);
-        json_sites(out, a, SECTION_ALLOCATIONS, top, NULL, 0);
+        json_sites(out, a, SECTION_ALLOCATIONS, top, NULL, 0, &jf);
         fputs("}", out);
     }
     if (sections & (1u << SECTION_TEMPORARY)) {
         fputs(",\n  \"temporary\": {", out);
-        json_sites(out, a, SECTION_TEMPORARY, top, NULL, 0);
+        json_sites(out, a, SECTION_TEMPORARY, top, NULL, 0, &jf);
         fputs("}", out);
     }
     fputs("\n}\n", out);
+    funlockfile(out);
+    json_frames_free(&jf);
 }
 
 /* ---- text --------------------------------------------------------------- */

@@ -117,6 +117,49 @@ static void add_rss(struct timeline *t, uint64_t time_ns, uint64_t rss)
 
 /* ---- the pass ------------------------------------------------------------ */
 
+/* What the pass carries from record to record. */
+struct timeline_pass {
+    struct heap_table live;
+    uint64_t start, last_time, bytes, blocks;
+};
+
+/* An ALLOC, INHERIT or FREE (is_free) of the block at address. 0, or -1
+ * when out of memory. */
+static int on_block(struct timeline *t, struct timeline_pass *p, enum mt_record type,
+                    uint64_t time, uint64_t address, uint64_t size, uint64_t stack)
+{
+    uint64_t when = time > p->start ? time - p->start : 0;
+    struct heap_block b = {.address = address, .size = size, .stack = (uint32_t)stack}, old;
+    if (type == MT_REC_FREE) {
+        if (heap_table_remove(&p->live, address, &b)) {
+            p->bytes -= b.size;
+            p->blocks--;
+            add_heap(t, when, p->bytes, p->blocks);
+        }
+        return 0;
+    }
+    int replaced = heap_table_insert(&p->live, &b, &old);
+    if (replaced < 0)
+        return -1;
+    if (replaced && type == MT_REC_INHERIT)
+        return 0; /* as analysis.c: an inherited block is never counted twice */
+    if (replaced) {
+        p->bytes -= old.size;
+        p->blocks--;
+    }
+    if (type == MT_REC_INHERIT)
+        when = 0;
+    p->bytes += size;
+    p->blocks++;
+    if (p->bytes > t->peak_bytes) {
+        t->peak_bytes = p->bytes;
+        t->peak_blocks = p->blocks;
+        t->peak_time_ns = when;
+    }
+    add_heap(t, when, p->bytes, p->blocks);
+    return 0;
+}
+
 int timeline_read(struct dump_reader *r, uint32_t nslices, struct timeline *t)
 {
     memset(t, 0, sizeof *t);
@@ -125,55 +168,26 @@ int timeline_read(struct dump_reader *r, uint32_t nslices, struct timeline *t)
     t->capacity = nslices;
     t->width_ns = FIRST_WIDTH_NS;
     t->slices = calloc(nslices, sizeof *t->slices);
-    struct heap_table live;
-    if (!t->slices || heap_table_init(&live) != 0) {
+    struct timeline_pass p = {.start = r->process.start_ns, .last_time = r->process.start_ns};
+    if (!t->slices || heap_table_init(&p.live) != 0) {
         free(t->slices);
         t->slices = NULL;
         snprintf(r->error, sizeof r->error, "out of memory while reading the dump");
         return -1;
     }
-    uint64_t start = r->process.start_ns, last_time = start, bytes = 0, blocks = 0;
     add_heap(t, 0, 0, 0);
     struct dump_record rec;
     memset(&rec, 0, sizeof rec);
-    int got;
+    struct dump_event events[256];
+    int got, n;
     while ((got = dump_next(r, &rec)) == 1) {
-        uint64_t when = rec.time > start ? rec.time - start : 0;
-        struct heap_block b, old;
-        int replaced;
+        uint64_t when = rec.time > p.start ? rec.time - p.start : 0;
         switch (rec.type) {
         case MT_REC_ALLOC:
         case MT_REC_INHERIT:
-            b = (struct heap_block){.address = rec.address,
-                                    .size = rec.size,
-                                    .stack = (uint32_t)rec.stack,
-                                    .thread = (uint32_t)rec.thread};
-            replaced = heap_table_insert(&live, &b, &old);
-            if (replaced < 0)
-                goto oom;
-            if (replaced && rec.type == MT_REC_INHERIT)
-                break; /* as analysis.c: an inherited block is never counted twice */
-            if (replaced) {
-                bytes -= old.size;
-                blocks--;
-            }
-            if (rec.type == MT_REC_INHERIT)
-                when = 0;
-            bytes += rec.size;
-            blocks++;
-            if (bytes > t->peak_bytes) {
-                t->peak_bytes = bytes;
-                t->peak_blocks = blocks;
-                t->peak_time_ns = when;
-            }
-            add_heap(t, when, bytes, blocks);
-            break;
         case MT_REC_FREE:
-            if (heap_table_remove(&live, rec.address, &b)) {
-                bytes -= b.size;
-                blocks--;
-                add_heap(t, when, bytes, blocks);
-            }
+            if (on_block(t, &p, rec.type, rec.time, rec.address, rec.size, rec.stack) != 0)
+                goto oom;
             break;
         case MT_REC_RSS:
             add_rss(t, when, rec.rss);
@@ -192,21 +206,36 @@ int timeline_read(struct dump_reader *r, uint32_t nslices, struct timeline *t)
         default:
             break;
         }
-        if (rec.time > last_time)
-            last_time = rec.time;
+        if (rec.time > p.last_time)
+            p.last_time = rec.time;
+        /* the rest of an EVENTS record, in batches */
+        while ((n = dump_next_events(r, events, 256)) > 0) {
+            for (int i = 0; i < n; i++) {
+                const struct dump_event *e = &events[i];
+                if (on_block(t, &p, e->is_free ? MT_REC_FREE : MT_REC_ALLOC, e->time,
+                             e->address, e->size, e->stack) != 0)
+                    goto oom;
+                if (e->time > p.last_time)
+                    p.last_time = e->time;
+            }
+        }
+        if (n < 0) {
+            got = -1;
+            break;
+        }
     }
-    heap_table_free(&live);
+    heap_table_free(&p.live);
     if (got < 0) {
         timeline_free(t);
         return -1;
     }
-    t->final_bytes = bytes;
-    t->final_blocks = blocks;
-    t->duration_ns = last_time - start;
+    t->final_bytes = p.bytes;
+    t->final_blocks = p.blocks;
+    t->duration_ns = p.last_time - p.start;
     t->truncated = r->truncated;
     return 0;
 oom:
-    heap_table_free(&live);
+    heap_table_free(&p.live);
     timeline_free(t);
     snprintf(r->error, sizeof r->error, "out of memory while reading the dump");
     return -1;
