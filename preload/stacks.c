@@ -96,8 +96,18 @@ static int capture_fp(struct mt_thread *t, void **buf, int max)
 }
 
 static int keep_callers(void *const *buf, int n, uint64_t *ips, int max);
+static int keep_from(void *const *buf, int skip, int n, uint64_t *ips, int max);
 static int own_frames(void *const *buf, int n);
 static uint64_t hash_ips(const uint64_t *ips, int depth);
+
+/* The mt_stack_hash of the stack kept from the fast walk's n frames (skip
+ * of them ours), from the fold the walk kept; 0 if it kept none or the
+ * stack is cut at max frames. */
+static uint64_t walk_hash(struct mt_thread *t, int n, int skip, int max)
+{
+    uint64_t chain = n - skip <= max ? mt_unwind_chain(t, n, skip) : 0;
+    return chain ? mt_stack_hash_final(chain, n - skip) : 0;
+}
 
 static int libunwind_backtrace(struct mt_thread *t, void **buf, int want)
 {
@@ -125,10 +135,10 @@ static int verify_walk(struct mt_thread *t, void *const *fast, int n, uint64_t *
         return depth;
     }
     uint64_t mine[MT_MAX_DEPTH_LIMIT + 32];
-    int k = keep_callers(fast, n, mine, max);
     int skip = own_frames(fast, n);
-    uint64_t chain = n - skip <= max ? mt_unwind_chain(t, n, skip) : 0;
-    if (chain && mt_stack_hash_final(chain, k) != hash_ips(mine, k) &&
+    int k = keep_from(fast, skip, n, mine, max);
+    uint64_t hash = walk_hash(t, n, skip, max);
+    if (hash && hash != hash_ips(mine, k) &&
         __atomic_fetch_add(&verify_differ, 1, __ATOMIC_RELAXED) < 10)
         mt_log("unwind verify: pid %d: the walk's stack hash differs from its frames' hash",
                (int)getpid());
@@ -173,10 +183,8 @@ int mt_stack_capture(struct mt_thread *t, uint64_t *ips, int max, uint64_t *hash
             return keep_callers(buf, libunwind_backtrace(t, buf, want), ips, max);
         /* the whole walk kept: its fold goes on from the reused frames' */
         int skip = own_frames(buf, n);
-        if (n - skip <= max) {
-            uint64_t chain = mt_unwind_chain(t, n, skip);
-            *hash = chain ? mt_stack_hash_final(chain, n - skip) : 0;
-        }
+        *hash = walk_hash(t, n, skip, max);
+        return keep_from(buf, skip, n, ips, max);
     }
     return keep_callers(buf, n, ips, max);
 }
@@ -203,7 +211,12 @@ int mt_stack_capture_fp(struct mt_thread *t, uint64_t *ips, int max)
 /* Drops the frames of libmemtrace itself, keeps at most max of the rest. */
 static int keep_callers(void *const *buf, int n, uint64_t *ips, int max)
 {
-    int skip = own_frames(buf, n);
+    return keep_from(buf, own_frames(buf, n), n, ips, max);
+}
+
+/* Keeps at most max of buf's n frames from the skip-th on. */
+static int keep_from(void *const *buf, int skip, int n, uint64_t *ips, int max)
+{
     int depth = n - skip;
     if (depth > max)
         depth = max;
