@@ -27,7 +27,14 @@ struct dump_events {
     /* FREE numbers by a hash of their address, direct-mapped: where to
      * look in recent */
     uint32_t *recent_index;
+    uint64_t allocs; /* ALLOC events so far */
+    /* ALLOC number n's address at (n - 1) % MT_RECENT_ALLOCS, and ALLOC
+     * numbers by a hash of their address, as for FREE events */
+    uint64_t *recent_alloc;
+    uint32_t *recent_alloc_index;
 };
+
+#define DUMP_RSS_PENDING 32
 
 struct dump_writer {
     int fd;
@@ -40,6 +47,10 @@ struct dump_writer {
     uint64_t last_flush_ns;
     uint64_t bytes_on_disk;
     struct dump_events events;
+    /* RSS samples taken while events were gathered, written after them
+     * (time, bytes), so that sampling does not cut EVENTS records short */
+    uint64_t rss_pending[DUMP_RSS_PENDING][2];
+    unsigned rss_count;
     int error; /* errno of the first failed write; nothing is written after */
 };
 

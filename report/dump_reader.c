@@ -42,6 +42,7 @@ int dump_open(struct dump_reader *r, const char *path)
         return fail(r, "%s is a version %u dump (byte 8); this memtrace reads versions %u to %u",
                     path, h.version, MT_FORMAT_OLDEST_READ, MT_FORMAT_VERSION);
     r->file_offset = sizeof h;
+    r->events.columns = h.version >= 3 ? MT_EVENTS_COLUMNS : MT_EVENTS_COLUMNS_V2;
     r->dctx = ZSTD_createDCtx();
     r->in_cap = ZSTD_DStreamInSize();
     r->in = malloc(r->in_cap);
@@ -343,8 +344,8 @@ static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *r
         return c->status ? c->status : rec->name_len <= 255 ? 0 : -1;
     case MT_REC_EVENTS: {
         const unsigned char *start = c->p - 1;
-        uint64_t count = get_u(c), len[MT_EVENTS_COLUMNS], total = 0;
-        for (int k = 0; k < MT_EVENTS_COLUMNS; k++) {
+        uint64_t count = get_u(c), len[MT_EVENTS_COLUMNS] = {0}, total = 0;
+        for (int k = 0; k < r->events.columns; k++) {
             len[k] = get_u(c);
             if (len[k] > MAX_RECORD)
                 return -1;
@@ -378,7 +379,7 @@ static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *r
  * compiler keeps them in registers. */
 struct event_cursor {
     const unsigned char *p[MT_EVENTS_COLUMNS], *end[MT_EVENTS_COLUMNS];
-    uint64_t address, thread, time, frees;
+    uint64_t address, thread, time, frees, allocs;
     int bad;
 };
 
@@ -410,7 +411,8 @@ static inline __attribute__((always_inline)) uint64_t column_byte(struct event_c
 
 /* Decodes the next event into e; c->bad is set if it is corrupt. */
 static inline __attribute__((always_inline)) void
-decode_event(struct event_cursor *c, uint64_t *recent, struct dump_event *e)
+decode_event(struct event_cursor *c, uint64_t *recent, uint64_t *recent_alloc,
+             struct dump_event *e)
 {
     unsigned head = (unsigned)column_byte(c, MT_EVC_HEAD);
     e->is_free = (head & MT_EV_FREE) != 0;
@@ -422,9 +424,15 @@ decode_event(struct event_cursor *c, uint64_t *recent, struct dump_event *e)
     time |= column_u(c, MT_EVC_TIME_HIGH) << 8;
     c->time += (uint64_t)mt_unzigzag(time);
     e->time = c->time;
-    if (head & MT_EV_RECENT) {
+    if (head & MT_EV_RECENT && e->is_free) {
+        uint64_t back = column_u(c, MT_EVC_RECENT_ALLOC);
+        if (back >= MT_RECENT_ALLOCS || back >= c->allocs)
+            c->bad = 1;
+        else
+            c->address = recent_alloc[(c->allocs - 1 - back) % MT_RECENT_ALLOCS];
+    } else if (head & MT_EV_RECENT) {
         uint64_t back = column_u(c, MT_EVC_RECENT);
-        if (e->is_free || back >= MT_RECENT_FREES || back >= c->frees)
+        if (back >= MT_RECENT_FREES || back >= c->frees)
             c->bad = 1;
         else
             c->address = recent[(c->frees - 1 - back) % MT_RECENT_FREES];
@@ -440,6 +448,7 @@ decode_event(struct event_cursor *c, uint64_t *recent, struct dump_event *e)
         recent[c->frees++ % MT_RECENT_FREES] = e->address;
         e->size = e->stack = 0;
     } else {
+        recent_alloc[c->allocs++ % MT_RECENT_ALLOCS] = e->address;
         e->size = column_byte(c, MT_EVC_SIZE_LOW);
         e->size |= column_u(c, MT_EVC_SIZE_HIGH) << 8;
         e->stack = column_byte(c, MT_EVC_STACK_LOW);
@@ -460,10 +469,11 @@ int dump_next_events(struct dump_reader *r, struct dump_event *out, int max)
     c.thread = r->events.thread;
     c.time = r->last_time;
     c.frees = r->events.frees;
+    c.allocs = r->events.allocs;
     c.bad = 0;
     uint32_t n = r->events.left < (uint32_t)max ? r->events.left : (uint32_t)max;
     for (uint32_t i = 0; i < n; i++)
-        decode_event(&c, r->events.recent, &out[i]);
+        decode_event(&c, r->events.recent, r->events.recent_alloc, &out[i]);
     r->events.left -= n;
     if (r->events.left == 0) /* every column used up, exactly */
         for (int k = 0; k < MT_EVENTS_COLUMNS; k++)
@@ -478,6 +488,7 @@ int dump_next_events(struct dump_reader *r, struct dump_event *out, int max)
     r->events.thread = c.thread;
     r->last_time = c.time;
     r->events.frees = c.frees;
+    r->events.allocs = c.allocs;
     return (int)n;
 }
 

@@ -88,6 +88,10 @@ struct dump_reader {
         uint64_t address, thread;
         uint64_t frees;                   /* FREE events so far */
         uint64_t recent[MT_RECENT_FREES]; /* FREE number n's address at (n - 1) % size */
+        uint64_t allocs;                  /* ALLOC events so far */
+        uint64_t recent_alloc[MT_RECENT_ALLOCS]; /* likewise for ALLOC events */
+        int columns; /* in this dump's EVENTS records: MT_EVENTS_COLUMNS, or
+                      * MT_EVENTS_COLUMNS_V2 in a version 2 dump */
     } events;
     char error[256];
 };

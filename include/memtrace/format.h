@@ -23,7 +23,9 @@
  * are merged by the consumer in time order; a free is stamped before the real
  * free runs and an allocation after the real allocator returned, so a block
  * freed on one thread and its address reused on another are always ordered
- * free-then-alloc. RSS samples may be slightly out of order with events.
+ * free-then-alloc. RSS samples may be out of order with events, by at most
+ * MT_FLUSH_INTERVAL_MS: the writer keeps them until the EVENTS record being
+ * gathered when they were taken is written, and writes them after it.
  *
  * Stack addresses are return addresses as captured (innermost first, the
  * caller of the allocation function first); a symbolizer looks up addr - 1.
@@ -35,10 +37,12 @@
 #include <stdint.h>
 
 #define MT_MAGIC "MEMTRACE"
-/* Version 2 writes ALLOC and FREE events in EVENTS records (columns, see
- * below); version 1 wrote one ALLOC or FREE record per event. The reader
- * reads both: version 2 only added a record type. */
-#define MT_FORMAT_VERSION 2u
+/* Version 3 gives EVENTS records a 14th column, RECENT_ALLOC (a FREE of a
+ * recent allocation); version 2 wrote 13 columns and no FREE with
+ * MT_EV_RECENT. Version 2 wrote ALLOC and FREE events in EVENTS records
+ * (columns, see below); version 1 wrote one ALLOC or FREE record per event.
+ * The reader reads all three. */
+#define MT_FORMAT_VERSION 3u
 #define MT_FORMAT_OLDEST_READ 1u
 #define MT_FLUSH_INTERVAL_MS 200
 
@@ -110,7 +114,8 @@ enum mt_record {
      * field (column) rather than by event, because each field then
      * compresses with statistics of its own:
      *   u count, then MT_EVENTS_COLUMNS x (u length in bytes), then the
-     *   columns' bytes, in enum mt_events_column order.
+     *   columns' bytes, in enum mt_events_column order (a version 2 dump
+     *   has MT_EVENTS_COLUMNS_V2 columns).
      * Event i's fields are the next entries of the columns it uses; every
      * column must be used up exactly. An event is what an ALLOC (or FREE)
      * record says, with its fields encoded as follows:
@@ -125,6 +130,10 @@ enum mt_record {
      *     d-th newest of the dump's last MT_RECENT_FREES FREE events (d = 0
      *     the newest; d in RECENT, u). Allocators hand back what was just
      *     freed: an index of a few bits instead of an address;
+     *   - a FREE with MT_EV_RECENT has the address of a recent ALLOC: the
+     *     d-th newest of the dump's last MT_RECENT_ALLOCS ALLOC events (d in
+     *     RECENT_ALLOC, u). Most blocks die young, and the distance from
+     *     their allocation repeats with the program's loops;
      *   - otherwise its address is a delta against the previous event's
      *     address (ALLOC or FREE, in this record or an earlier one; the
      *     first is against 0), modulo 2^64: code = zigzag(delta / 16), or,
@@ -152,13 +161,17 @@ enum mt_events_column {
     MT_EVC_SIZE_HIGH,     /* u: ALLOC events */
     MT_EVC_STACK_LOW,     /* byte: ALLOC events */
     MT_EVC_STACK_HIGH,    /* u: ALLOC events */
+    MT_EVC_RECENT_ALLOC,  /* u: FREE events with MT_EV_RECENT (version 3) */
     MT_EVENTS_COLUMNS
 };
+#define MT_EVENTS_COLUMNS_V2 13
 #define MT_EVENTS_MAX 65536u
 #define MT_RECENT_FREES 256u
+#define MT_RECENT_ALLOCS 4096u
 /* The head byte of an event. */
 #define MT_EV_FUNCTION 0x0fu    /* enum mt_function if below 16, else 0 */
-#define MT_EV_RECENT 0x10u      /* an ALLOC at a recently freed address */
+#define MT_EV_RECENT 0x10u      /* an ALLOC at a recently freed address, or
+                                 * a FREE of a recent ALLOC */
 #define MT_EV_FREE 0x20u        /* a FREE (else an ALLOC) */
 #define MT_EV_ODD_ADDRESS 0x40u /* the address delta is not a multiple of 16 */
 #define MT_EV_THREAD 0x80u      /* the thread changes */

@@ -22,7 +22,7 @@ moment, many processes, a full disk.
                       stress_child: 101 dumps (the parent, 50 fork images
                       that ended at their exec, 50 exec'd images), each read,
                       each with its exact totals.
-    --case enospc     the dump directory is a 64 KiB tmpfs (mounted here,
+    --case enospc     the dump directory is a 16 KiB tmpfs (mounted here,
                       unmounted in a finally; the test is skipped, exit 77,
                       when it cannot mount): memtrace says on stderr which
                       dump is incomplete and why, the dump left behind reads
@@ -249,7 +249,7 @@ def case_enospc(ctx, c):
                        stdout_path=os.path.join(native_dir, "out"),
                        stderr_path=os.path.join(native_dir, "err"), timeout=50)
     tiny = ctx.subdir("tiny")
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "none", tiny],
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k,mode=0755", "none", tiny],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if mount.returncode != 0:
         print("SKIP: cannot mount a tmpfs here (%s); the ENOSPC case was not tried"
@@ -276,7 +276,7 @@ def case_enospc(ctx, c):
         for l in lines:
             print("  message: %s" % l)
         c.check("the dump filled the tmpfs (it is really cut short)",
-                os.path.getsize(dump) >= 48 * 1024, "%d bytes" % os.path.getsize(dump))
+                os.path.getsize(dump) >= 12 * 1024, "%d bytes" % os.path.getsize(dump))
         # read a byte-identical copy: the report's own logs go next to the
         # dump it reads, and the tmpfs is full
         copy = os.path.join(logs, os.path.basename(dump))

@@ -70,11 +70,12 @@ static void write_sample(const char *path)
     dump_write_mark(&w, START + 150, 1, "second phase", 12);
     expect(MT_REC_MARK, 1, 12, START + 150);
     dump_write_rss(&w, START + 90, 1 << 20); /* RSS may be a little out of order */
-    expect(MT_REC_RSS, 1 << 20, START + 90, 0);
     for (int i = 0; i < 10; i++) {
         dump_write_free(&w, START + 200 + i, 1, MT_FN_FREE, 0x10000 + 32 * i);
         expect(MT_REC_FREE, 0x10000 + 32 * i, START + 200 + i, 0);
     }
+    /* the RSS sample waits for the events gathered while it was taken */
+    expect(MT_REC_RSS, 1 << 20, START + 90, 0);
     dump_write_module_unload(&w, START + 300, 1);
     expect(MT_REC_MODULE_UNLOAD, 1, START + 300, 0);
     dump_write_inherit(&w, 0x9000, 77, 1);
@@ -314,7 +315,8 @@ static void version_1_reads(const char *dir)
 
 /* A dump of this version: a PROCESS record, the given records and (if end)
  * an END. */
-static void write_raw(const char *path, const unsigned char *records, size_t n, int end)
+static void write_raw_version(const char *path, uint32_t version, const unsigned char *records,
+                              size_t n, int end)
 {
     static unsigned char raw[4096];
     unsigned char *p = raw;
@@ -324,23 +326,35 @@ static void write_raw(const char *path, const unsigned char *records, size_t n, 
         *p++ = MT_REC_END;
         p += mt_varint_put(p, 0);
     }
-    write_file(path, MT_FORMAT_VERSION, raw, (size_t)(p - raw));
+    write_file(path, version, raw, (size_t)(p - raw));
 }
 
-/* Builds an EVENTS record from its columns (NULL-terminated strings of
+static void write_raw(const char *path, const unsigned char *records, size_t n, int end)
+{
+    write_raw_version(path, MT_FORMAT_VERSION, records, n, end);
+}
+
+/* Builds an EVENTS record of ncolumns columns from its columns (NULL-terminated strings of
  * bytes would not do: columns hold zeros), with count events. */
-static size_t events_record(unsigned char *out, uint64_t count,
-                            const unsigned char *const col[MT_EVENTS_COLUMNS],
-                            const size_t len[MT_EVENTS_COLUMNS])
+static size_t events_record_of(unsigned char *out, uint64_t count, int ncolumns,
+                               const unsigned char *const col[MT_EVENTS_COLUMNS],
+                               const size_t len[MT_EVENTS_COLUMNS])
 {
     unsigned char *p = out;
     *p++ = MT_REC_EVENTS;
     p += mt_varint_put(p, count);
-    for (int k = 0; k < MT_EVENTS_COLUMNS; k++)
+    for (int k = 0; k < ncolumns; k++)
         p += mt_varint_put(p, len[k]);
-    for (int k = 0; k < MT_EVENTS_COLUMNS; k++)
+    for (int k = 0; k < ncolumns; k++)
         memcpy(p, col[k], len[k]), p += len[k];
     return (size_t)(p - out);
+}
+
+static size_t events_record(unsigned char *out, uint64_t count,
+                            const unsigned char *const col[MT_EVENTS_COLUMNS],
+                            const size_t len[MT_EVENTS_COLUMNS])
+{
+    return events_record_of(out, count, MT_EVENTS_COLUMNS, col, len);
 }
 
 /* Reads path to its end: 1 if it read n events and ended cleanly, 0 if it
@@ -397,6 +411,13 @@ static void events_corrupt(const char *dir)
               e.size == 48 && e.stack == 3 && e.thread == 1 && e.time == START + 30);
         dump_close(&r);
     }
+    /* the same record in a version 2 dump, with 13 columns, reads alike;
+     * with the 14 of version 3 it is refused */
+    write_raw_version(path, 2, rec, events_record_of(rec, 2, MT_EVENTS_COLUMNS_V2, col, len), 1);
+    CHECK(read_events(path, 2) == 1);
+    write_raw_version(path, 2, rec, n, 1);
+    CHECK(read_events(path, 2) == -1);
+    write_raw(path, rec, n, 1);
     /* cut inside the record: nothing of it, and no error */
     for (size_t cut = 1; cut < n; cut++) {
         write_raw(path, rec, cut, 0);
@@ -418,11 +439,33 @@ static void events_corrupt(const char *dir)
     write_raw(path, rec, events_record(rec, 2, col, len), 1);
     CHECK(read_events(path, 2) == -1);
     recent[0] = 0;
-    /* a FREE claiming a recent free's address */
+    /* a FREE claiming a recent allocation's address, with none before it */
     head[0] |= MT_EV_RECENT;
+    unsigned char recent_alloc[] = {0};
+    col[MT_EVC_RECENT_ALLOC] = recent_alloc, len[MT_EVC_RECENT_ALLOC] = 1;
     write_raw(path, rec, events_record(rec, 2, col, len), 1);
     CHECK(read_events(path, 2) == -1);
+    len[MT_EVC_RECENT_ALLOC] = 0;
     head[0] &= (unsigned char)~MT_EV_RECENT;
+    /* ALLOC then its FREE as a recent allocation 0 back reads; 1 back (no
+     * such allocation) is refused */
+    {
+        unsigned char h2[] = {MT_EV_THREAD | MT_FN_MALLOC, MT_EV_FREE | MT_EV_RECENT | MT_FN_FREE};
+        unsigned char a2_0[] = {0x00}, a2_1[] = {0x02}, a2_h[] = {0};
+        const unsigned char *c2[MT_EVENTS_COLUMNS];
+        size_t l2[MT_EVENTS_COLUMNS];
+        memcpy(c2, col, sizeof c2);
+        memcpy(l2, len, sizeof l2);
+        c2[MT_EVC_HEAD] = h2, c2[MT_EVC_ADDRESS_0] = a2_0, c2[MT_EVC_ADDRESS_1] = a2_1;
+        c2[MT_EVC_ADDRESS_HIGH] = a2_h, c2[MT_EVC_RECENT_ALLOC] = recent_alloc;
+        l2[MT_EVC_RECENT] = 0, l2[MT_EVC_RECENT_ALLOC] = 1;
+        write_raw(path, rec, events_record(rec, 2, c2, l2), 1);
+        CHECK(read_events(path, 2) == 1);
+        recent_alloc[0] = 1;
+        write_raw(path, rec, events_record(rec, 2, c2, l2), 1);
+        CHECK(read_events(path, 2) == -1);
+        recent_alloc[0] = 0;
+    }
     /* a head column shorter than the count, and a count of 0 */
     write_raw(path, rec, events_record(rec, 3, col, len), 1);
     CHECK(read_events(path, 2) == -1);
@@ -437,6 +480,66 @@ static void events_corrupt(const char *dir)
     len[MT_EVC_RECENT] = 0; /* zigzag(-0x1000 / 16) = 0x1ff: back to 0 */
     write_raw(path, rec, events_record(rec, 2, col, len), 1);
     CHECK(read_events(path, 2) == -1);
+    unlink(path);
+}
+
+/* Writes and reads back events whose addresses take each encoding: FREE
+ * events of recent ALLOCs (0 back, and MT_RECENT_ALLOCS - 1 back), of ALLOCs
+ * too far back, ALLOCs at recently freed addresses and at new ones; RSS
+ * samples wait for the events and are all written, DUMP_RSS_PENDING of
+ * them at most at once. */
+static void recent_events(const char *dir)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/recent.mtr", dir);
+    struct dump_writer w;
+    char *argv[] = {"./prog"};
+    start_dump(&w, path, 7, 1, argv);
+    enum { N = MT_RECENT_ALLOCS + 100, RSS = DUMP_RSS_PENDING * 2 + 3 };
+    static uint64_t address[N], order[3 * N];
+    uint64_t t = START, n = 0;
+    for (int i = 0; i < N; i++) {
+        address[i] = 0x700000000000ull + (uint64_t)i * 48 + (i % 7 ? 0 : 8);
+        dump_write_alloc(&w, ++t, 1, MT_FN_MALLOC, address[i], 40, 1);
+        order[n++] = address[i];
+    }
+    for (int i = 0; i < RSS; i++)
+        dump_write_rss(&w, t, 4096u * (unsigned)(i + 1));
+    /* the newest, the one MT_RECENT_ALLOCS - 1 back, then older ones */
+    int frees[] = {N - 1, N - (int)MT_RECENT_ALLOCS, N - (int)MT_RECENT_ALLOCS - 1, 0, 50};
+    for (size_t k = 0; k < sizeof frees / sizeof *frees; k++) {
+        dump_write_free(&w, ++t, 1, MT_FN_FREE, address[frees[k]]);
+        order[n++] = address[frees[k]];
+        /* and at once again, at that freed address */
+        dump_write_alloc(&w, ++t, 1, MT_FN_MALLOC, address[frees[k]], 40, 1);
+        order[n++] = address[frees[k]];
+    }
+    dump_write_end(&w, ++t);
+    CHECK(dump_writer_close(&w) == 0);
+
+    struct dump_reader r;
+    struct dump_record rec;
+    CHECK(dump_open(&r, path) == 0);
+    uint64_t events = 0, rss = 0, rss_sum = 0, wrong = 0;
+    int got;
+    while ((got = dump_next(&r, &rec)) == 1) {
+        if (rec.type == MT_REC_ALLOC || rec.type == MT_REC_FREE) {
+            int want_free = events >= N && (events - N) % 2 == 0;
+            wrong += events >= n || rec.address != order[events] ||
+                     (rec.type == MT_REC_FREE) != want_free;
+            events++;
+        } else if (rec.type == MT_REC_RSS) {
+            /* after the events gathered with it: the first 2 x 32 when
+             * the 33rd and the 65th came, the rest at the end */
+            CHECK(events == (rss < 2 * DUMP_RSS_PENDING ? (uint64_t)N : n));
+            rss++;
+            rss_sum += rec.rss;
+        }
+    }
+    CHECK(got == 0 && !r.truncated);
+    CHECK(events == n && wrong == 0);
+    CHECK(rss == RSS && rss_sum == 4096u * RSS * (RSS + 1) / 2);
+    dump_close(&r);
     unlink(path);
 }
 
@@ -530,6 +633,7 @@ int main(void)
     }
     events_round_trip(dir);
     events_corrupt(dir);
+    recent_events(dir);
     version_1_reads(dir);
 
     /* a missing file */
