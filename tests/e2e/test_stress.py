@@ -28,6 +28,15 @@ moment, many processes, a full disk.
                       dump is incomplete and why, the dump left behind reads
                       (truncated, self-consistent), and the program's exit
                       status and output are those of a run without memtrace.
+    --case clock_switch
+                      clock_switch 40 3000: in each of 40 fork children the
+                      main thread allocates while it starts a worker, and the
+                      two hand blocks to each other with glibc's tcache off,
+                      so addresses change threads just as the stamps go from
+                      the coarse clock to the fine one. Every child's dump:
+                      frees == allocations (a misordered free and reuse
+                      shows as a free of nothing), nothing in use, at least
+                      the blocks the program handed over, exit 0.
     --case fp_garbage fp_garbage calls malloc with garbage in rbp (values
                       near 2^64): --unwind fp stops its walk, the program
                       runs to its end, figures as under dwarf.
@@ -49,7 +58,8 @@ WINDOW = 64  # tests/programs/stress_progress.c
 
 def add_arguments(parser):
     parser.add_argument("--case", required=True,
-                        choices=["threads", "sigkill", "fork_exec", "enospc", "fp_garbage"])
+                        choices=["threads", "sigkill", "fork_exec", "enospc", "fp_garbage",
+                                 "clock_switch"])
 
 
 def progress_size(i):
@@ -298,6 +308,36 @@ def case_enospc(ctx, c):
             c.check("tmpfs unmounted", False, umount.stdout.decode(errors="replace"))
 
 
+def case_clock_switch(ctx, c):
+    children, rounds = 40, 3000
+    prog = ctx.prog("clock_switch")
+    out = ctx.subdir("dumps")
+    env = dict(os.environ, GLIBC_TUNABLES="glibc.malloc.tcache_count=0")
+    result = mtlib.memtrace_run(ctx, [prog, str(children), str(rounds)],
+                                os.path.join(out, "%n.%p.mtr"), env=env, logdir=ctx.workdir,
+                                tag="run", timeout=60)
+    c.eq("memtrace exits 0 (every child exited 0: no block arrived damaged)",
+         mtlib.exit_code(result.returncode), 0)
+    dumps = mtlib.dumps_in(out)
+    c.eq("%d dumps (the parent and its children)" % (children + 1), len(dumps), children + 1)
+    bad, seen = [], 0
+    for dump in dumps:
+        rep = mtlib.report(ctx, dump, timeout=30)
+        p = rep["process"]
+        if p["ppid"] == result.pid:
+            continue  # the parent: it only forks
+        seen += 1
+        t = mtlib.totals(rep)
+        ex = p.get("exit") or {}
+        # each thread hands over `rounds` blocks, and the 100 before the worker
+        if (t["frees"] != t["allocations"] or t["in_use_blocks"] or t["in_use_bytes"] or
+                t["allocations"] < 2 * rounds + 100 or ex.get("status") != 0):
+            bad.append("%s: %s, exit %s" % (os.path.basename(dump), mtlib.fmt(t), ex))
+    c.eq("children's dumps", seen, children)
+    c.check("every child: frees == allocations, nothing in use, exit 0", not bad,
+            "%d children wrong, the first: %s" % (len(bad), bad[:3]))
+
+
 def case_fp_garbage(ctx, c):
     """fp_garbage calls malloc with rbp holding values near 2^64 and other
     non-frames: under --unwind fp the program runs to its end (a walk that
@@ -324,7 +364,8 @@ def main():
     ctx = mtlib.setup(__doc__, add_arguments)
     case = ctx.args.case
     body = {"threads": case_threads, "sigkill": case_sigkill, "fork_exec": case_fork_exec,
-            "enospc": case_enospc, "fp_garbage": case_fp_garbage}[case]
+            "enospc": case_enospc, "fp_garbage": case_fp_garbage,
+            "clock_switch": case_clock_switch}[case]
     mtlib.run_test(ctx, "stress." + case, lambda c: body(ctx, c))
 
 
