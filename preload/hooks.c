@@ -215,7 +215,9 @@ static uint64_t hook_call(const struct hook *h, uint64_t *a, const void *caller)
  * them with the original's rax and rdx. Both carry CFI, and the frame is
  * an rbp frame, so the stack is unwound through them to the hooked
  * function's caller by libunwind and by frame pointers alike. */
-void mt_hook_dispatch(uint64_t index, uint64_t *regs, const void *caller) MT_HIDDEN;
+/* used: only the assembly below calls it, which LTO does not see */
+void mt_hook_dispatch(uint64_t index, uint64_t *regs, const void *caller) MT_HIDDEN
+    __attribute__((used));
 extern const unsigned char mt_hook_stubs[] MT_HIDDEN; /* 32 bytes per stub */
 __asm__(".text\n"
         ".balign 32\n"
