@@ -361,6 +361,10 @@ int dump_writer_close(struct dump_writer *w)
     free(w->events.recent_index);
     free(w->events.recent_alloc);
     free(w->events.recent_alloc_index);
+    free(w->last_stack);
+    w->last_stack = NULL;
+    w->last_stack_known = 0;
+    w->last_depth = w->last_stack_cap = 0;
     memset(&w->events, 0, sizeof w->events);
     if (w->fd >= 0 && close(w->fd) != 0 && !w->error)
         w->error = errno;
@@ -416,16 +420,57 @@ void dump_write_module_unload(struct dump_writer *w, uint64_t ts, uint64_t id)
     dw_u(w, id);
 }
 
+/* Remembers the stack just written, for the next one to be written like
+ * it; a stack that cannot be copied leaves none. */
+static void keep_stack(struct dump_writer *w, const uint64_t *ips, uint64_t depth)
+{
+    if (depth > w->last_stack_cap) {
+        uint64_t *q = realloc(w->last_stack, depth * sizeof *q);
+        if (!q) {
+            w->last_stack_known = 0;
+            return;
+        }
+        w->last_stack = q;
+        w->last_stack_cap = depth;
+    }
+    if (depth)
+        memcpy(w->last_stack, ips, depth * sizeof *ips);
+    w->last_depth = depth;
+    w->last_stack_known = 1;
+}
+
 void dump_write_stack(struct dump_writer *w, uint64_t id, const uint64_t *ips, uint64_t depth)
 {
-    dw_byte(w, MT_REC_STACK);
-    dw_u(w, id);
-    dw_u(w, depth);
-    uint64_t prev = 0;
-    for (uint64_t k = 0; k < depth; k++) {
+    /* the frames it shares with the last stack at its two ends */
+    uint64_t inner = 0, outer = 0;
+    if (w->last_stack_known) {
+        const uint64_t *last = w->last_stack;
+        uint64_t n = w->last_depth, common = depth < n ? depth : n;
+        while (inner < common && ips[inner] == last[inner])
+            inner++;
+        while (outer < common - inner && ips[depth - 1 - outer] == last[n - 1 - outer])
+            outer++;
+    }
+    uint64_t prev = 0, k = 0, end = depth;
+    if (inner + outer > 0) {
+        dw_byte(w, MT_REC_STACK_LIKE);
+        dw_u(w, id);
+        dw_u(w, inner);
+        dw_u(w, outer);
+        dw_u(w, depth - inner - outer);
+        k = inner;
+        end = depth - outer;
+        prev = inner ? ips[inner - 1] : 0;
+    } else {
+        dw_byte(w, MT_REC_STACK);
+        dw_u(w, id);
+        dw_u(w, depth);
+    }
+    for (; k < end; k++) {
         dw_s(w, (int64_t)(ips[k] - prev));
         prev = ips[k];
     }
+    keep_stack(w, ips, depth);
 }
 
 void dump_write_thread(struct dump_writer *w, uint64_t index, uint64_t tid)

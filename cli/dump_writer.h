@@ -51,6 +51,11 @@ struct dump_writer {
      * (time, bytes), so that sampling does not cut EVENTS records short */
     uint64_t rss_pending[DUMP_RSS_PENDING][2];
     unsigned rss_count;
+    /* the stack of the last STACK or STACK_LIKE record (none when
+     * last_stack_known is 0: a copy could not be kept) */
+    uint64_t *last_stack;
+    uint64_t last_depth, last_stack_cap;
+    int last_stack_known;
     int error; /* errno of the first failed write; nothing is written after */
 };
 

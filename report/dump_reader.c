@@ -69,6 +69,7 @@ void dump_close(struct dump_reader *r)
     free(r->in);
     free(r->buf);
     free(r->ips);
+    free(r->ips_next);
     free(r->segments);
     free(r->process.exe);
     for (uint64_t i = 0; r->process.argv && i < r->process.argc; i++)
@@ -246,25 +247,50 @@ static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *r
         rec->time = r->last_time + (uint64_t)get_s(c);
         rec->id = get_u(c);
         return c->status;
-    case MT_REC_STACK: {
+    case MT_REC_STACK:
+    case MT_REC_STACK_LIKE: {
+        /* decoded into ips_next, so that the last stack stays whole until
+         * this record is (it may be cut short and read again) */
+        uint64_t inner = 0, outer = 0, n;
         rec->id = get_u(c);
-        rec->depth = get_u(c);
+        if (rec->type == MT_REC_STACK_LIKE) {
+            inner = get_u(c);
+            outer = get_u(c);
+        }
+        n = get_u(c);
         if (c->status)
             return c->status;
-        if (rec->depth > 4096)
+        if (rec->type == MT_REC_STACK_LIKE && (inner > r->ips_depth || outer > r->ips_depth - inner))
             return -1;
-        if (rec->depth > r->ips_cap) {
-            uint64_t *q = realloc(r->ips, rec->depth * sizeof *q);
+        if (n > 4096 || inner + outer + n > 4096)
+            return -1;
+        rec->depth = inner + outer + n;
+        if (rec->depth > r->ips_next_cap) {
+            uint64_t *q = realloc(r->ips_next, rec->depth * sizeof *q);
             if (!q)
                 return -1;
-            r->ips = q;
-            r->ips_cap = rec->depth;
+            r->ips_next = q;
+            r->ips_next_cap = rec->depth;
         }
-        uint64_t prev = 0;
-        for (uint64_t i = 0; i < rec->depth; i++)
-            r->ips[i] = prev = prev + (uint64_t)get_s(c);
+        uint64_t *ips = r->ips_next;
+        if (inner)
+            memcpy(ips, r->ips, inner * sizeof *ips);
+        uint64_t prev = inner ? ips[inner - 1] : 0;
+        for (uint64_t i = inner; i < inner + n; i++)
+            ips[i] = prev = prev + (uint64_t)get_s(c);
+        if (c->status)
+            return c->status;
+        if (outer)
+            memcpy(ips + inner + n, r->ips + r->ips_depth - outer, outer * sizeof *ips);
+        r->ips_next = r->ips;
+        r->ips = ips;
+        size_t cap = r->ips_next_cap;
+        r->ips_next_cap = r->ips_cap;
+        r->ips_cap = cap;
+        r->ips_depth = rec->depth;
+        rec->type = MT_REC_STACK;
         rec->ips = r->ips;
-        return c->status;
+        return 0;
     }
     case MT_REC_THREAD:
         rec->id = get_u(c);

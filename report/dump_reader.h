@@ -74,8 +74,11 @@ struct dump_reader {
     int truncated;       /* ended before an END record */
     int saw_end;
     struct dump_process process;
-    uint64_t *ips;
-    size_t ips_cap;
+    /* the frames of the last STACK or STACK_LIKE record, and a second
+     * buffer the next one is decoded into (the two swap) */
+    uint64_t *ips, *ips_next;
+    size_t ips_cap, ips_next_cap;
+    uint64_t ips_depth;
     struct dump_segment *segments;
     size_t segments_cap;
     /* the EVENTS record being read: its columns' unread parts (inside buf,

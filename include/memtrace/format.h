@@ -38,8 +38,8 @@
 
 #define MT_MAGIC "MEMTRACE"
 /* Version 3 gives EVENTS records a 14th column, RECENT_ALLOC (a FREE of a
- * recent allocation); version 2 wrote 13 columns and no FREE with
- * MT_EV_RECENT. Version 2 wrote ALLOC and FREE events in EVENTS records
+ * recent allocation), and adds STACK_LIKE records; version 2 wrote 13
+ * columns and no FREE with MT_EV_RECENT. Version 2 wrote ALLOC and FREE events in EVENTS records
  * (columns, see below); version 1 wrote one ALLOC or FREE record per event.
  * The reader reads all three. */
 #define MT_FORMAT_VERSION 3u
@@ -143,6 +143,16 @@ enum mt_record {
      *   - an ALLOC's size is split in SIZE_LOW (size & 0xff) and SIZE_HIGH
      *     (u, size >> 8), its stack in STACK_LOW and STACK_HIGH likewise. */
     MT_REC_EVENTS = 18,
+    /* A stack like the one before it (version 3): the stack of the last
+     * STACK or STACK_LIKE record of the dump, with the frames between its
+     * innermost `inner` and its outermost `outer` replaced.
+     *   u stack_id, u inner, u outer, u n, n x s (the new frames, innermost
+     *   first, as address deltas: the first against the last kept inner
+     *   frame, or 0 if none). Its depth is inner + n + outer.
+     * Stacks written one after the other share most of their frames (a
+     * Python program's stack keeps the interpreter's native frames and its
+     * own outer Python frames). A reader returns it as a STACK record. */
+    MT_REC_STACK_LIKE = 19,
 };
 
 /* The columns of an EVENTS record: the byte ones hold one byte for each

@@ -61,6 +61,9 @@ static void write_sample(const char *path)
     uint64_t ips[] = {0x555500001234ull, 0x7f0000000010ull, 0x555500000100ull};
     dump_write_stack(&w, 1, ips, 3);
     expect(MT_REC_STACK, 1, 3, ips[1]);
+    uint64_t ips2[] = {0x555500001300ull, 0x7f0000000010ull, 0x555500000100ull};
+    dump_write_stack(&w, 2, ips2, 3); /* a STACK_LIKE record */
+    expect(MT_REC_STACK, 2, 3, ips2[1]);
     for (int i = 0; i < 20; i++) {
         dump_write_alloc(&w, START + 100 + i, 1, MT_FN_MALLOC, 0x10000 + 32 * i, 24 + i, 1);
         expect(MT_REC_ALLOC, 0x10000 + 32 * i, 24 + i, START + 100 + i);
@@ -543,6 +546,78 @@ static void recent_events(const char *dir)
     unlink(path);
 }
 
+/* Stacks written like the one before them (STACK_LIKE records) read back
+ * whole, whatever they share with it: nothing, one end, both ends, all of
+ * it, more or fewer frames; a record keeping more frames than the last
+ * stack had is refused. */
+static void stacks_like(const char *dir)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/stacks.mtr", dir);
+    static const uint64_t s[][6] = {
+        {0x10, 0x20, 0x30, 0x40}, /* nothing before it */
+        {0x11, 0x20, 0x30, 0x40}, /* the outer 3 */
+        {0x11, 0x20, 0x35, 0x40}, /* 2 inner, 1 outer */
+        {0x11, 0x20, 0x35, 0x40}, /* all of it */
+        {0x11, 0x20, 0x35, 0x40, 0x50, 0x60}, /* 4 inner, then 2 more */
+        {0x11, 0x60},             /* 1 inner, 1 outer, none new */
+        {0x99},                   /* nothing in common */
+        {0},                      /* depth 0 */
+        {0x99, 0x11},
+    };
+    static const uint64_t depth[] = {4, 4, 4, 4, 6, 2, 1, 0, 2};
+    enum { N = sizeof depth / sizeof *depth };
+    struct dump_writer w;
+    char *argv[] = {"./prog"};
+    start_dump(&w, path, 7, 1, argv);
+    for (int i = 0; i < N; i++)
+        dump_write_stack(&w, (uint64_t)i + 1, s[i], depth[i]);
+    dump_write_end(&w, START + 1);
+    CHECK(dump_writer_close(&w) == 0);
+    struct dump_reader r;
+    struct dump_record rec;
+    CHECK(dump_open(&r, path) == 0);
+    int n = 0, wrong = 0, got;
+    while ((got = dump_next(&r, &rec)) == 1) {
+        if (rec.type != MT_REC_STACK)
+            continue;
+        wrong += n >= N || rec.id != (uint64_t)n + 1 || rec.depth != depth[n] ||
+                 (depth[n] && memcmp(rec.ips, s[n], depth[n] * sizeof *rec.ips) != 0);
+        n++;
+    }
+    CHECK(got == 0 && n == N && wrong == 0);
+    dump_close(&r);
+
+    /* by hand: a STACK of 2 frames, then a STACK_LIKE keeping 2 inner and
+     * 1 outer of them, which it does not have */
+    unsigned char raw[64], *p = raw;
+    *p++ = MT_REC_STACK;
+    p += mt_varint_put(p, 1);
+    p += mt_varint_put(p, 2);
+    p += mt_varint_put(p, mt_zigzag(0x10));
+    p += mt_varint_put(p, mt_zigzag(0x10));
+    unsigned char *like = p;
+    *p++ = MT_REC_STACK_LIKE;
+    p += mt_varint_put(p, 2);
+    p += mt_varint_put(p, 1); /* inner */
+    p += mt_varint_put(p, 1); /* outer */
+    p += mt_varint_put(p, 1); /* n */
+    p += mt_varint_put(p, mt_zigzag(5));
+    write_raw(path, raw, (size_t)(p - raw), 1);
+    CHECK(dump_open(&r, path) == 0);
+    CHECK(dump_next(&r, &rec) == 1 && rec.type == MT_REC_STACK && rec.depth == 2);
+    CHECK(dump_next(&r, &rec) == 1 && rec.type == MT_REC_STACK && rec.depth == 3 &&
+          rec.ips[0] == 0x10 && rec.ips[1] == 0x15 && rec.ips[2] == 0x20);
+    dump_close(&r);
+    like[3] = 2; /* outer 2: 3 of the 2 frames kept */
+    write_raw(path, raw, (size_t)(p - raw), 1);
+    CHECK(dump_open(&r, path) == 0);
+    CHECK(dump_next(&r, &rec) == 1 && rec.type == MT_REC_STACK);
+    CHECK(dump_next(&r, &rec) == -1 && strstr(r.error, "offset"));
+    dump_close(&r);
+    unlink(path);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/memtrace-unit-XXXXXX";
@@ -634,6 +709,7 @@ int main(void)
     events_round_trip(dir);
     events_corrupt(dir);
     recent_events(dir);
+    stacks_like(dir);
     version_1_reads(dir);
 
     /* a missing file */
