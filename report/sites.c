@@ -166,12 +166,116 @@ static int append_python(struct analysis *a, const uint64_t *ips, uint64_t depth
     return 0;
 }
 
+/* ---- what each address's frames came to --------------------------------- */
+
+/* Return address -> the frames stack_site appended for it (indexes of
+ * a->frames, our own dropped), so that an address met in many stacks is
+ * symbolized and its frames interned once: Python programs' stacks repeat
+ * the interpreter's dozens of native frames. An address whose frames hold
+ * the interpreter loop is not kept (they depend on the stack's Python
+ * frames). Emptied when a module is loaded or unloaded: what an address
+ * means follows the modules of the moment. */
+struct ip_memo {
+    uint64_t *ip;          /* keys, by slot */
+    uint32_t *first;       /* 1 + index of its first frame in frames; 0 = empty */
+    uint8_t *count;        /* its frames */
+    uint32_t mask, used;
+    uint32_t *frames;
+    uint32_t frames_len, frames_cap;
+};
+
+static void memo_clear(struct ip_memo *m)
+{
+    if (m->used && m->first)
+        memset(m->first, 0, ((size_t)m->mask + 1) * sizeof *m->first);
+    m->used = 0;
+    m->frames_len = 0;
+}
+
+static void memo_free(struct ip_memo *m)
+{
+    free(m->ip);
+    free(m->first);
+    free(m->count);
+    free(m->frames);
+    memset(m, 0, sizeof *m);
+}
+
+static inline uint32_t memo_slot(const struct ip_memo *m, uint64_t ip)
+{
+    return (uint32_t)(hash_mix(0x243f6a8885a308d3ull, ip)) & m->mask;
+}
+
+/* The slot of ip, or -1 if it is not kept. */
+static inline long memo_find(const struct ip_memo *m, uint64_t ip)
+{
+    if (!m->used)
+        return -1;
+    for (uint32_t i = memo_slot(m, ip);; i = (i + 1) & m->mask) {
+        if (!m->first[i])
+            return -1;
+        if (m->ip[i] == ip)
+            return i;
+    }
+}
+
+/* Doubles the table (or makes its first); -1 when out of memory. */
+static int memo_grow(struct ip_memo *m)
+{
+    uint32_t mask = m->mask ? m->mask * 2 + 1 : 4095;
+    struct ip_memo n = {.mask = mask, .used = m->used, .frames = m->frames,
+                        .frames_len = m->frames_len, .frames_cap = m->frames_cap};
+    n.ip = malloc(((size_t)mask + 1) * sizeof *n.ip);
+    n.first = calloc((size_t)mask + 1, sizeof *n.first);
+    n.count = malloc(((size_t)mask + 1) * sizeof *n.count);
+    if (!n.ip || !n.first || !n.count) {
+        free(n.ip);
+        free(n.first);
+        free(n.count);
+        return -1;
+    }
+    for (uint32_t i = 0; m->used && i <= m->mask; i++) {
+        if (!m->first[i])
+            continue;
+        uint32_t j = memo_slot(&n, m->ip[i]);
+        while (n.first[j])
+            j = (j + 1) & mask;
+        n.ip[j] = m->ip[i];
+        n.first[j] = m->first[i];
+        n.count[j] = m->count[i];
+    }
+    free(m->ip);
+    free(m->first);
+    free(m->count);
+    *m = n;
+    return 0;
+}
+
+/* Keeps ip's frames (n of them, at the end of site_frames); nothing is
+ * lost if there is no memory for it. */
+static void memo_put(struct ip_memo *m, uint64_t ip, const uint32_t *frames, uint32_t n)
+{
+    if (n > UINT8_MAX || ((m->used + 1) * 4 > (m->mask + 1) * 3 && memo_grow(m) != 0) ||
+        array_grow((void **)&m->frames, &m->frames_cap, sizeof *m->frames,
+                   (uint64_t)m->frames_len + n) != 0)
+        return;
+    uint32_t i = memo_slot(m, ip);
+    while (m->first[i])
+        i = (i + 1) & m->mask;
+    m->ip[i] = ip;
+    m->first[i] = m->frames_len + 1;
+    m->count[i] = (uint8_t)n;
+    memcpy(m->frames + m->frames_len, frames, n * sizeof *frames);
+    m->frames_len += n;
+    m->used++;
+}
+
 /* The site of a stack: its frames, innermost first: native frames
  * symbolized (inlined ones expanded, our own dropped), each interpreter-loop
  * frame replaced by the Python frames it ran. UINT32_MAX when out of
  * memory. */
 static uint32_t stack_site(struct analysis *a, const struct analysis_options *o,
-                           const uint64_t *ips, uint64_t depth)
+                           struct ip_memo *memo, const uint64_t *ips, uint64_t depth)
 {
     uint32_t first = a->site_frames_len;
     struct sym_frame out[MAX_FRAMES_PER_ADDRESS];
@@ -181,16 +285,32 @@ static uint32_t stack_site(struct analysis *a, const struct analysis_options *o,
     for (uint64_t k = 0; k < depth; k++) {
         if (MT_IS_PYFRAME(ips[k]))
             continue;
+        long slot = memo_find(memo, ips[k]);
+        if (slot >= 0) {
+            uint32_t n = memo->count[slot];
+            if (array_grow((void **)&a->site_frames, &a->site_frames_cap,
+                           sizeof *a->site_frames, (uint64_t)a->site_frames_len + n) != 0)
+                return UINT32_MAX;
+            memcpy(a->site_frames + a->site_frames_len, memo->frames + memo->first[slot] - 1,
+                   n * sizeof *a->site_frames);
+            a->site_frames_len += n;
+            continue;
+        }
+        uint32_t from = a->site_frames_len;
+        int eval = 0;
         int n = symbolizer_lookup(a->symbolizer, ips[k], out, MAX_FRAMES_PER_ADDRESS);
         for (int j = 0; j < n; j++) {
             if (out[j].is_memtrace)
                 continue;
-            int rc = next_python < depth && python_frames_is_eval(&out[j])
-                         ? append_python(a, ips, depth, &next_python, 1)
-                         : append_frame(a, &out[j]);
+            int is_eval = python_frames_is_eval(&out[j]);
+            eval |= is_eval;
+            int rc = next_python < depth && is_eval ? append_python(a, ips, depth, &next_python, 1)
+                                                    : append_frame(a, &out[j]);
             if (rc != 0)
                 return UINT32_MAX;
         }
+        if (!eval)
+            memo_put(memo, ips[k], a->site_frames + from, a->site_frames_len - from);
     }
     /* native frames cut by --max-depth, or an interpreter not recognized */
     if (append_python(a, ips, depth, &next_python, 0) != 0)
@@ -223,6 +343,7 @@ struct site_builder {
     uint32_t ips_cap;
     struct dump_segment *segments;
     uint32_t segments_cap;
+    struct ip_memo memo;
 };
 
 /* Reads a varint the pass wrote (a whole one: the log is never cut). */
@@ -271,10 +392,12 @@ static int replay_chunk(struct site_builder *b, const struct log_chunk *c)
             symbolizer_module_load(a->symbolizer, id, path, path_len,
                                    (const unsigned char *)build_id, build_id_len, bias, n,
                                    b->segments);
+            memo_clear(&b->memo);
             break;
         case MT_REC_MODULE_UNLOAD:
             p = get_u(p, end, &id);
             symbolizer_module_unload(a->symbolizer, id);
+            memo_clear(&b->memo);
             break;
         case MT_REC_STACK:
             p = get_u(p, end, &n);
@@ -287,7 +410,7 @@ static int replay_chunk(struct site_builder *b, const struct log_chunk *c)
                 p = get_u(p, end, &delta);
                 b->ips[i] = prev = prev + (uint64_t)mt_unzigzag(delta);
             }
-            b->site_of[b->nstacks] = stack_site(a, b->o, b->ips, n);
+            b->site_of[b->nstacks] = stack_site(a, b->o, &b->memo, b->ips, n);
             if (b->site_of[b->nstacks++] == UINT32_MAX)
                 return -1;
             break;
@@ -471,6 +594,7 @@ static void builder_free(struct site_builder *b)
     free(b->site_of);
     free(b->ips);
     free(b->segments);
+    memo_free(&b->memo);
     free(b);
 }
 
