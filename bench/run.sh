@@ -9,8 +9,9 @@
 # program's under memtrace (/usr/bin/time inside `memtrace run`), the
 # consumer's peak RSS (VmHWM of the `memtrace run` process, read from /proc
 # every 10 ms), the dump size against heaptrack's file, and `memtrace report`
-# on that run's dumps against heaptrack_print on heaptrack's file (wall time
-# and /usr/bin/time's maximum RSS). Writes bench/RESULTS.md. Public tools only.
+# on that run's dumps against heaptrack_print on heaptrack's file (wall time,
+# the median of 3 runs of each file, the two in turn, and /usr/bin/time's
+# maximum RSS). Writes bench/RESULTS.md. Public tools only.
 #
 #   bash bench/run.sh [RUNS]      (default 5: rounds, so runs of each command)
 #   BENCH_ONLY='sqlite|perl' bash bench/run.sh 1
@@ -101,13 +102,14 @@ peak_rss_of() {
 }
 
 # Appends "START END MAXRSS_KIB" for one run of the command $2... to file $1.
+# time_and_rss OUT FILE CMD...: appends "FILE start end maxrss_kb" to OUT
 time_and_rss() {
-  local out=$1 start end
-  shift
+  local out=$1 file=$2 start end
+  shift 2
   start=$EPOCHREALTIME
   /usr/bin/time -f %M -o "$work/tool.rss" "$@" > /dev/null
   end=$EPOCHREALTIME
-  echo "$start $end $(cat "$work/tool.rss")" >> "$out"
+  echo "$file $start $end $(cat "$work/tool.rss")" >> "$out"
 }
 
 results="$work/results.tsv"
@@ -172,11 +174,15 @@ for entry in "${workloads[@]}"; do
   dump=$(du -cb "${dumps[@]}" | tail -1 | cut -f1)
   htfiles=("$work"/ht*)
   htsize=$(du -cb "${htfiles[@]}" | tail -1 | cut -f1)
-  for d in "${dumps[@]}"; do
-    time_and_rss "$work/report.times" "$memtrace" report "$d"
-  done
-  for h in "${htfiles[@]}"; do
-    time_and_rss "$work/print.times" heaptrack_print "$h"
+  # three rounds, memtrace report and heaptrack_print in turn; each file's
+  # median time is kept (one run of a tool this short is too noisy a figure)
+  for round in 1 2 3; do
+    for d in "${dumps[@]}"; do
+      time_and_rss "$work/report.times" "$d" "$memtrace" report "$d"
+    done
+    for h in "${htfiles[@]}"; do
+      time_and_rss "$work/print.times" "$h" heaptrack_print "$h"
+    done
   done
   python3 - "$work" "$runs" "$name" "$dump" "$htsize" "$(cat "$work/rss.bare")" \
     "$(cat "$work/rss.program")" "$rss_consumer" "${#dumps[@]}" >> "$results" <<'PY'
@@ -187,9 +193,13 @@ for r in range(1, int(runs) + 1):
     for res in json.load(open("%s/h.%d.json" % (work, r)))["results"]:
         times.setdefault(res["command"], []).extend(res["times"])
 median = {k: statistics.median(v) for k, v in times.items()}
-def runs_of(path):  # wall time summed, max RSS the largest
+def runs_of(path):  # each file's median wall time, summed; max RSS the largest
     rows = [l.replace(",", ".").split() for l in open(path)]
-    return sum(float(e) - float(s) for s, e, _ in rows), max(int(k) for _, _, k in rows)
+    per_file = {}
+    for f, s, e, _ in rows:
+        per_file.setdefault(f, []).append(float(e) - float(s))
+    return (sum(statistics.median(t) for t in per_file.values()),
+            max(int(k) for _, _, _, k in rows))
 rep_s, rep_kb = runs_of(work + "/report.times")
 print_s, print_kb = runs_of(work + "/print.times")
 mc = "%.3f" % median["memcheck"] if "memcheck" in median else "-"
@@ -233,7 +243,8 @@ print("The other figures come from one more run of each. Peak RSS is the maximum
       " one per process) is set against heaptrack's file of the same workload. `memtrace report`"
       " (the default text report, to /dev/null) on that run's dumps, one after the other (times"
       " summed, largest RSS), is set against `heaptrack_print` on heaptrack's file (to /dev/null; the same sum over files if there are several):"
-      " wall time and /usr/bin/time's maximum RSS, one run each.\n")
+      " wall time, the median of 3 runs of each file (the two tools in turn), and /usr/bin/time's"
+      " maximum RSS.\n")
 print("heaptrack takes its preload out of the environment of the program's children, and"
       " memcheck runs without --trace-children: both follow the first process only; memtrace"
       " follows every process (the `dumps` column counts them: CPython's test suite starts"
