@@ -16,15 +16,18 @@
 #include "memtrace/varint.h"
 
 #define BUFFER_SIZE (256 * 1024)
-/* zstd level 3 with an 8 MiB window: once FREE events name recent ALLOCs
+/* zstd level 3 with a 4 MiB window: once FREE events name recent ALLOCs
  * (format 3) and records hold 64K events, the columns of one record repeat
  * those of records a few MiB back. Against level 1 with its 512 KiB window
- * the dump of sqlite3 200k inserts is 183 KB instead of 348 KB and the
- * Python dict's 338 KB instead of 950 KB, for no consumer time that shows
- * (numbers in the commit that chose it). A reader needs the window's
- * memory too. */
+ * the dump of sqlite3 200k inserts is 183-199 KB instead of 348 KB and the
+ * Python dict's 315 KB instead of 950 KB, for no consumer time that shows;
+ * an 8 MiB window saved 2 KB more on the dict and took 4 MiB more of the
+ * consumer's memory for each busy process, a 2 MiB one lost 30 KB (numbers
+ * in the commits that chose them). Level 6 made the dumps 10% smaller and
+ * alloc_stress 2 threads 30% slower. A reader needs the window's memory
+ * too. */
 #define COMPRESSION_LEVEL 3
-#define WINDOW_LOG 23
+#define WINDOW_LOG 22
 /* Events per EVENTS record: the most a record may hold, so that each
  * column's zstd block is long. Each column starts with COLUMN_FIRST_ROOM
  * bytes and doubles when it has less than a varint's room left, so its
