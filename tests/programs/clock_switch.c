@@ -46,6 +46,16 @@ static void post(uint64_t **box, uint64_t *p)
 /* Takes the block in *box, or NULL if it is empty. */
 static uint64_t *take(uint64_t **box) { return __atomic_exchange_n(box, NULL, __ATOMIC_ACQ_REL); }
 
+/* Allocates a block marked with tag and posts it into *box. */
+static void send_block(uint64_t **box, uint64_t tag)
+{
+    uint64_t *p = malloc(40);
+    if (!p)
+        abort();
+    p[0] = tag;
+    post(box, p);
+}
+
 static void check_and_free(uint64_t *q, uint64_t tag)
 {
     if (q[0] != tag)
@@ -64,11 +74,7 @@ static void *worker(void *arg)
             got++;
         }
         if (sent < rounds && !__atomic_load_n(&to_main, __ATOMIC_ACQUIRE)) {
-            uint64_t *p = malloc(40);
-            if (!p)
-                abort();
-            p[0] = 0x776f726b;
-            post(&to_main, p);
+            send_block(&to_main, 0x776f726b);
             sent++;
         }
         if (!q)
@@ -91,11 +97,7 @@ static int child(void)
     long got = 0, sent = 0;
     while (got < rounds || sent < rounds) {
         if (sent < rounds) {
-            uint64_t *p = malloc(40);
-            if (!p)
-                abort();
-            p[0] = 0x6d61696e;
-            post(&to_worker, p);
+            send_block(&to_worker, 0x6d61696e);
             sent++;
         }
         uint64_t *q = take(&to_main);
