@@ -173,15 +173,33 @@ void dw_time(struct dump_writer *w, uint64_t ts)
 /* Gives every column room for at least one more event (an event adds at
  * most a varint to each) and counts how many surely fit; -1 when out of
  * memory. */
+/* Allocates q's window (once): 0, or -1 when out of memory. */
+static int recent_init(struct recent_events *q, uint32_t size, uint32_t slots)
+{
+    if (q->recent)
+        return 0;
+    q->index = calloc(slots, sizeof *q->index);
+    q->recent = q->index ? calloc(size, sizeof *q->recent) : NULL;
+    if (!q->recent) {
+        free(q->index);
+        q->index = NULL;
+        return -1;
+    }
+    q->size = size;
+    q->slots = slots;
+    return 0;
+}
+
+static void recent_free(struct recent_events *q)
+{
+    free(q->recent);
+    free(q->index);
+}
+
 static int events_room(struct dump_events *e)
 {
-    if (!e->recent_index && !(e->recent_index = calloc(RECENT_INDEX, sizeof *e->recent_index)))
-        return -1;
-    if (!e->recent_alloc &&
-        !(e->recent_alloc = calloc(MT_RECENT_ALLOCS, sizeof *e->recent_alloc)))
-        return -1;
-    if (!e->recent_alloc_index &&
-        !(e->recent_alloc_index = calloc(RECENT_ALLOC_INDEX, sizeof *e->recent_alloc_index)))
+    if (recent_init(&e->frees, MT_RECENT_FREES, RECENT_INDEX) != 0 ||
+        recent_init(&e->allocs, MT_RECENT_ALLOCS, RECENT_ALLOC_INDEX) != 0)
         return -1;
     size_t sure = SIZE_MAX;
     for (int k = 0; k < MT_EVENTS_COLUMNS; k++) {
@@ -200,21 +218,7 @@ static int events_room(struct dump_events *e)
     return 0;
 }
 
-static void events_write(struct dump_writer *w);
-
-/* Writes the EVENTS record gathered so far, if any, and the RSS samples
- * taken meanwhile. */
-static void events_flush(struct dump_writer *w)
-{
-    events_write(w);
-    for (unsigned i = 0; i < w->rss_count; i++) {
-        dw_byte(w, MT_REC_RSS);
-        dw_time(w, w->rss_pending[i][0]);
-        dw_u(w, w->rss_pending[i][1]);
-    }
-    w->rss_count = 0;
-}
-
+/* Writes the EVENTS record gathered so far, if any. */
 static void events_write(struct dump_writer *w)
 {
     struct dump_events *e = &w->events;
@@ -236,6 +240,19 @@ static void events_write(struct dump_writer *w)
     e->count = 0;
 }
 
+/* Writes the EVENTS record gathered so far, if any, and the RSS samples
+ * taken meanwhile. */
+static void events_flush(struct dump_writer *w)
+{
+    events_write(w);
+    for (unsigned i = 0; i < w->rss_count; i++) {
+        dw_byte(w, MT_REC_RSS);
+        dw_time(w, w->rss_pending[i][0]);
+        dw_u(w, w->rss_pending[i][1]);
+    }
+    w->rss_count = 0;
+}
+
 static inline void column_u(struct dump_events *e, int k, uint64_t v)
 {
     e->len[k] += mt_varint_put(e->column[k] + e->len[k], v);
@@ -245,15 +262,6 @@ static inline void column_byte(struct dump_events *e, int k, unsigned v)
 {
     e->column[k][e->len[k]++] = (unsigned char)v;
 }
-
-/* The last `size` events of one kind (FREE or ALLOC): event number n's
- * address at recent[(n - 1) % size], and event numbers by a hash of their
- * address, direct-mapped, in index[slots]. */
-struct recent_events {
-    uint64_t *count, *recent;
-    uint32_t *index;
-    uint32_t size, slots;
-};
 
 static inline size_t recent_slot(const struct recent_events *q, uint64_t address)
 {
@@ -265,15 +273,15 @@ static inline size_t recent_slot(const struct recent_events *q, uint64_t address
 static long recent_find(const struct recent_events *q, uint64_t address)
 {
     uint32_t n = q->index[recent_slot(q, address)];
-    uint32_t back = (uint32_t)*q->count - n; /* event numbers wrap at 2^32 alike */
+    uint32_t back = (uint32_t)q->count - n; /* event numbers wrap at 2^32 alike */
     if (!n || back >= q->size || q->recent[(n - 1) % q->size] != address)
         return -1;
     return (long)back;
 }
 
-static void recent_add(const struct recent_events *q, uint64_t address)
+static void recent_add(struct recent_events *q, uint64_t address)
 {
-    uint64_t n = ++*q->count;
+    uint64_t n = ++q->count;
     q->recent[(n - 1) % q->size] = address;
     q->index[recent_slot(q, address)] = (uint32_t)n;
 }
@@ -307,12 +315,8 @@ static int event_put(struct dump_writer *w, int is_free, uint64_t ts, uint64_t t
     w->last_ts = ts;
     column_byte(e, MT_EVC_TIME_LOW, time & 0xff);
     column_u(e, MT_EVC_TIME_HIGH, time >> 8);
-    const struct recent_events frees = {&e->frees, e->recent, e->recent_index,
-                                        MT_RECENT_FREES, RECENT_INDEX};
-    const struct recent_events allocs = {&e->allocs, e->recent_alloc, e->recent_alloc_index,
-                                         MT_RECENT_ALLOCS, RECENT_ALLOC_INDEX};
     /* a FREE names a recent ALLOC, an ALLOC a recent FREE */
-    long back = recent_find(is_free ? &allocs : &frees, address);
+    long back = recent_find(is_free ? &e->allocs : &e->frees, address);
     if (back >= 0) {
         head |= MT_EV_RECENT;
         column_u(e, is_free ? MT_EVC_RECENT_ALLOC : MT_EVC_RECENT, (uint64_t)back);
@@ -330,7 +334,7 @@ static int event_put(struct dump_writer *w, int is_free, uint64_t ts, uint64_t t
         column_u(e, MT_EVC_ADDRESS_HIGH, code >> 16);
     }
     e->address = address;
-    recent_add(is_free ? &frees : &allocs, address);
+    recent_add(is_free ? &e->frees : &e->allocs, address);
     if (!is_free) {
         column_byte(e, MT_EVC_SIZE_LOW, size & 0xff);
         column_u(e, MT_EVC_SIZE_HIGH, size >> 8);
@@ -361,9 +365,8 @@ int dump_writer_close(struct dump_writer *w)
     }
     for (int k = 0; k < MT_EVENTS_COLUMNS; k++)
         free(w->events.column[k]);
-    free(w->events.recent_index);
-    free(w->events.recent_alloc);
-    free(w->events.recent_alloc_index);
+    recent_free(&w->events.frees);
+    recent_free(&w->events.allocs);
     free(w->last_stack);
     w->last_stack = NULL;
     w->last_stack_known = 0;

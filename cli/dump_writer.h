@@ -13,6 +13,17 @@
 
 #include "memtrace/format.h"
 
+/* The last `size` events of one kind (FREE or ALLOC), for events that name
+ * one of them (format.h, MT_EV_RECENT): event number n's address at
+ * recent[(n - 1) % size], and event numbers by a hash of their address,
+ * direct-mapped, in index[slots] (both allocated with the first event). */
+struct recent_events {
+    uint64_t count; /* events of this kind so far */
+    uint64_t *recent;
+    uint32_t *index;
+    uint32_t size, slots;
+};
+
 /* The EVENTS record being gathered (format.h): its columns, and the state
  * its encoding carries from one event to the next for the whole dump. */
 struct dump_events {
@@ -22,16 +33,8 @@ struct dump_events {
     uint32_t sure;       /* events the columns surely have room for */
     uint64_t address;    /* of the last event */
     uint64_t thread;     /* of the last event */
-    uint64_t frees;      /* FREE events so far */
-    uint64_t recent[MT_RECENT_FREES]; /* FREE number n's address at (n - 1) % size */
-    /* FREE numbers by a hash of their address, direct-mapped: where to
-     * look in recent */
-    uint32_t *recent_index;
-    uint64_t allocs; /* ALLOC events so far */
-    /* ALLOC number n's address at (n - 1) % MT_RECENT_ALLOCS, and ALLOC
-     * numbers by a hash of their address, as for FREE events */
-    uint64_t *recent_alloc;
-    uint32_t *recent_alloc_index;
+    struct recent_events frees;  /* an ALLOC may name one of them */
+    struct recent_events allocs; /* a FREE may name one of them */
 };
 
 #define DUMP_RSS_PENDING 32

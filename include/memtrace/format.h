@@ -39,9 +39,9 @@
 #define MT_MAGIC "MEMTRACE"
 /* Version 3 gives EVENTS records a 14th column, RECENT_ALLOC (a FREE of a
  * recent allocation), and adds STACK_LIKE records; version 2 wrote 13
- * columns and no FREE with MT_EV_RECENT. Version 2 wrote ALLOC and FREE events in EVENTS records
- * (columns, see below); version 1 wrote one ALLOC or FREE record per event.
- * The reader reads all three. */
+ * columns and no FREE with MT_EV_RECENT. Version 2 wrote ALLOC and FREE
+ * events in EVENTS records (columns, see below); version 1 wrote one ALLOC
+ * or FREE record per event. The reader reads all three. */
 #define MT_FORMAT_VERSION 3u
 #define MT_FORMAT_OLDEST_READ 1u
 #define MT_FLUSH_INTERVAL_MS 200
