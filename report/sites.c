@@ -175,99 +175,73 @@ static int append_python(struct analysis *a, const uint64_t *ips, uint64_t depth
  * the interpreter loop is not kept (they depend on the stack's Python
  * frames). Emptied when a module is loaded or unloaded: what an address
  * means follows the modules of the moment. */
+struct memo_entry {
+    uint64_t ip;
+    uint32_t first, count; /* its frames: frames[first, first + count) */
+};
+
 struct ip_memo {
-    uint64_t *ip;          /* keys, by slot */
-    uint32_t *first;       /* 1 + index of its first frame in frames; 0 = empty */
-    uint8_t *count;        /* its frames */
-    uint32_t mask, used;
+    struct memo_entry *entries;
+    uint32_t nentries, entries_cap;
+    uint32_t *index; /* entry ids (i + 1, 0 = empty) by a hash of ip */
+    uint32_t index_mask;
     uint32_t *frames;
     uint32_t frames_len, frames_cap;
 };
 
 static void memo_clear(struct ip_memo *m)
 {
-    if (m->used && m->first)
-        memset(m->first, 0, ((size_t)m->mask + 1) * sizeof *m->first);
-    m->used = 0;
+    if (m->index)
+        memset(m->index, 0, ((size_t)m->index_mask + 1) * sizeof *m->index);
+    m->nentries = 0;
     m->frames_len = 0;
 }
 
 static void memo_free(struct ip_memo *m)
 {
-    free(m->ip);
-    free(m->first);
-    free(m->count);
+    free(m->entries);
+    free(m->index);
     free(m->frames);
     memset(m, 0, sizeof *m);
 }
 
-static inline uint32_t memo_slot(const struct ip_memo *m, uint64_t ip)
+static inline uint64_t memo_hash(uint64_t ip) { return hash_mix(0x243f6a8885a308d3ull, ip); }
+
+static uint64_t memo_hash_at(const void *m, uint32_t i)
 {
-    return (uint32_t)(hash_mix(0x243f6a8885a308d3ull, ip)) & m->mask;
+    return memo_hash(((const struct ip_memo *)m)->entries[i].ip);
 }
 
-/* The slot of ip, or -1 if it is not kept. */
-static inline long memo_find(const struct ip_memo *m, uint64_t ip)
+/* ip's entry, or NULL if it is not kept. */
+static inline const struct memo_entry *memo_find(const struct ip_memo *m, uint64_t ip)
 {
-    if (!m->used)
-        return -1;
-    for (uint32_t i = memo_slot(m, ip);; i = (i + 1) & m->mask) {
-        if (!m->first[i])
-            return -1;
-        if (m->ip[i] == ip)
-            return i;
-    }
-}
-
-/* Doubles the table (or makes its first); -1 when out of memory. */
-static int memo_grow(struct ip_memo *m)
-{
-    uint32_t mask = m->mask ? m->mask * 2 + 1 : 4095;
-    struct ip_memo n = {.mask = mask, .used = m->used, .frames = m->frames,
-                        .frames_len = m->frames_len, .frames_cap = m->frames_cap};
-    n.ip = malloc(((size_t)mask + 1) * sizeof *n.ip);
-    n.first = calloc((size_t)mask + 1, sizeof *n.first);
-    n.count = malloc(((size_t)mask + 1) * sizeof *n.count);
-    if (!n.ip || !n.first || !n.count) {
-        free(n.ip);
-        free(n.first);
-        free(n.count);
-        return -1;
-    }
-    for (uint32_t i = 0; m->used && i <= m->mask; i++) {
-        if (!m->first[i])
-            continue;
-        uint32_t j = memo_slot(&n, m->ip[i]);
-        while (n.first[j])
-            j = (j + 1) & mask;
-        n.ip[j] = m->ip[i];
-        n.first[j] = m->first[i];
-        n.count[j] = m->count[i];
-    }
-    free(m->ip);
-    free(m->first);
-    free(m->count);
-    *m = n;
-    return 0;
+    if (!m->nentries)
+        return NULL;
+    for (uint32_t i = (uint32_t)memo_hash(ip) & m->index_mask; m->index[i];
+         i = (i + 1) & m->index_mask)
+        if (m->entries[m->index[i] - 1].ip == ip)
+            return &m->entries[m->index[i] - 1];
+    return NULL;
 }
 
 /* Keeps ip's frames (n of them, at the end of site_frames); nothing is
  * lost if there is no memory for it. */
 static void memo_put(struct ip_memo *m, uint64_t ip, const uint32_t *frames, uint32_t n)
 {
-    if (n > UINT8_MAX || ((m->used + 1) * 4 > (m->mask + 1) * 3 && memo_grow(m) != 0) ||
+    if (((m->nentries + 1) * 4 >= (m->index_mask + 1) * 3 &&
+         index_grow(&m->index, &m->index_mask, m->nentries, 4095, memo_hash_at, m) != 0) ||
+        array_grow((void **)&m->entries, &m->entries_cap, sizeof *m->entries,
+                   (uint64_t)m->nentries + 1) != 0 ||
         array_grow((void **)&m->frames, &m->frames_cap, sizeof *m->frames,
                    (uint64_t)m->frames_len + n) != 0)
         return;
-    uint32_t i = memo_slot(m, ip);
-    while (m->first[i])
-        i = (i + 1) & m->mask;
-    m->ip[i] = ip;
-    m->first[i] = m->frames_len + 1;
-    m->count[i] = (uint8_t)n;
+    uint32_t i = (uint32_t)memo_hash(ip) & m->index_mask;
+    while (m->index[i])
+        i = (i + 1) & m->index_mask;
+    m->entries[m->nentries] = (struct memo_entry){ip, m->frames_len, n};
+    m->index[i] = ++m->nentries;
     memcpy(m->frames + m->frames_len, frames, n * sizeof *frames);
     m->frames_len += n;
-    m->used++;
 }
 
 /* The site of a stack: its frames, innermost first: native frames
@@ -285,13 +259,13 @@ static uint32_t stack_site(struct analysis *a, const struct analysis_options *o,
     for (uint64_t k = 0; k < depth; k++) {
         if (MT_IS_PYFRAME(ips[k]))
             continue;
-        long slot = memo_find(memo, ips[k]);
-        if (slot >= 0) {
-            uint32_t n = memo->count[slot];
+        const struct memo_entry *known = memo_find(memo, ips[k]);
+        if (known) {
+            uint32_t n = known->count;
             if (array_grow((void **)&a->site_frames, &a->site_frames_cap,
                            sizeof *a->site_frames, (uint64_t)a->site_frames_len + n) != 0)
                 return UINT32_MAX;
-            memcpy(a->site_frames + a->site_frames_len, memo->frames + memo->first[slot] - 1,
+            memcpy(a->site_frames + a->site_frames_len, memo->frames + known->first,
                    n * sizeof *a->site_frames);
             a->site_frames_len += n;
             continue;
