@@ -226,7 +226,7 @@ static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
         return;
     }
     struct process *p = calloc(1, sizeof *p);
-    if (!p || heap_table_init(&p->live) != 0 || stack_store_init(&p->stacks) != 0) {
+    if (!p || heap_table_init(&p->live) != 0 || !(p->stacks = stack_store_new())) {
         reply(fd, MT_REPLY_ERROR, c->opt, "out of memory");
         close(fd);
         free(p);
@@ -246,7 +246,7 @@ static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
         c->had_error = 1;
         close(fd);
         heap_table_free(&p->live);
-        stack_store_free(&p->stacks);
+        stack_store_release(p->stacks);
         free(p);
         return;
     }
@@ -496,8 +496,9 @@ static void release(struct process *p)
     if (p->scan_map)
         munmap(p->scan_map, p->scan_size);
     heap_table_free(&p->live);
-    stack_store_free(&p->stacks);
+    stack_store_release(p->stacks);
     free(p->pyframes.bytes);
+    free(p->modules.bytes);
     for (int i = 0; i < p->argc; i++)
         free(p->argv[i]);
     free(p->argv);

@@ -19,7 +19,7 @@
 #include "../report/util.h"
 #include "process.h"
 
-/* ---- stack store -------------------------------------------------------- */
+/* ---- byte buffers ------------------------------------------------------- */
 
 /* Appends n bytes (the buffer doubles as it grows). 0, or -1 when out of
  * memory. */
@@ -38,126 +38,6 @@ static int byte_buffer_append(struct byte_buffer *b, const void *data, size_t n)
     memcpy(b->bytes + b->len, data, n);
     b->len += n;
     return 0;
-}
-
-int stack_store_init(struct stack_store *s)
-{
-    memset(s, 0, sizeof *s);
-    s->index_mask = 1023;
-    s->index = calloc(s->index_mask + 1, sizeof *s->index);
-    return s->index ? 0 : -1;
-}
-
-void stack_store_free(struct stack_store *s)
-{
-    free(s->encoded.bytes);
-    free(s->offset);
-    free(s->size);
-    free(s->depth);
-    free(s->index);
-    free(s->local);
-    memset(s, 0, sizeof *s);
-}
-
-static uint64_t hash_bytes(const uint8_t *p, uint32_t n)
-{
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
-    uint32_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t v;
-        memcpy(&v, p + i, 8);
-        h = hash_mix(h, v);
-    }
-    uint64_t tail = 0;
-    memcpy(&tail, p + i, n - i);
-    return hash_mix(h, tail);
-}
-
-/* The dump's encoding of a stack (format.h, STACK): into out, which has
- * room for depth * MT_VARINT_MAX bytes; returns the bytes used. */
-static uint32_t encode_stack(const uint64_t *ips, uint32_t depth, uint8_t *out)
-{
-    size_t n = 0;
-    uint64_t prev = 0;
-    for (uint32_t k = 0; k < depth; k++) {
-        n += mt_varint_put(out + n, mt_zigzag((int64_t)(ips[k] - prev)));
-        prev = ips[k];
-    }
-    return (uint32_t)n;
-}
-
-uint32_t stack_store_get(const struct stack_store *s, uint32_t id, uint64_t *ips)
-{
-    if (id == 0 || id > s->count)
-        return 0;
-    const uint8_t *p = s->encoded.bytes + s->offset[id], *end = p + s->size[id];
-    uint64_t prev = 0, v;
-    uint32_t k = 0;
-    for (int used; k < s->depth[id] && (used = mt_varint_get(p, end, &v)) > 0; k++, p += used)
-        ips[k] = prev = prev + (uint64_t)mt_unzigzag(v);
-    return k;
-}
-
-static int rehash(struct stack_store *s)
-{
-    uint32_t mask = s->index_mask * 2 + 1;
-    uint32_t *index = calloc((size_t)mask + 1, sizeof *index);
-    if (!index)
-        return -1;
-    for (uint32_t id = 1; id <= s->count; id++) {
-        uint32_t i = (uint32_t)hash_bytes(s->encoded.bytes + s->offset[id], s->size[id]) & mask;
-        while (index[i])
-            i = (i + 1) & mask;
-        index[i] = id;
-    }
-    free(s->index);
-    s->index = index;
-    s->index_mask = mask;
-    return 0;
-}
-
-uint32_t stack_store_add(struct stack_store *s, const uint64_t *ips, uint32_t depth,
-                         struct dump_writer *w)
-{
-    if (depth > MT_MAX_STACK_ENTRIES)
-        return 0;
-    uint8_t enc[MT_MAX_STACK_ENTRIES * MT_VARINT_MAX];
-    uint32_t size = encode_stack(ips, depth, enc);
-    uint32_t i = (uint32_t)hash_bytes(enc, size) & s->index_mask;
-    for (; s->index[i]; i = (i + 1) & s->index_mask) {
-        uint32_t id = s->index[i];
-        if (s->depth[id] == depth && s->size[id] == size &&
-            memcmp(s->encoded.bytes + s->offset[id], enc, size) == 0)
-            return id;
-    }
-    uint32_t id = s->count + 1;
-    uint32_t cap = s->cap;
-    if (array_grow((void **)&s->offset, &cap, sizeof *s->offset, (uint64_t)id + 1) != 0)
-        return 0;
-    cap = s->cap;
-    if (array_grow((void **)&s->size, &cap, sizeof *s->size, (uint64_t)id + 1) != 0)
-        return 0;
-    cap = s->cap;
-    if (array_grow((void **)&s->depth, &cap, sizeof *s->depth, (uint64_t)id + 1) != 0)
-        return 0;
-    s->cap = cap;
-    s->offset[id] = s->encoded.len;
-    if (byte_buffer_append(&s->encoded, enc, size) != 0)
-        return 0;
-    s->size[id] = size;
-    s->depth[id] = depth;
-    s->count = id;
-    s->index[i] = id;
-    if ((s->count + 1) * 4 > (s->index_mask + 1) * 3)
-        rehash(s);
-    if (w)
-        dump_write_stack(w, id, ips, depth);
-    return id;
-}
-
-static uint32_t local_to_dump(const struct stack_store *s, uint32_t local)
-{
-    return local < s->local_cap ? s->local[local] : 0;
 }
 
 /* ---- events ------------------------------------------------------------- */
@@ -184,7 +64,7 @@ static void account_alloc(struct process *p, uint64_t ts, const struct heap_bloc
 
 static void on_alloc(struct process *p, struct consumer_ring *ring, const struct mt_ring_alloc *a)
 {
-    uint32_t stack = local_to_dump(&p->stacks, a->stack_id);
+    uint32_t stack = stack_store_local(p->stacks, a->stack_id);
     struct heap_block b = {a->ptr, a->size, stack, MT_KIND_UNKNOWN};
     account_alloc(p, a->hdr.ts, &b);
     dump_write_alloc(&p->dump, a->hdr.ts, ring->thread, a->function, a->ptr, a->size, stack);
@@ -205,29 +85,64 @@ static int on_stack(struct process *p, const struct mt_ring_stack *s, uint32_t l
 {
     if (s->depth > MT_MAX_STACK_ENTRIES || sizeof *s + s->depth * 8ull > len)
         return -1;
-    uint32_t id = stack_store_add(&p->stacks, s->ips, s->depth, &p->dump);
-    uint32_t cap = p->stacks.local_cap;
-    if (s->id >= (1u << 30) ||
-        array_grow((void **)&p->stacks.local, &cap, sizeof *p->stacks.local, (uint64_t)s->id + 1) != 0)
-        return -1;
-    p->stacks.local_cap = cap;
-    p->stacks.local[s->id] = id;
-    return 0;
+    uint32_t id = stack_store_add(p->stacks, s->ips, s->depth, &p->dump);
+    return stack_store_set_local(p->stacks, s->id, id);
 }
 
-static int on_module_load(struct process *p, const struct mt_ring_module_load *m, uint32_t len)
+/* Removes the module id's record from a module log. */
+static void modules_forget(struct byte_buffer *log, uint32_t id)
+{
+    for (size_t at = 0; at < log->len;) {
+        const struct mt_ring_module_load *m = (const void *)(log->bytes + at);
+        size_t len = m->hdr.len;
+        if (m->module_id == id) {
+            memmove(log->bytes + at, log->bytes + at + len, log->len - at - len);
+            log->len -= len;
+            return;
+        }
+        at += len;
+    }
+}
+
+/* A fork child announces its modules again, under its own ids, before its
+ * first stack: the modules it inherited are unloaded first (the inherited
+ * stacks before them were symbolized with them). */
+static void modules_own(struct process *p, uint64_t ts)
+{
+    if (!p->modules_inherited)
+        return;
+    for (size_t at = 0; at < p->modules.len;) {
+        const struct mt_ring_module_load *m = (const void *)(p->modules.bytes + at);
+        dump_write_module_unload(&p->dump, ts, m->module_id);
+        at += m->hdr.len;
+    }
+    p->modules.len = 0;
+    p->modules_inherited = 0;
+}
+
+/* A module mapped at time ts: into the dump and the process's module log. */
+static int on_module_load(struct process *p, const struct mt_ring_module_load *m, uint32_t len,
+                          uint64_t ts)
 {
     uint64_t need = sizeof *m + (uint64_t)m->nsegments * sizeof(struct mt_ring_segment) +
                     m->path_len + m->build_id_len;
-    if (need > len)
+    if (need > len || len != m->hdr.len)
         return -1;
     const struct mt_ring_segment *seg = (const void *)(m + 1);
     const char *path = (const char *)(seg + m->nsegments);
     _Static_assert(sizeof *seg == 3 * sizeof(uint64_t), "segments are (vaddr, memsz, flags)");
-    dump_write_module_load(&p->dump, m->hdr.ts, m->module_id, m->load_bias, path, m->path_len,
+    dump_write_module_load(&p->dump, ts, m->module_id, m->load_bias, path, m->path_len,
                            path + m->path_len, m->build_id_len, m->nsegments,
                            (const uint64_t *)seg);
-    return 0;
+    modules_forget(&p->modules, m->module_id); /* an id reused without its unload */
+    return byte_buffer_append(&p->modules, m, len);
+}
+
+static void on_module_unload(struct process *p, uint64_t ts, uint32_t id)
+{
+    modules_own(p, ts);
+    dump_write_module_unload(&p->dump, ts, id);
+    modules_forget(&p->modules, id);
 }
 
 /* ---- Python frames ------------------------------------------------------ */
@@ -273,27 +188,22 @@ static int on_name(struct process *p, struct consumer_ring *ring, const struct m
 static void take_snapshot(struct process *p, uint32_t seq, struct fork_snapshot **list)
 {
     struct fork_snapshot *s = calloc(1, sizeof *s);
-    if (!s || stack_store_init(&s->stacks) != 0) {
-        free(s);
+    if (!s)
         return;
-    }
     s->parent = p->pid;
     s->seq = seq;
     if (p->pyframes.len && byte_buffer_append(&s->pyframes, p->pyframes.bytes, p->pyframes.len) != 0)
         s->pyframes.len = 0;
+    if (p->modules.len && byte_buffer_append(&s->modules, p->modules.bytes, p->modules.len) != 0)
+        s->modules.len = 0;
     s->totals = p->totals;
     s->nblocks = heap_table_snapshot(&p->live, &s->blocks);
     if (s->nblocks < 0)
         s->nblocks = 0;
-    for (long i = 0; i < s->nblocks; i++) {
-        uint32_t id = s->blocks[i].stack;
-        uint64_t ips[MT_MAX_STACK_ENTRIES];
-        uint32_t depth = stack_store_get(&p->stacks, id, ips);
-        if (depth)
-            s->blocks[i].stack = stack_store_add(&s->stacks, ips, depth, NULL);
-        else
-            s->blocks[i].stack = 0;
-    }
+    /* the blocks' stacks are the parent's numbers: its store keeps them */
+    s->stacks = p->stacks;
+    s->nstacks = p->stacks->count;
+    stack_store_retain(s->stacks);
     s->next = *list;
     *list = s;
 }
@@ -302,21 +212,36 @@ void fork_snapshot_free(struct fork_snapshot *s)
 {
     free(s->blocks);
     free(s->pyframes.bytes);
-    stack_store_free(&s->stacks);
+    free(s->modules.bytes);
+    stack_store_release(s->stacks);
     free(s);
 }
 
 void process_inherit(struct process *child, const struct fork_snapshot *snap)
 {
     struct dump_writer *w = &child->dump;
-    pyframes_inherit(child, &snap->pyframes); /* before the stacks that hold them */
-    uint32_t *map = calloc((size_t)snap->stacks.count + 1, sizeof *map);
+    /* the frames and modules the stacks name, before them */
+    pyframes_inherit(child, &snap->pyframes);
+    for (size_t at = 0; at < snap->modules.len;) {
+        const struct mt_ring_module_load *m = (const void *)(snap->modules.bytes + at);
+        on_module_load(child, m, m->hdr.len, child->start_ns);
+        at += m->hdr.len;
+    }
+    child->modules_inherited = 1;
+    /* the stacks of the blocks, in the parent's order (one is most like the
+     * one numbered before it): map[parent's number] = the child's */
+    uint32_t *map = calloc((size_t)snap->nstacks + 1, sizeof *map);
+    for (long i = 0; map && i < snap->nblocks; i++)
+        if (snap->blocks[i].stack <= snap->nstacks)
+            map[snap->blocks[i].stack] = 1;
     uint64_t ips[MT_MAX_STACK_ENTRIES];
-    for (uint32_t id = 1; map && id <= snap->stacks.count; id++)
-        map[id] = stack_store_add(&child->stacks, ips, stack_store_get(&snap->stacks, id, ips), w);
+    for (uint32_t id = 1; map && id <= snap->nstacks; id++) {
+        uint32_t depth = map[id] ? stack_store_get(snap->stacks, id, ips) : 0;
+        map[id] = depth ? stack_store_add(child->stacks, ips, depth, w) : 0;
+    }
     for (long i = 0; i < snap->nblocks; i++) {
         struct heap_block b = snap->blocks[i];
-        b.stack = map && b.stack ? map[b.stack] : 0;
+        b.stack = map && b.stack <= snap->nstacks ? map[b.stack] : 0;
         struct heap_block old;
         heap_table_insert(&child->live, &b, &old);
         dump_write_inherit(w, b.address, b.size, b.stack);
@@ -377,15 +302,16 @@ static void process_record(struct process *p, struct consumer_ring *r,
         bad = rec->len < sizeof(struct mt_ring_stack) || on_stack(p, (const void *)rec, rec->len);
         break;
     case MT_RING_MODULE_LOAD:
+        modules_own(p, rec->ts);
         bad = rec->len < sizeof(struct mt_ring_module_load) ||
-              on_module_load(p, (const void *)rec, rec->len);
+              on_module_load(p, (const void *)rec, rec->len, rec->ts);
         break;
     case MT_RING_ALLOCATOR:
     case MT_RING_MARK:
         bad = rec->len < sizeof(struct mt_ring_name) || on_name(p, r, (const void *)rec, rec->len);
         break;
     case MT_RING_MODULE_UNLOAD:
-        dump_write_module_unload(&p->dump, rec->ts, pair->a);
+        on_module_unload(p, rec->ts, pair->a);
         break;
     case MT_RING_THREAD_START:
         r->thread = pair->a;

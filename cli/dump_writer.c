@@ -449,14 +449,8 @@ void dump_write_stack(struct dump_writer *w, uint64_t id, const uint64_t *ips, u
 {
     /* the frames it shares with the last stack at its two ends */
     uint64_t inner = 0, outer = 0;
-    if (w->last_stack_known) {
-        const uint64_t *last = w->last_stack;
-        uint64_t n = w->last_depth, common = depth < n ? depth : n;
-        while (inner < common && ips[inner] == last[inner])
-            inner++;
-        while (outer < common - inner && ips[depth - 1 - outer] == last[n - 1 - outer])
-            outer++;
-    }
+    if (w->last_stack_known)
+        mt_stack_shared_ends(ips, depth, w->last_stack, w->last_depth, &inner, &outer);
     uint64_t prev = 0, k = 0, end = depth;
     if (inner + outer > 0) {
         dw_byte(w, MT_REC_STACK_LIKE);

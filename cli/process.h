@@ -10,6 +10,7 @@
 
 #include "../report/heap_table.h"
 #include "dump_writer.h"
+#include "stack_store.h"
 #include "memtrace/ring.h"
 
 struct consumer_ring {
@@ -29,30 +30,16 @@ struct byte_buffer {
     size_t len, cap;
 };
 
-/* Stacks of one process: each distinct stack once, by content, kept as the
- * dump encodes it (zigzag varint deltas): a third of the bytes of the raw
- * addresses, which matters for Python programs whose stacks run to a
- * hundred entries and more. */
-struct stack_store {
-    struct byte_buffer encoded; /* all stacks, encoded, back to back */
-    uint64_t *offset;     /* per dump id (1-based): start in encoded */
-    uint32_t *size;       /* its encoded length */
-    uint32_t *depth;
-    uint32_t count, cap;  /* dump ids 1..count */
-    uint32_t *index;      /* open-addressing hash: dump ids, 0 empty */
-    uint32_t index_mask;
-    uint32_t *local;      /* process-local stack id -> dump id */
-    uint32_t local_cap;
-};
-
 /* The parent's heap at one fork(), waiting for the child to claim it. */
 struct fork_snapshot {
     struct byte_buffer pyframes; /* the parent's, as in struct process */
+    struct byte_buffer modules;  /* likewise */
     pid_t parent;
     uint32_t seq;
-    struct heap_block *blocks; /* .stack indexes stacks below (1-based) */
+    struct heap_block *blocks; /* .stack: a number in stacks */
     long nblocks;
-    struct stack_store stacks;
+    struct stack_store *stacks; /* the parent's (a reference) */
+    uint32_t nstacks;           /* its count at the fork */
     struct heap_totals totals;
     struct fork_snapshot *next;
 };
@@ -73,11 +60,15 @@ struct process {
     int dump_failed;          /* write error reported */
     struct heap_table live;
     struct heap_totals totals;
-    struct stack_store stacks;
+    struct stack_store *stacks;
     /* the Python frames it announced (its PYFRAME ring records, back to
      * back), so that a fork child's dump can name those of the stacks it
      * inherits */
     struct byte_buffer pyframes;
+    /* the MODULE_LOAD records of the modules mapped now, likewise; a fork
+     * child's are its parent's until it announces its own */
+    struct byte_buffer modules;
+    int modules_inherited;
     char **argv;
     int argc;
     char *exe;
@@ -98,15 +89,6 @@ struct process {
 };
 
 /* drain.c */
-int stack_store_init(struct stack_store *s);
-void stack_store_free(struct stack_store *s);
-/* Returns the dump id of a stack, adding it (and writing its STACK record
- * to w if w is not NULL) when new; 0 when out of memory. */
-uint32_t stack_store_add(struct stack_store *s, const uint64_t *ips, uint32_t depth,
-                         struct dump_writer *w);
-/* Decodes stack id into ips (room for MT_MAX_STACK_ENTRIES); its depth. */
-uint32_t stack_store_get(const struct stack_store *s, uint32_t id, uint64_t *ips);
-
 /* Moves every record that is final (ring.h's ordering rule) from the
  * process's rings into its dump. With final set the process is gone and
  * everything left is taken. Returns the number of records moved. */

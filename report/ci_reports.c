@@ -427,7 +427,8 @@ static void sarif_stack(FILE *out, const struct analysis *a, const struct site *
         if (f->function) {
             json_string(out, f->function);
         } else {
-            snprintf(text, sizeof text, "0x%llx", (unsigned long long)f->module_offset);
+            snprintf(text, sizeof text, "0x%llx",
+                     (unsigned long long)(f->module ? f->module_offset : f->address));
             json_string(out, text);
         }
         fputs("}}", out);

@@ -397,9 +397,11 @@ static void text_stack(FILE *out, const struct analysis *a, const struct site *s
             snprintf(where, sizeof where, "%s", relative_path(f->file, rel, sizeof rel));
         else if (f->function)
             snprintf(where, sizeof where, "(%s)", f->module ? base_name(f->module) : "?");
-        else
-            snprintf(where, sizeof where, "%s+0x%llx", f->module ? base_name(f->module) : "?",
+        else if (f->module)
+            snprintf(where, sizeof where, "%s+0x%llx", base_name(f->module),
                      (unsigned long long)f->module_offset);
+        else
+            snprintf(where, sizeof where, "(no module)");
         char fn[64];
         if (f->function)
             snprintf(fn, sizeof fn, "%s", f->function);

@@ -28,6 +28,13 @@
 
 /* ---- frames: each distinct frame once ------------------------------------ */
 
+/* What tells apart frames with no function: the offset in their module,
+ * or the address itself when no module holds it. */
+static uint64_t frame_place(const struct sym_frame *f)
+{
+    return f->module ? f->module_offset : f->address;
+}
+
 static uint64_t frame_hash(const struct sym_frame *f)
 {
     /* strings are interned by the symbolizer: pointers compare */
@@ -38,7 +45,7 @@ static uint64_t frame_hash(const struct sym_frame *f)
     h = hash_mix(h, (uint64_t)f->inlined);
     h = hash_mix(h, (uint64_t)f->is_python);
     if (!f->function)
-        h = hash_mix(h, f->module_offset);
+        h = hash_mix(h, frame_place(f));
     return h;
 }
 
@@ -46,7 +53,7 @@ static int frame_equal(const struct sym_frame *a, const struct sym_frame *b)
 {
     return a->function == b->function && a->file == b->file && a->line == b->line &&
            a->module == b->module && a->inlined == b->inlined && a->is_python == b->is_python &&
-           (a->function || a->module_offset == b->module_offset);
+           (a->function || frame_place(a) == frame_place(b));
 }
 
 static uint64_t frame_hash_at(const void *a, uint32_t i)

@@ -1,4 +1,4 @@
-/* memtrace dump format, version 2: the single definition of the file that
+/* memtrace dump format, version 3: the single definition of the file that
  * `memtrace run` writes and `memtrace report` reads. Both sides include this
  * header; nothing else may describe the layout.
  *
@@ -154,6 +154,21 @@ enum mt_record {
      * own outer Python frames). A reader returns it as a STACK record. */
     MT_REC_STACK_LIKE = 19,
 };
+
+/* The frames a stack (ips, depth frames) shares with the last one (last, n
+ * frames) at its innermost end, *inner, and then at its outermost, *outer:
+ * the frames a STACK_LIKE record keeps. */
+static inline void mt_stack_shared_ends(const uint64_t *ips, uint64_t depth, const uint64_t *last,
+                                        uint64_t n, uint64_t *inner, uint64_t *outer)
+{
+    uint64_t i = 0, o = 0, common = depth < n ? depth : n;
+    while (i < common && ips[i] == last[i])
+        i++;
+    while (o < common - i && ips[depth - 1 - o] == last[n - 1 - o])
+        o++;
+    *inner = i;
+    *outer = o;
+}
 
 /* The columns of an EVENTS record: the byte ones hold one byte for each
  * event that has the field, the others a varint. */

@@ -302,10 +302,12 @@ def dumps_in(directory, suffix=".mtr"):
                   if name.endswith(suffix))
 
 
-def report(ctx, dump, timeout=100):
-    """The JSON summary of a dump (`memtrace report --summary --format json`)."""
-    logbase = dump + ".report"
-    result = run([ctx.memtrace, "report", "--summary", "--format", "json", dump],
+def report(ctx, dump, timeout=100, summary=True):
+    """The JSON summary of a dump (`memtrace report --summary --format json`),
+    or with summary=False the whole JSON report."""
+    logbase = dump + (".report" if summary else ".report-full")
+    result = run([ctx.memtrace, "report"] + (["--summary"] if summary else []) +
+                 ["--format", "json", dump],
                  stdout_path=logbase + ".json", stderr_path=logbase + ".err", timeout=timeout)
     if result.returncode != 0:
         raise TestError("memtrace report on %s exited %d: %s"
