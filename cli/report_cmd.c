@@ -55,7 +55,10 @@ static const char report_usage[] =
     "  -h, --help             show this help\n"
     "\n"
     "Debug information is found through .gnu_debuglink, /usr/lib/debug/.build-id\n"
-    "and, when DEBUGINFOD_URLS is set, debuginfod.\n";
+    "and, when DEBUGINFOD_URLS is set, debuginfod. A debug file whose sections are\n"
+    "compressed is copied once, inflated, to $MEMTRACE_CACHE_DIR/debug (default\n"
+    "~/.cache/memtrace/debug; MEMTRACE_CACHE_DIR= turns the copies off), and read\n"
+    "from there.\n";
 
 #define MAX_PATTERNS 64
 

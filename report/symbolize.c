@@ -17,6 +17,8 @@
 #define _GNU_SOURCE
 #include "symbolize.h"
 
+#include "debug_cache.h"
+
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwelf.h>
@@ -93,6 +95,7 @@ struct arena_block {
 
 struct symbolizer {
     char *sysroot, *debug_dir, *debuginfo_path;
+    char *cache_dir; /* of debug files with their sections inflated; NULL */
     Dwfl_Callbacks callbacks;
     struct arena_block *arena;
     struct interned *strings;
@@ -291,17 +294,20 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
                           const char *file_name, const char *debuglink_file,
                           GElf_Word debuglink_crc, char **debuginfo_file_name)
 {
-    int fd = dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
-                                          debuglink_crc, debuginfo_file_name);
     struct module_file *f = *userdata;
-    if (fd >= 0 || !f)
-        return fd;
-    struct symbolizer *s = f->owner;
-    const unsigned char *id;
+    struct symbolizer *s = f ? f->owner : NULL;
+    const unsigned char *id = NULL;
     GElf_Addr id_vaddr;
     int len = dwfl_module_build_id(mod, &id, &id_vaddr);
-    if (len <= 0)
-        return -1;
+    int fd = s && len > 0 ? debug_cache_open(s->cache_dir, id, (size_t)len, debuginfo_file_name) : -1;
+    if (fd >= 0)
+        return fd;
+    fd = dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+                                      debuglink_crc, debuginfo_file_name);
+    if (fd >= 0 && s && len > 0 && *debuginfo_file_name)
+        debug_cache_add(s->cache_dir, *debuginfo_file_name, id, (size_t)len);
+    if (fd >= 0 || !s || len <= 0)
+        return fd;
     char *link =
         debuglink_file ? strdup(debuglink_file) : concat(base_name(f->path), ".debug", NULL);
     char *dir = strndup(f->path, (size_t)(base_name(f->path) - f->path));
@@ -328,6 +334,8 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
         }
         free(candidates[i]);
     }
+    if (fd >= 0)
+        debug_cache_add(s->cache_dir, *debuginfo_file_name, id, (size_t)len);
     return fd;
 }
 
@@ -742,6 +750,7 @@ struct symbolizer *symbolizer_new(const struct symbolizer_options *o)
         if (!s->debug_dir)
             goto fail;
     }
+    s->cache_dir = debug_cache_dir();
     /* libdwfl's debuginfo path: absolute entries are searched for
      * DIR/<module's dir>/LINK and DIR/.build-id/xx/yyyy.debug, "" and ".debug"
      * beside the module. */
@@ -787,6 +796,7 @@ void symbolizer_free(struct symbolizer *s)
     free(s->sysroot);
     free(s->debug_dir);
     free(s->debuginfo_path);
+    free(s->cache_dir);
     free(s);
 }
 

@@ -26,6 +26,14 @@
                    json's own modules, at lines that hold the code named.
 --case embed       a C program that dlopens libpython, under --python on:
                    Python frames too, and every object seen.
+--case debug_cache the report's copies of compressed debug files: the
+                   first report of a python3 dump (MEMTRACE_CACHE_DIR a new
+                   directory) leaves a copy of python3's debug file (from
+                   python3-dbg, its sections compressed) named by build id,
+                   with no section compressed; the next report reads it and
+                   prints the same as a report with the cache off, and so do
+                   reports with a garbage copy (replaced) and an unwritable
+                   cache directory.
 --case versions    every CPython 3.8-3.13 under ~/.pyenv/versions (or on
                    PATH as python3.N): the threads case's checks. Says which
                    it found; fails if it found none but the machine's own.
@@ -290,6 +298,67 @@ def case_embed(ctx, checker):
                   "%d" % sum(s["count"] for s in named))
 
 
+def compressed_sections(path):
+    """Names of the SHF_COMPRESSED sections of an ELF file (readelf -S)."""
+    out = subprocess.run(["readelf", "-SW", path], capture_output=True, text=True)
+    names = []
+    for line in out.stdout.splitlines():
+        m = re.match(r"\s*\[\s*\d+\]\s+(\S+)\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+(\S*)", line)
+        if m and "C" in m.group(2) and m.group(2).isalpha():
+            names.append(m.group(1))
+    return names
+
+
+def build_id_of(path):
+    out = subprocess.run(["readelf", "-n", path], capture_output=True, text=True)
+    m = re.search(r"Build ID: ([0-9a-f]+)", out.stdout)
+    return m.group(1) if m else None
+
+
+def case_debug_cache(ctx, checker):
+    exe = os.path.realpath(SYSTEM_PYTHON)
+    bid = build_id_of(exe)
+    debug = "/usr/lib/debug/.build-id/%s/%s.debug" % (bid[:2], bid[2:]) if bid else ""
+    if not checker.check("python3-dbg's debug file of %s is installed, its sections compressed"
+                         % exe, os.path.exists(debug) and compressed_sections(debug), debug):
+        return
+    dump, _ = record(ctx, "small", [SYSTEM_PYTHON, "-c", "x = [str(i) * 3 for i in range(2000)]"])
+
+    def text_report(cache_dir):
+        env = dict(os.environ, MEMTRACE_CACHE_DIR=cache_dir)
+        out = subprocess.run([ctx.memtrace, "report", "--allocations", dump], env=env,
+                             capture_output=True, text=True, timeout=240)
+        if out.returncode != 0:
+            raise mtlib.TestError("report: %s" % out.stderr.strip())
+        return out.stdout
+
+    plain = text_report("")
+    checker.check("the report names python3's own C functions (its debug file was read)",
+                  "PyObject_Malloc" in plain or "_PyObject_Malloc" in plain, plain[:2000])
+    cache = os.path.join(ctx.workdir, "cache")
+    copy = os.path.join(cache, "debug", bid + ".debug")
+    first = text_report(cache)
+    checker.check("first report: a copy named by build id", os.path.exists(copy), copy)
+    if os.path.exists(copy):
+        checker.check("the copy has no compressed section", not compressed_sections(copy),
+                      str(compressed_sections(copy)))
+        checker.eq("the copy has the build id", build_id_of(copy), bid)
+        checker.check("the copy is private to the user", os.stat(copy).st_mode & 0o077 == 0,
+                      oct(os.stat(copy).st_mode))
+    checker.check("no temporary file left",
+                  not [n for n in os.listdir(os.path.join(cache, "debug")) if n.endswith(".tmp")]
+                  if os.path.isdir(os.path.join(cache, "debug")) else False)
+    checker.text_eq("first report (making the copy) == the report without cache", first, plain)
+    checker.text_eq("second report (reading the copy) == the report without cache",
+               text_report(cache), plain)
+    with open(copy, "wb") as f:
+        f.write(b"\x7fELF garbage")
+    checker.text_eq("a garbage copy: the same report", text_report(cache), plain)
+    checker.eq("a garbage copy is replaced by a good one", build_id_of(copy), bid)
+    checker.text_eq("an unwritable cache directory: the same report",
+               text_report("/proc/memtrace-no-such-dir"), plain)
+
+
 def find_pythons():
     found = {}
     for minor in range(8, 14):
@@ -314,7 +383,8 @@ def case_versions(ctx, checker):
 
 
 CASES = {"cycles": case_cycles, "generator": case_generator, "threads": case_threads,
-         "off": case_off, "module": case_module, "embed": case_embed, "versions": case_versions}
+         "off": case_off, "module": case_module, "embed": case_embed, "versions": case_versions,
+         "debug_cache": case_debug_cache}
 
 
 def main():
