@@ -54,10 +54,16 @@ int python_frames_add(struct python_frames *p, struct symbolizer *s, uint64_t id
     return 0;
 }
 
-const struct sym_frame *python_frames_find(const struct python_frames *p, uint64_t address)
+uint32_t python_frames_entry(const struct python_frames *p, uint64_t address)
 {
     uint32_t *slot = slot_of(p, MT_PYFRAME_ID(address));
-    return slot && *slot ? &p->frames[*slot - 1] : NULL;
+    return slot && *slot ? *slot - 1 : UINT32_MAX;
+}
+
+const struct sym_frame *python_frames_find(const struct python_frames *p, uint64_t address)
+{
+    uint32_t e = python_frames_entry(p, address);
+    return e != UINT32_MAX ? &p->frames[e] : NULL;
 }
 
 void python_frames_free(struct python_frames *p)

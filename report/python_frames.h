@@ -21,6 +21,10 @@ struct python_frames {
 int python_frames_add(struct python_frames *p, struct symbolizer *s, uint64_t id,
                       const char *function, size_t function_len, const char *file,
                       size_t file_len, uint64_t line);
+/* The entry (index in frames) of a Python stack address, UINT32_MAX if no
+ * record named it. An entry keeps its index; a second record for its id
+ * changes its frame. */
+uint32_t python_frames_entry(const struct python_frames *p, uint64_t address);
 /* The frame of a Python stack address, or NULL if no record named it. */
 const struct sym_frame *python_frames_find(const struct python_frames *p, uint64_t address);
 void python_frames_free(struct python_frames *p);

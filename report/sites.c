@@ -142,50 +142,24 @@ static uint32_t intern_site(struct analysis *a, uint32_t first, uint32_t n,
     return a->nsites - 1;
 }
 
-static int append_frame(struct analysis *a, const struct sym_frame *frame)
-{
-    uint32_t f = intern_frame(a, frame);
-    if (f == UINT32_MAX || array_grow((void **)&a->site_frames, &a->site_frames_cap,
-                                      sizeof *a->site_frames, a->site_frames_len + 1) != 0)
-        return -1;
-    a->site_frames[a->site_frames_len++] = f;
-    return 0;
-}
-
-/* Appends the Python frames ips[*next..] up to and including the next one
- * that entered the interpreter loop (all that are left if none did). */
-static int append_python(struct analysis *a, const uint64_t *ips, uint64_t depth, uint64_t *next,
-                         int one_call)
-{
-    for (; *next < depth; (*next)++) {
-        uint64_t ip = ips[*next];
-        if (!MT_IS_PYFRAME(ip))
-            continue;
-        const struct sym_frame *f = python_frames_find(&a->python, ip);
-        struct sym_frame unknown = {.function = NULL, .is_python = 1};
-        if (append_frame(a, f ? f : &unknown) != 0)
-            return -1;
-        if (one_call && MT_PYFRAME_IS_ENTRY(ip)) {
-            (*next)++;
-            break;
-        }
-    }
-    return 0;
-}
-
 /* ---- what each address's frames came to --------------------------------- */
 
-/* Return address -> the frames stack_site appended for it (indexes of
+/* Return address -> the frames stack_site appends for it (indexes of
  * a->frames, our own dropped), so that an address met in many stacks is
  * symbolized and its frames interned once: Python programs' stacks repeat
- * the interpreter's dozens of native frames. An address whose frames hold
- * the interpreter loop is not kept (they depend on the stack's Python
- * frames). Emptied when a module is loaded or unloaded: what an address
- * means follows the modules of the moment. */
+ * the interpreter's dozens of native frames. The interpreter loop's frame
+ * is kept marked, as it stands for the stack's next Python call. Emptied
+ * when a module is loaded or unloaded: what an address means follows the
+ * modules of the moment. Also each Python frame's interned frame. */
 struct memo_entry {
     uint64_t ip;
     uint32_t first, count; /* its frames: frames[first, first + count) */
+    int eval;              /* one of them has MEMO_EVAL */
 };
+
+/* On a memo frame: the interpreter loop, replaced by the stack's next
+ * Python call when it has one left. */
+#define MEMO_EVAL 0x80000000u
 
 struct ip_memo {
     struct memo_entry *entries;
@@ -194,6 +168,9 @@ struct ip_memo {
     uint32_t index_mask;
     uint32_t *frames;
     uint32_t frames_len, frames_cap;
+    /* the interned frame + 1 of each Python frame entry (0: not yet) */
+    uint32_t *python;
+    uint32_t python_cap;
 };
 
 static void memo_clear(struct ip_memo *m)
@@ -209,6 +186,7 @@ static void memo_free(struct ip_memo *m)
     free(m->entries);
     free(m->index);
     free(m->frames);
+    free(m->python);
     memset(m, 0, sizeof *m);
 }
 
@@ -233,7 +211,7 @@ static inline const struct memo_entry *memo_find(const struct ip_memo *m, uint64
 
 /* Keeps ip's frames (n of them, at the end of site_frames); nothing is
  * lost if there is no memory for it. */
-static void memo_put(struct ip_memo *m, uint64_t ip, const uint32_t *frames, uint32_t n)
+static void memo_put(struct ip_memo *m, uint64_t ip, const uint32_t *frames, uint32_t n, int eval)
 {
     if (((m->nentries + 1) * 4 >= (m->index_mask + 1) * 3 &&
          index_grow(&m->index, &m->index_mask, m->nentries, 4095, memo_hash_at, m) != 0) ||
@@ -245,10 +223,76 @@ static void memo_put(struct ip_memo *m, uint64_t ip, const uint32_t *frames, uin
     uint32_t i = (uint32_t)memo_hash(ip) & m->index_mask;
     while (m->index[i])
         i = (i + 1) & m->index_mask;
-    m->entries[m->nentries] = (struct memo_entry){ip, m->frames_len, n};
+    m->entries[m->nentries] = (struct memo_entry){ip, m->frames_len, n, eval};
     m->index[i] = ++m->nentries;
     memcpy(m->frames + m->frames_len, frames, n * sizeof *frames);
     m->frames_len += n;
+}
+
+static int append_index(struct analysis *a, uint32_t f)
+{
+    if (array_grow((void **)&a->site_frames, &a->site_frames_cap, sizeof *a->site_frames,
+                   (uint64_t)a->site_frames_len + 1) != 0)
+        return -1;
+    a->site_frames[a->site_frames_len++] = f;
+    return 0;
+}
+
+/* Appends the Python frames ips[*next..] up to and including the next one
+ * that entered the interpreter loop (all that are left if none did). */
+static int append_python(struct analysis *a, struct ip_memo *memo, const uint64_t *ips,
+                         uint64_t depth, uint64_t *next, int one_call)
+{
+    for (; *next < depth; (*next)++) {
+        uint64_t ip = ips[*next];
+        if (!MT_IS_PYFRAME(ip))
+            continue;
+        uint32_t e = python_frames_entry(&a->python, ip);
+        uint32_t f = e < memo->python_cap && memo->python[e] ? memo->python[e] - 1 : UINT32_MAX;
+        if (f == UINT32_MAX) {
+            struct sym_frame unknown = {.function = NULL, .is_python = 1};
+            f = intern_frame(a, e != UINT32_MAX ? &a->python.frames[e] : &unknown);
+            if (f == UINT32_MAX)
+                return -1;
+            uint32_t cap = memo->python_cap;
+            if (e != UINT32_MAX &&
+                array_grow((void **)&memo->python, &cap, sizeof *memo->python, (uint64_t)e + 1) == 0) {
+                memo->python_cap = cap;
+                memo->python[e] = f + 1;
+            }
+        }
+        if (append_index(a, f) != 0)
+            return -1;
+        if (one_call && MT_PYFRAME_IS_ENTRY(ip)) {
+            (*next)++;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* Appends an address's frames (as memo_put keeps them): each marked
+ * interpreter loop replaced by the stack's next Python call, if any. */
+static int append_frames(struct analysis *a, struct ip_memo *memo, const uint32_t *frames,
+                         uint32_t n, int eval, const uint64_t *ips, uint64_t depth,
+                         uint64_t *next_python)
+{
+    if (!eval) {
+        if (array_grow((void **)&a->site_frames, &a->site_frames_cap, sizeof *a->site_frames,
+                       (uint64_t)a->site_frames_len + n) != 0)
+            return -1;
+        memcpy(a->site_frames + a->site_frames_len, frames, n * sizeof *frames);
+        a->site_frames_len += n;
+        return 0;
+    }
+    for (uint32_t j = 0; j < n; j++) {
+        int rc = !(frames[j] & MEMO_EVAL) ? append_index(a, frames[j])
+                 : *next_python < depth   ? append_python(a, memo, ips, depth, next_python, 1)
+                                          : append_index(a, frames[j] & ~MEMO_EVAL);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
 }
 
 /* The site of a stack: its frames, innermost first: native frames
@@ -260,6 +304,7 @@ static uint32_t stack_site(struct analysis *a, const struct analysis_options *o,
 {
     uint32_t first = a->site_frames_len;
     struct sym_frame out[MAX_FRAMES_PER_ADDRESS];
+    uint32_t frames[MAX_FRAMES_PER_ADDRESS];
     uint64_t next_python = 0;
     while (next_python < depth && !MT_IS_PYFRAME(ips[next_python]))
         next_python++;
@@ -268,33 +313,30 @@ static uint32_t stack_site(struct analysis *a, const struct analysis_options *o,
             continue;
         const struct memo_entry *known = memo_find(memo, ips[k]);
         if (known) {
-            uint32_t n = known->count;
-            if (array_grow((void **)&a->site_frames, &a->site_frames_cap,
-                           sizeof *a->site_frames, (uint64_t)a->site_frames_len + n) != 0)
+            if (append_frames(a, memo, memo->frames + known->first, known->count, known->eval, ips,
+                              depth, &next_python) != 0)
                 return UINT32_MAX;
-            memcpy(a->site_frames + a->site_frames_len, memo->frames + known->first,
-                   n * sizeof *a->site_frames);
-            a->site_frames_len += n;
             continue;
         }
-        uint32_t from = a->site_frames_len;
+        uint32_t n = 0;
         int eval = 0;
-        int n = symbolizer_lookup(a->symbolizer, ips[k], out, MAX_FRAMES_PER_ADDRESS);
-        for (int j = 0; j < n; j++) {
+        int found = symbolizer_lookup(a->symbolizer, ips[k], out, MAX_FRAMES_PER_ADDRESS);
+        for (int j = 0; j < found; j++) {
             if (out[j].is_memtrace)
                 continue;
+            uint32_t f = intern_frame(a, &out[j]);
+            if (f == UINT32_MAX || f >= MEMO_EVAL)
+                return UINT32_MAX;
             int is_eval = python_frames_is_eval(&out[j]);
             eval |= is_eval;
-            int rc = next_python < depth && is_eval ? append_python(a, ips, depth, &next_python, 1)
-                                                    : append_frame(a, &out[j]);
-            if (rc != 0)
-                return UINT32_MAX;
+            frames[n++] = f | (is_eval ? MEMO_EVAL : 0);
         }
-        if (!eval)
-            memo_put(memo, ips[k], a->site_frames + from, a->site_frames_len - from);
+        memo_put(memo, ips[k], frames, n, eval);
+        if (append_frames(a, memo, frames, n, eval, ips, depth, &next_python) != 0)
+            return UINT32_MAX;
     }
     /* native frames cut by --max-depth, or an interpreter not recognized */
-    if (append_python(a, ips, depth, &next_python, 0) != 0)
+    if (append_python(a, memo, ips, depth, &next_python, 0) != 0)
         return UINT32_MAX;
     return intern_site(a, first, a->site_frames_len - first, o);
 }
@@ -403,6 +445,10 @@ static int replay_chunk(struct site_builder *b, const struct log_chunk *c)
             if (python_frames_add(&a->python, a->symbolizer, id, function, function_len, path,
                                   path_len, line) != 0)
                 return -1;
+            /* a frame named again: its interned frame changes */
+            uint32_t e = python_frames_entry(&a->python, MT_PYFRAME_ADDRESS(id, 0));
+            if (e < b->memo.python_cap)
+                b->memo.python[e] = 0;
             break;
         default: /* cannot be: only the above are logged */
             return -1;
