@@ -232,8 +232,8 @@ void process_inherit(struct process *child, const struct fork_snapshot *snap)
      * one numbered before it): map[parent's number] = the child's */
     uint32_t *map = calloc((size_t)snap->nstacks + 1, sizeof *map);
     for (long i = 0; map && i < snap->nblocks; i++)
-        if (snap->blocks[i].stack <= snap->nstacks)
-            map[snap->blocks[i].stack] = 1;
+        if (snap->blocks[i].stack && snap->blocks[i].stack <= snap->nstacks)
+            map[snap->blocks[i].stack] = 1; /* 0, no stack, stays 0 */
     uint64_t ips[MT_MAX_STACK_ENTRIES];
     for (uint32_t id = 1; map && id <= snap->nstacks; id++) {
         uint32_t depth = map[id] ? stack_store_get(snap->stacks, id, ips) : 0;
