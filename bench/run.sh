@@ -176,6 +176,16 @@ for entry in "${workloads[@]}"; do
   sh -c "$pyenv heaptrack -o $work/ht $cmd" > /dev/null 2>&1
   dumps=("$work"/one.*.mtr)
   dump=$(du -cb "${dumps[@]}" | tail -1 | cut -f1)
+  # the first process's dumps (those whose parent is `memtrace run`: what
+  # heaptrack and memcheck trace), for a like-for-like comparison
+  first=()
+  for d in "${dumps[@]}"; do
+    ppid=$("$memtrace" report --summary --format json "$d" |
+           python3 -c 'import json, sys; print(json.load(sys.stdin)["process"]["ppid"])')
+    [ "$ppid" = "$consumer" ] && first+=("$d")
+  done
+  [ ${#first[@]} -gt 0 ] || { echo "bench: no dump of the first process of '$name'" >&2; exit 1; }
+  first_dump=$(du -cb "${first[@]}" | tail -1 | cut -f1)
   htfiles=("$work"/ht*)
   htsize=$(du -cb "${htfiles[@]}" | tail -1 | cut -f1)
   # three rounds, memtrace report and heaptrack_print in turn; each file's
@@ -189,28 +199,33 @@ for entry in "${workloads[@]}"; do
     done
   done
   python3 - "$work" "$runs" "$name" "$dump" "$htsize" "$(cat "$work/rss.bare")" \
-    "$(cat "$work/rss.program")" "$rss_consumer" "${#dumps[@]}" >> "$results" <<'PY'
+    "$(cat "$work/rss.program")" "$rss_consumer" "${#dumps[@]}" "$first_dump" \
+    "$(IFS=:; echo "${first[*]}")" >> "$results" <<'PY'
 import json, statistics, sys
 work, runs, name, dump, htsize, rss_bare, rss_program, rss_consumer, ndumps = sys.argv[1:10]
+first_dump, first = sys.argv[10], sys.argv[11].split(":")
 times = {}
 for r in range(1, int(runs) + 1):
     for res in json.load(open("%s/h.%d.json" % (work, r)))["results"]:
         times.setdefault(res["command"], []).extend(res["times"])
 median = {k: statistics.median(v) for k, v in times.items()}
-def runs_of(path):  # each file's median wall time, summed; max RSS the largest
+def runs_of(path, only=None):  # each file's median wall time, summed; max RSS the largest
     rows = [l.replace(",", ".").split() for l in open(path)]
+    rows = [r for r in rows if only is None or r[0] in only]
     per_file = {}
     for f, s, e, _ in rows:
         per_file.setdefault(f, []).append(float(e) - float(s))
     return (sum(statistics.median(t) for t in per_file.values()),
             max(int(k) for _, _, _, k in rows))
 rep_s, rep_kb = runs_of(work + "/report.times")
+first_s, _ = runs_of(work + "/report.times", first)
 print_s, print_kb = runs_of(work + "/print.times")
 mc = "%.3f" % median["memcheck"] if "memcheck" in median else "-"
 print("\t".join([name, "%.3f" % median["bare"], "%.3f" % median["memtrace"],
                  "%.3f" % median["memtrace-fp"], "%.3f" % median["heaptrack"], mc,
                  dump, htsize, rss_bare, rss_program, rss_consumer, ndumps,
-                 "%.3f" % rep_s, str(rep_kb), "%.3f" % print_s, str(print_kb)]))
+                 "%.3f" % rep_s, str(rep_kb), "%.3f" % print_s, str(print_kb),
+                 first_dump, "%.3f" % first_s]))
 PY
 done
 [ -s "$results" ] || { echo "bench: no workload matches BENCH_ONLY='$only'" >&2; exit 1; }
@@ -255,7 +270,9 @@ print("The other figures come from one more run of each. Peak RSS is the maximum
 print("heaptrack takes its preload out of the environment of the program's children, and"
       " memcheck runs without --trace-children: both follow the first process only; memtrace"
       " follows every process (the `dumps` column counts them: CPython's test suite starts"
-      " subprocesses), and its dump size and report time count them all.\n")
+      " subprocesses), and its dump size and report time count them all; the columns for the"
+      " first process count only the dumps of the process `memtrace run` started (the same"
+      " process the other tools trace).\n")
 print("Python rows: the bare run uses CPython's own allocator (what users run); `memtrace run`"
       " sets PYTHONMALLOC=malloc and records every object with Python frames; heaptrack and"
       " memcheck are given PYTHONMALLOC=malloc too, so that all record the same allocations.\n")
@@ -269,19 +286,22 @@ for r in rows:
     print("| %s | %.3f | %.3f | %.2f | %.3f | %.2f | %.3f | %.2f | %.2f | %.2f | %s |" % (
         r[0], b, m, m / b, f, f / b, h, h / b, h / m, h / f, mcs))
 print("\n## Memory and dump size\n")
-print("| workload | RSS bare | RSS program under memtrace | RSS consumer | dumps | dump | heaptrack file | dump / heaptrack file |")
-print("|---|---|---|---|---|---|---|---|")
+print("| workload | RSS bare | RSS program under memtrace | RSS consumer | dumps | dump | heaptrack file | dump / heaptrack file | first process's dump | it / heaptrack file |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     dump, ht, rb, rp, rc, nd = r[6:12]
-    print("| %s | %s | %s | %s | %s | %s | %s | %.2f |" % (
-        r[0], kmib(rb), kmib(rp), kmib(rc), nd, mib(dump), mib(ht), int(dump) / max(int(ht), 1)))
+    fd = int(r[16])
+    print("| %s | %s | %s | %s | %s | %s | %s | %.2f | %s | %.2f |" % (
+        r[0], kmib(rb), kmib(rp), kmib(rc), nd, mib(dump), mib(ht), int(dump) / max(int(ht), 1),
+        mib(fd), fd / max(int(ht), 1)))
 print("\n## Reading the result: `memtrace report` against `heaptrack_print`\n")
-print("| workload | report s | report RSS | heaptrack_print s | heaptrack_print RSS | heaptrack_print / report, time | heaptrack_print / report, RSS |")
-print("|---|---|---|---|---|---|---|")
+print("| workload | report s | report RSS | heaptrack_print s | heaptrack_print RSS | heaptrack_print / report, time | heaptrack_print / report, RSS | report s, first process | heaptrack_print / it |")
+print("|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     rs, rk, ps, pk = float(r[12]), int(r[13]), float(r[14]), int(r[15])
-    print("| %s | %.3f | %s | %.3f | %s | %.2f | %.2f |" % (
-        r[0], rs, kmib(rk), ps, kmib(pk), ps / rs, pk / rk))
+    fs = float(r[17])
+    print("| %s | %.3f | %s | %.3f | %s | %.2f | %.2f | %.3f | %.2f |" % (
+        r[0], rs, kmib(rk), ps, kmib(pk), ps / rs, pk / rk, fs, ps / fs))
 PY
 if [ -n "$only" ]; then
   cat "$out"

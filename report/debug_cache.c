@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,25 +46,39 @@ char *debug_cache_dir(void)
     return n < 0 ? NULL : dir;
 }
 
-/* 1 if the ELF file has SHF_COMPRESSED sections and none of the older
- * .zdebug kind (left alone: rare, and libdw tells them by name). */
+/* A copy that would be larger is not made (a browser's debug file can
+ * inflate to gigabytes): the file is read as it is. */
+#define COPY_MAX ((uint64_t)512 << 20)
+
+/* 1 if the ELF file has SHF_COMPRESSED sections, none of the older .zdebug
+ * kind (left alone: rare, and libdw tells them by name), and its sections
+ * inflated come to at most COPY_MAX bytes. */
 static int worth_inflating(int fd)
 {
     Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
     int compressed = 0, gnu = 0;
+    uint64_t total = 0;
     size_t strndx;
     if (elf && elf_kind(elf) == ELF_K_ELF && elf_getshdrstrndx(elf, &strndx) == 0) {
         for (Elf_Scn *scn = NULL; (scn = elf_nextscn(elf, scn));) {
             GElf_Shdr sh;
+            GElf_Chdr ch;
             if (!gelf_getshdr(scn, &sh))
                 continue;
             const char *name = elf_strptr(elf, strndx, sh.sh_name);
-            compressed |= (sh.sh_flags & SHF_COMPRESSED) != 0;
             gnu |= name && strncmp(name, ".zdebug", 7) == 0;
+            if (sh.sh_type == SHT_NOBITS)
+                continue;
+            if ((sh.sh_flags & SHF_COMPRESSED) && gelf_getchdr(scn, &ch)) {
+                compressed = 1;
+                total += ch.ch_size;
+            } else {
+                total += sh.sh_size;
+            }
         }
     }
     elf_end(elf);
-    return compressed && !gnu;
+    return compressed && !gnu && total <= COPY_MAX;
 }
 
 /* 1 when fd is an ELF file of build id (id, len). */
