@@ -20,15 +20,13 @@ _Static_assert(ENTRY_MAX <= STACK_CHUNK_SIZE, "a chunk holds the largest entry")
 struct stack_store *stack_store_new(void)
 {
     struct stack_store *s = calloc(1, sizeof *s);
-    if (s) {
-        s->last = malloc(MT_MAX_STACK_ENTRIES * sizeof *s->last);
-        s->open = malloc(STACK_CHUNK_SIZE);
-    }
-    if (!s || !s->last || !s->open) {
-        if (s) {
-            free(s->last);
-            free(s->open);
-        }
+    if (!s)
+        return NULL;
+    s->last = malloc(MT_MAX_STACK_ENTRIES * sizeof *s->last);
+    s->open = malloc(STACK_CHUNK_SIZE);
+    if (!s->last || !s->open) {
+        free(s->last);
+        free(s->open);
         free(s);
         return NULL;
     }

@@ -81,13 +81,18 @@ static int worth_inflating(int fd)
     return compressed && !gnu && total <= COPY_MAX;
 }
 
-/* 1 when fd is an ELF file of build id (id, len). */
-static int copy_matches(int fd, const unsigned char *id, size_t len)
+int elf_fd_matches(int fd, const unsigned char *id, size_t len)
 {
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0;
     Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-    const void *bits = NULL;
-    ssize_t n = elf && elf_kind(elf) == ELF_K_ELF ? dwelf_elf_gnu_build_id(elf, &bits) : -1;
-    int ok = n == (ssize_t)len && memcmp(bits, id, len) == 0;
+    int ok = 0;
+    if (elf && elf_kind(elf) == ELF_K_ELF) {
+        const void *bits = NULL;
+        ssize_t n = dwelf_elf_gnu_build_id(elf, &bits);
+        ok = len == 0 || (n == (ssize_t)len && memcmp(bits, id, len) == 0);
+    }
     elf_end(elf);
     return ok;
 }
@@ -169,8 +174,8 @@ int debug_cache_open(const char *dir, const unsigned char *id, size_t len, char 
     if (cache_paths(dir, id, len, &debug_dir, &path) != 0)
         return -1;
     free(debug_dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd >= 0 && !copy_matches(fd, id, len)) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd >= 0 && !elf_fd_matches(fd, id, len)) {
         close(fd);
         fd = -1;
     }
@@ -186,8 +191,8 @@ void debug_cache_add(const char *dir, const char *debug_file, const unsigned cha
     char *debug_dir, *path, *tmp = NULL;
     if (cache_paths(dir, id, len, &debug_dir, &path) != 0)
         return;
-    int src = open(debug_file, O_RDONLY | O_CLOEXEC);
-    if (src >= 0 && copy_matches(src, id, len) && worth_inflating(src) &&
+    int src = open(debug_file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (src >= 0 && elf_fd_matches(src, id, len) && worth_inflating(src) &&
         make_dirs(debug_dir) == 0 &&
         asprintf(&tmp, "%s.%d.tmp", path, (int)getpid()) >= 0) {
         if (write_inflated(src, tmp) != 0 || rename(tmp, path) != 0)

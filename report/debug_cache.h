@@ -5,6 +5,10 @@
 
 #include <stddef.h>
 
+/* 1 when fd is a regular ELF file whose GNU build id is (id, len) (any
+ * build id, or none, when len is 0). */
+int elf_fd_matches(int fd, const unsigned char *id, size_t len);
+
 /* The directory of the cache: $MEMTRACE_CACHE_DIR (empty: no cache), else
  * $XDG_CACHE_HOME/memtrace, else $HOME/.cache/memtrace. malloc'd, or NULL
  * for none. */

@@ -21,7 +21,6 @@
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
-#include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <libelf.h>
@@ -29,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* From the C++ runtime; declared here so that this file stays C. */
@@ -223,17 +221,7 @@ static int elf_file_matches(const char *path, const unsigned char *id, size_t le
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return 0;
-    struct stat st;
-    int ok = 0;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-        Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-        if (elf && elf_kind(elf) == ELF_K_ELF) {
-            const void *bits = NULL;
-            ssize_t n = dwelf_elf_gnu_build_id(elf, &bits);
-            ok = len == 0 || (n == (ssize_t)len && memcmp(bits, id, len) == 0);
-        }
-        elf_end(elf);
-    }
+    int ok = elf_fd_matches(fd, id, len);
     close(fd);
     return ok;
 }
