@@ -153,6 +153,9 @@ enum mt_record {
      * Python program's stack keeps the interpreter's native frames and its
      * own outer Python frames). A reader returns it as a STACK record. */
     MT_REC_STACK_LIKE = 19,
+    /* Something this process's figures lack (enum mt_incomplete):
+     *   dt, u reason, u count. */
+    MT_REC_INCOMPLETE = 20,
 };
 
 /* The frames a stack (ips, depth frames) shares with the last one (last, n
@@ -229,6 +232,16 @@ enum mt_exit {
     MT_EXIT_SIGNAL = 2, /* killed by signal value */
     MT_EXIT_EXEC = 3,   /* replaced its image with execve */
     MT_EXIT_UNKNOWN = 4 /* the process vanished; how is not known */
+};
+
+/* What memtrace could not record or check in a process (MT_REC_INCOMPLETE,
+ * MT_RING_INCOMPLETE). Any of them makes every gate fail unless the user
+ * accepts it explicitly (SPEC sections 5 and 6). Append only. */
+enum mt_incomplete {
+    MT_INCOMPLETE_NO_RING = 1,         /* count: threads that found no ring: events lost */
+    MT_INCOMPLETE_HANDLER_EVENTS = 2,  /* count: signal-handler events that found no room */
+    MT_INCOMPLETE_CHILD_UNTRACED = 3,  /* count: fork children that could not connect */
+    MT_INCOMPLETE_SCAN_FAILED = 4,     /* the reachability scan could not be made */
 };
 
 enum mt_unwind { MT_UNWIND_DWARF = 1, MT_UNWIND_FP = 2 };

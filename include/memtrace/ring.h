@@ -61,6 +61,8 @@ enum mt_ring_type {
     MT_RING_PYFRAME,      /* struct mt_ring_pyframe */
     MT_RING_ALLOCATOR,    /* struct mt_ring_name: a = function id, the allocator's name */
     MT_RING_MARK,         /* struct mt_ring_name: a = 0, the label of MEMTRACE_MARK */
+    MT_RING_INCOMPLETE,   /* struct mt_ring_u32pair: a = enum mt_incomplete (format.h),
+                             b = how many: what this process could not record */
 };
 
 /* Every record starts with this header; len is the whole record in bytes,
