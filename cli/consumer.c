@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,10 +183,27 @@ static void reply(int fd, uint32_t status, const struct consumer_options *o, con
     struct mt_msg_reply r = {.type = MT_MSG_REPLY, .status = status, .unwind = o->unwind,
                              .max_depth = o->max_depth, .follow_fork = (uint32_t)o->follow_fork,
                              .leak_check = o->leak_check, .freeres = (uint32_t)o->freeres,
-                             .python = o->python};
+                             .python = o->python, .ring_kib = o->ring_kib,
+                             .unwind_verify = (uint32_t)o->unwind_verify};
+    size_t hooks_len = status == MT_REPLY_OK && o->hooks ? strlen(o->hooks) : 0;
+    if (hooks_len > MT_HOOKS_MAX)
+        hooks_len = 0;
+    r.hooks_len = (uint32_t)hooks_len;
     if (message)
         snprintf(r.message, sizeof r.message, "%s", message);
     send(fd, &r, sizeof r, MSG_NOSIGNAL);
+    if (hooks_len)
+        send(fd, o->hooks, hooks_len, MSG_NOSIGNAL);
+}
+
+/* A notice of the shim: on memtrace's stderr (the program's own stderr is
+ * never written), unless -q. */
+static void on_notice(const struct consumer *c, const struct mt_msg_notice *m, ssize_t n)
+{
+    ssize_t head = (ssize_t)offsetof(struct mt_msg_notice, text);
+    if (!c->opt->notices || n < head || m->len > MT_NOTICE_MAX || (ssize_t)m->len > n - head)
+        return;
+    fprintf(stderr, "memtrace: %.*s\n", (int)m->len, m->text);
 }
 
 static struct process *find_running(struct consumer *c, pid_t pid)
@@ -216,6 +234,8 @@ static void try_inherit(struct consumer *c, struct process *child)
 static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
 {
     if (h->version != MT_IPC_VERSION) {
+        fprintf(stderr, "memtrace: pid %d: the shim and the consumer are of different versions; "
+                        "it runs untraced\n", (int)h->pid);
         reply(fd, MT_REPLY_ERROR, c->opt, "the shim and the consumer are of different versions");
         close(fd);
         return;
@@ -242,7 +262,8 @@ static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
     read_command_line(p);
     char err[PATH_MAX + 128];
     if (create_dump(c, p, err, sizeof err) != 0) {
-        reply(fd, MT_REPLY_ERROR, c->opt, err); /* the shim prints it, prefixed */
+        fprintf(stderr, "memtrace: %s\n", err);
+        reply(fd, MT_REPLY_ERROR, c->opt, err);
         c->had_error = 1;
         close(fd);
         heap_table_free(&p->live);
@@ -373,6 +394,7 @@ static int read_message(struct consumer *c, struct process *p)
     union {
         struct mt_msg_hello hello;
         struct mt_msg_ring ring;
+        struct mt_msg_notice notice;
         uint32_t type;
     } msg;
     char control[CMSG_SPACE(sizeof(int))];
@@ -396,6 +418,8 @@ static int read_message(struct consumer *c, struct process *p)
         on_scan_request(c, p);
     else if (msg.type == MT_MSG_SCAN_DONE)
         on_scan_done(p);
+    else if (msg.type == MT_MSG_NOTICE)
+        on_notice(c, &msg.notice, n);
     return 1;
 }
 

@@ -18,6 +18,11 @@ struct consumer_options {
     int freeres;        /* free libc's one-time allocations before the scan */
     uint32_t python;    /* enum mt_python_mode */
     pid_t direct_child; /* run mode: the program we started; 0 in serve mode */
+    int notices;        /* print the shim's notices on stderr */
+    /* settings the shim gets in the reply to its HELLO */
+    uint32_t ring_kib;      /* 0 = the shim's default */
+    int unwind_verify;      /* MEMTRACE_UNWIND_VERIFY=1 given to memtrace run */
+    const char *hooks;      /* the --hook-* list, or NULL */
 };
 
 /* Serves until every traced process has ended (and, in run mode, the

@@ -66,7 +66,11 @@ static const char run_usage[] =
     "                         SYM as their allocator (report --allocator SYM).\n"
     "                         A program that defines its own malloc, free, ... is\n"
     "                         hooked so without asking.\n"
-    "  -q, --quiet            no summary on stderr\n"
+    "  -q, --quiet            no summary and no notices on stderr (errors are\n"
+    "                         still said)\n"
+    "      --log-file FILE    write all of memtrace's output (summaries, notices,\n"
+    "                         errors) to FILE instead of memtrace's stderr; the\n"
+    "                         program's own stdout and stderr are never written\n"
     "  -h, --help             show this help\n"
     "\n";
 
@@ -78,6 +82,7 @@ static const char run_usage_end[] =
 
 static char socket_dir[PATH_MAX];
 static char socket_path[PATH_MAX];
+static char shim_link[PATH_MAX];
 static volatile pid_t child_pid;
 
 static void forward_signal(int sig)
@@ -219,7 +224,8 @@ static int find_shim(char *out, size_t size)
 {
     const char *env = getenv("MEMTRACE_PRELOAD");
     if (env && *env) {
-        snprintf(out, size, "%s", env);
+        char real[PATH_MAX]; /* the run directory's link points to it */
+        snprintf(out, size, "%s", realpath(env, real) ? real : env);
         return access(out, R_OK) == 0 ? 0 : -1;
     }
     char self[PATH_MAX];
@@ -242,7 +248,10 @@ static int find_shim(char *out, size_t size)
     return -1;
 }
 
-static int make_socket(void)
+/* The run's private directory (mode 0700): the socket, and the symbolic
+ * link to the shim that LD_PRELOAD names, by which the shim finds the
+ * socket (ring.h) without a variable in the program's environment. */
+static int make_socket(const char *shim)
 {
     const char *tmp = getenv("TMPDIR");
     if (!tmp || !*tmp || strlen(tmp) > 60)
@@ -257,17 +266,24 @@ static int make_socket(void)
         }
     }
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (strlen(socket_dir) + 3 > sizeof addr.sun_path) {
+    if (strlen(socket_dir) + sizeof MT_RUN_SOCKET_NAME + 1 > sizeof addr.sun_path) {
         fprintf(stderr, "memtrace: the socket path under %s is too long\n", socket_dir);
         rmdir(socket_dir);
         return -1;
     }
-    strcpy(socket_path, socket_dir);
-    strcat(socket_path, "/s");
+    snprintf(socket_path, sizeof socket_path, "%s/%s", socket_dir, MT_RUN_SOCKET_NAME);
+    snprintf(shim_link, sizeof shim_link, "%s/%s", socket_dir, MT_RUN_SHIM_NAME);
+    if (symlink(shim, shim_link) != 0) {
+        fprintf(stderr, "memtrace: cannot link the shim into %s: %s\n", socket_dir,
+                strerror(errno));
+        rmdir(socket_dir);
+        return -1;
+    }
     memcpy(addr.sun_path, socket_path, strlen(socket_path) + 1);
     int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 128) != 0) {
         fprintf(stderr, "memtrace: cannot listen on %s: %s\n", socket_path, strerror(errno));
+        unlink(shim_link);
         rmdir(socket_dir);
         return -1;
     }
@@ -277,6 +293,7 @@ static int make_socket(void)
 static void remove_socket(void)
 {
     unlink(socket_path);
+    unlink(shim_link);
     rmdir(socket_dir);
 }
 
@@ -367,6 +384,7 @@ int cmd_run(int argc, char **argv)
                                  .leak_check = MT_LEAK_CHECK_FULL, .freeres = 1,
                                  .python = MT_PYTHON_AUTO};
     int pymalloc = 0;
+    const char *log_file = NULL;
     static const struct option run_options[] = {
         {"output", required_argument, 0, 'o'}, {"no-follow-fork", no_argument, 0, 'F'},
         {"unwind", required_argument, 0, 'u'}, {"max-depth", required_argument, 0, 'd'},
@@ -374,7 +392,7 @@ int cmd_run(int argc, char **argv)
         {"leak-check", required_argument, 0, 'L'}, {"run-libc-freeres", required_argument, 0, 'R'},
         {"python", required_argument, 0, 'P'}, {"python-allocator", required_argument, 0, 'Y'},
         {"hook-alloc", required_argument, 0, 'A'}, {"hook-free", required_argument, 0, 'D'},
-        {"hook-realloc", required_argument, 0, 'E'}};
+        {"hook-realloc", required_argument, 0, 'E'}, {"log-file", required_argument, 0, 'G'}};
     /* run's own options, then the gate options (which end with {0}) */
     enum { NRUN = sizeof run_options / sizeof *run_options };
     struct option longopts[NRUN + 64];
@@ -394,6 +412,7 @@ int cmd_run(int argc, char **argv)
         case 'o': o.output_pattern = optarg; break;
         case 'F': o.follow_fork = 0; break;
         case 'q': o.quiet = 1; break;
+        case 'G': log_file = optarg; break;
         case 'h':
             fputs(run_usage, stdout);
             fputs(gate_help, stdout);
@@ -442,6 +461,26 @@ int cmd_run(int argc, char **argv)
         }
         }
     }
+    /* --log-file: memtrace's stderr is the file from here on; the program
+     * gets the stderr memtrace was given. */
+    int program_stderr = -1;
+    if (log_file) {
+        int fd = open(log_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return cli_error("cannot write the log file %s: %s", log_file, strerror(errno));
+        program_stderr = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+    }
+    o.notices = !o.quiet;
+    o.hooks = hooks[0] ? hooks : NULL;
+    /* settings for the shim, which once read them from the program's
+     * environment: they now travel in the reply to its HELLO */
+    const char *ring_kib = getenv("MEMTRACE_RING_KIB");
+    if (ring_kib)
+        o.ring_kib = (uint32_t)strtoul(ring_kib, NULL, 10);
+    const char *verify = getenv("MEMTRACE_UNWIND_VERIFY");
+    o.unwind_verify = verify && strcmp(verify, "1") == 0;
     if (optind >= argc)
         return cli_error("run needs a program to run (memtrace run --help)");
     const char *given = argv[optind];
@@ -454,7 +493,7 @@ int cmd_run(int argc, char **argv)
     char shim[PATH_MAX];
     if (find_shim(shim, sizeof shim) != 0)
         return cli_error("cannot find libmemtrace.so next to this memtrace (set MEMTRACE_PRELOAD)");
-    int listen_fd = make_socket();
+    int listen_fd = make_socket(shim);
     if (listen_fd < 0)
         return 1;
 
@@ -470,19 +509,19 @@ int cmd_run(int argc, char **argv)
     }
     if (pid == 0) {
         close(errpipe[0]);
+        if (program_stderr >= 0)
+            dup2(program_stderr, STDERR_FILENO);
         const char *old = getenv("LD_PRELOAD");
         char preload[2 * PATH_MAX];
-        snprintf(preload, sizeof preload, "%s%s%s", shim, old && *old ? ":" : "", old ? old : "");
+        snprintf(preload, sizeof preload, "%s%s%s", shim_link, old && *old ? ":" : "",
+                 old ? old : "");
         setenv("LD_PRELOAD", preload, 1);
-        setenv("MEMTRACE_SOCKET", socket_path, 1);
         /* CPython's own allocator serves small objects from arenas it
          * mmaps: only with malloc underneath is every object seen. A
          * PYTHONMALLOC the user set is theirs. */
         if (!pymalloc && (o.python == MT_PYTHON_ON ||
                           (o.python == MT_PYTHON_AUTO && program_is_python(program))))
             setenv("PYTHONMALLOC", "malloc", 0);
-        if (hooks[0])
-            setenv("MEMTRACE_HOOKS", hooks, 1);
         execv(program, argv + optind);
         int err = errno;
         ssize_t ignored = write(errpipe[1], &err, sizeof err);

@@ -1,5 +1,6 @@
 /* `memtrace __serve`: the consumer started by the shim itself in plain
- * LD_PRELOAD mode (MEMTRACE_OUTPUT set, no `memtrace run`). It binds the
+ * LD_PRELOAD mode (MEMTRACE_OUTPUT set, no `memtrace run`; its stderr is the
+ * file MEMTRACE_LOG names, or /dev/null). It binds the
  * abstract socket the shim named, forks, and lets its first half exit so
  * the shim's waitpid returns once the socket exists; the second half serves
  * detached until a second passes with no traced process left. */
@@ -8,6 +9,7 @@
 #include <getopt.h>
 #include <stddef.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,8 +26,20 @@ int cmd_serve(int argc, char **argv)
     struct consumer_options o = {.output_pattern = "./memtrace.%n.%p.mtr",
                                  .unwind = MT_UNWIND_DWARF, .max_depth = 64, .follow_fork = 1,
                                  .quiet = 1, .leak_check = MT_LEAK_CHECK_FULL, .freeres = 1,
-                                 .python = MT_PYTHON_AUTO};
+                                 .python = MT_PYTHON_AUTO, .notices = 1};
     const char *name = NULL;
+    /* Plain mode writes nothing into the program's stderr: memtrace's own
+     * output (the shim's notices, errors) goes to MEMTRACE_LOG, or nowhere;
+     * and none of the program's descriptors is kept open by us. */
+    const char *log = getenv("MEMTRACE_LOG");
+    int log_fd = log && *log ? open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600) : -1;
+    if (log_fd < 0)
+        log_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (log_fd >= 0 && log_fd != STDERR_FILENO) {
+        dup2(log_fd, STDERR_FILENO);
+        close(log_fd);
+    }
+    close_range(3, ~0u, 0);
     static const struct option longopts[] = {{"socket", required_argument, 0, 's'},
                                              {"output", required_argument, 0, 'o'},
                                              {"unwind", required_argument, 0, 'u'},

@@ -405,7 +405,7 @@ static void install(struct hook *h, int index, uintptr_t own_base)
 
 void mt_hooks_install(void)
 {
-    const char *spec = getenv("MEMTRACE_HOOKS");
+    const char *spec = mt_hooks_spec();
     while (spec && *spec) {
         size_t len = strcspn(spec, ";");
         if (len)

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -81,21 +82,53 @@ size_t mt_bootstrap_size(const void *p)
     return size;
 }
 
-/* ---- messages ---------------------------------------------------------- */
+/* ---- messages ----------------------------------------------------------- */
+
+/* Every message of the shim goes through memtrace's own channel, never the
+ * program's fd 2 (a program whose stderr must stay empty would fail): a
+ * NOTICE on the socket, which the consumer prints on memtrace's stderr (or
+ * --log-file, or nowhere with -q). Without a connection (it failed, or the
+ * process is no longer traced) the message goes to the file MEMTRACE_LOG
+ * names, when the user set it, or nowhere. */
+static char log_path[512];
+
+static void log_to_file(const char *text, size_t len)
+{
+    if (!log_path[0])
+        return;
+    int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return;
+    char line[MT_NOTICE_MAX + 16];
+    int n = snprintf(line, sizeof line, "memtrace: %.*s\n", (int)len, text);
+    ssize_t ignored = write(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    (void)ignored;
+    close(fd);
+}
 
 void mt_log(const char *fmt, ...)
 {
-    char buf[512];
-    int n = snprintf(buf, sizeof buf, "memtrace: ");
+    int saved_errno = errno;
+    struct mt_msg_notice m = {.type = MT_MSG_NOTICE};
     va_list ap;
     va_start(ap, fmt);
-    n += vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+    int n = vsnprintf(m.text, sizeof m.text, fmt, ap);
     va_end(ap);
-    if (n > (int)sizeof buf - 2)
-        n = (int)sizeof buf - 2;
-    buf[n++] = '\n';
-    ssize_t ignored = write(STDERR_FILENO, buf, (size_t)n);
-    (void)ignored;
+    if (n < 0)
+        n = 0;
+    if (n >= (int)sizeof m.text)
+        n = (int)sizeof m.text - 1;
+    m.len = (uint32_t)n;
+    int fd = mt_socket_fd();
+    ssize_t sent = -1;
+    if (fd >= 0) {
+        do {
+            sent = send(fd, &m, offsetof(struct mt_msg_notice, text) + m.len, MSG_NOSIGNAL);
+        } while (sent < 0 && errno == EINTR);
+    }
+    if (sent < 0)
+        log_to_file(m.text, m.len);
+    errno = saved_errno;
 }
 
 void mt_disable(const char *why)
@@ -105,7 +138,9 @@ void mt_disable(const char *why)
     mt_state = MT_STATE_OFF;
 }
 
-int mt_socket_fd(void) { return socket_fd; }
+/* The socket, or -1 when the program closed it or dup2'd something else over
+ * its number: we never write into a descriptor that is no longer ours. */
+int mt_socket_fd(void) { return mt_socket_is_ours() ? socket_fd : -1; }
 
 pid_t mt_traced_pid(void) { return traced_pid; }
 
@@ -114,6 +149,28 @@ int mt_socket_is_ours(void)
     struct stat st;
     return socket_fd >= 0 && fstat(socket_fd, &st) == 0 && st.st_dev == socket_dev &&
            st.st_ino == socket_ino;
+}
+
+/* Moves a descriptor of ours out of the program's way, close-on-exec: to the
+ * first free number of the 16 below its soft RLIMIT_NOFILE (capped at 65536,
+ * to keep the kernel's fd table small), as valgrind keeps the top fds for
+ * itself, so that the program's open() returns the numbers it would bare.
+ * Returns the new descriptor (the old one closed), or fd unchanged. */
+int mt_fd_move_high(int fd)
+{
+    struct rlimit rl;
+    rlim_t top = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        top = rl.rlim_cur;
+    if (top > 65536)
+        top = 65536;
+    if (fd < 0 || top < 64 || (rlim_t)fd >= top - 16)
+        return fd;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, (int)(top - 16));
+    if (high < 0)
+        return fd;
+    close(fd);
+    return high;
 }
 
 /* ---- resolving the real functions -------------------------------------- */
@@ -173,6 +230,38 @@ static int set_socket_name(const char *name)
     return 0;
 }
 
+/* The --hook-* list of `memtrace run` (from the HELLO reply), or, in plain
+ * mode, the user's MEMTRACE_HOOKS. */
+static char hooks_spec[MT_HOOKS_MAX + 1];
+static int plain_mode;
+
+const char *mt_hooks_spec(void) { return plain_mode ? getenv("MEMTRACE_HOOKS") : hooks_spec; }
+
+/* The settings of the run, from the reply to HELLO (never from the
+ * program's environment, which memtrace leaves as it was). */
+static void take_settings(int fd, const struct mt_msg_reply *reply)
+{
+    mt_config.unwind = reply->unwind == MT_UNWIND_FP ? MT_UNWIND_FP : MT_UNWIND_DWARF;
+    mt_config.max_depth = reply->max_depth >= 1 && reply->max_depth <= MT_MAX_DEPTH_LIMIT
+                              ? reply->max_depth : 64;
+    mt_config.follow_fork = reply->follow_fork;
+    mt_config.leak_check = reply->leak_check;
+    mt_config.freeres = reply->freeres;
+    mt_config.python = reply->python <= MT_PYTHON_ON ? reply->python : MT_PYTHON_AUTO;
+    uint32_t kib = reply->ring_kib;
+    if (kib >= 64 && kib <= (1u << 20) && (kib & (kib - 1)) == 0)
+        mt_config.ring_capacity = (uint64_t)kib * 1024;
+    if (!plain_mode)
+        mt_unwind_verify = reply->unwind_verify == 1;
+    if (reply->hooks_len > 0 && reply->hooks_len <= MT_HOOKS_MAX) {
+        ssize_t n;
+        do {
+            n = recv(fd, hooks_spec, MT_HOOKS_MAX, 0);
+        } while (n < 0 && errno == EINTR);
+        hooks_spec[n > 0 ? n : 0] = '\0';
+    }
+}
+
 /* Connects and says hello; returns the reply status, or -1. */
 static int connect_and_hello(pid_t fork_parent, uint32_t fork_seq)
 {
@@ -183,6 +272,7 @@ static int connect_and_hello(pid_t fork_parent, uint32_t fork_seq)
         close(fd);
         return -1;
     }
+    fd = mt_fd_move_high(fd);
     struct mt_msg_hello hello = {.type = MT_MSG_HELLO, .version = MT_IPC_VERSION,
                                  .pid = getpid(), .ppid = getppid(), .fork_parent = fork_parent,
                                  .fork_seq = fork_seq,
@@ -200,18 +290,10 @@ static int connect_and_hello(pid_t fork_parent, uint32_t fork_seq)
         return -1;
     }
     if (reply.status != MT_REPLY_OK) {
-        if (reply.status == MT_REPLY_ERROR && reply.message[0])
-            mt_log("%.*s", (int)sizeof reply.message, reply.message);
-        close(fd);
+        close(fd); /* the consumer said why, on memtrace's stderr */
         return (int)reply.status;
     }
-    mt_config.unwind = reply.unwind == MT_UNWIND_FP ? MT_UNWIND_FP : MT_UNWIND_DWARF;
-    mt_config.max_depth = reply.max_depth >= 1 && reply.max_depth <= MT_MAX_DEPTH_LIMIT
-                              ? reply.max_depth : 64;
-    mt_config.follow_fork = reply.follow_fork;
-    mt_config.leak_check = reply.leak_check;
-    mt_config.freeres = reply.freeres;
-    mt_config.python = reply.python <= MT_PYTHON_ON ? reply.python : MT_PYTHON_AUTO;
+    take_settings(fd, &reply);
     socket_fd = fd;
     traced_pid = hello.pid;
     struct stat st;
@@ -222,28 +304,27 @@ static int connect_and_hello(pid_t fork_parent, uint32_t fork_seq)
     return MT_REPLY_OK;
 }
 
-/* Adds MEMTRACE_SOCKET=name to the environment without glibc's setenv,
- * which would allocate from the program's heap and shift its layout: the
- * new array and string live in mmap'd memory. A later setenv by the program
- * copies the array as it would copy one it got from the kernel. */
-static void export_socket_name(const char *name)
+/* `memtrace run` preloads us through a symbolic link in its private
+ * directory, beside its socket: the loader keeps the path as LD_PRELOAD
+ * gave it, so the socket is found next to our own path, in this process
+ * and in every program it execs, with nothing added to the environment. */
+static int find_run_socket(void)
 {
-    static char entry[128];
-    snprintf(entry, sizeof entry, "MEMTRACE_SOCKET=%s", name);
-    size_t n = 0;
-    while (environ && environ[n])
-        n++;
-    char **env = mmap(NULL, (n + 2) * sizeof *env, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (env == MAP_FAILED)
-        return;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "MEMTRACE_SOCKET=", 16) != 0)
-            env[k++] = environ[i];
-    env[k++] = entry;
-    env[k] = NULL;
-    environ = env;
+    Dl_info self;
+    if (!dladdr((void *)find_run_socket, &self) || !self.dli_fname)
+        return -1;
+    const char *slash = strrchr(self.dli_fname, '/');
+    if (!slash)
+        return -1;
+    int dir_len = (int)(slash - self.dli_fname);
+    char path[sizeof socket_address.sun_path];
+    if (snprintf(path, sizeof path, "%.*s/%s", dir_len, self.dli_fname, MT_RUN_SOCKET_NAME) >=
+        (int)sizeof path)
+        return -1;
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
+        return -1;
+    return set_socket_name(path);
 }
 
 /* Plain LD_PRELOAD mode: start `memtrace __serve` as a detached process
@@ -294,7 +375,8 @@ static int spawn_consumer(const char *output)
     argv[argc] = NULL;
     int envc = 0;
     for (char **e = environ; e && *e && envc < 4095; e++)
-        if (strncmp(*e, "LD_PRELOAD=", 11) != 0 && strncmp(*e, "MEMTRACE_", 9) != 0)
+        if (strncmp(*e, "LD_PRELOAD=", 11) != 0 &&
+            (strncmp(*e, "MEMTRACE_", 9) != 0 || strncmp(*e, "MEMTRACE_LOG=", 13) == 0))
             envp[envc++] = *e;
     envp[envc] = NULL;
     pid_t pid;
@@ -307,10 +389,9 @@ static int spawn_consumer(const char *output)
         ;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return -1;
-    if (set_socket_name(name) != 0)
-        return -1;
-    export_socket_name(name); /* exec'd children join the same consumer */
-    return 0;
+    /* Exec'd programs start consumers of their own: nothing is added to
+     * the environment the user gave. */
+    return set_socket_name(name);
 }
 
 /* ---- fork and exit ------------------------------------------------------ */
@@ -406,19 +487,24 @@ void mt_init(void)
     resolve_real_functions();
 
     int state = MT_STATE_OFF;
-    const char *sock = getenv("MEMTRACE_SOCKET");
     const char *output = getenv("MEMTRACE_OUTPUT");
-    const char *ring_kib = getenv("MEMTRACE_RING_KIB");
-    const char *verify = getenv("MEMTRACE_UNWIND_VERIFY");
-    mt_unwind_verify = verify && strcmp(verify, "1") == 0;
-    if (ring_kib) {
-        unsigned long kib = strtoul(ring_kib, NULL, 10);
-        if (kib >= 64 && kib <= (1ul << 20) && (kib & (kib - 1)) == 0)
-            mt_config.ring_capacity = kib * 1024;
-    }
-    int have_socket = sock && *sock && set_socket_name(sock) == 0;
-    if (!have_socket && output && *output)
+    const char *log = getenv("MEMTRACE_LOG");
+    if (log && strlen(log) < sizeof log_path)
+        strcpy(log_path, log);
+    int have_socket = find_run_socket() == 0;
+    if (!have_socket && output && *output) {
+        /* plain LD_PRELOAD mode: the user's own variables are the settings */
+        plain_mode = 1;
+        const char *ring_kib = getenv("MEMTRACE_RING_KIB");
+        const char *verify = getenv("MEMTRACE_UNWIND_VERIFY");
+        mt_unwind_verify = verify && strcmp(verify, "1") == 0;
+        if (ring_kib) {
+            unsigned long kib = strtoul(ring_kib, NULL, 10);
+            if (kib >= 64 && kib <= (1ul << 20) && (kib & (kib - 1)) == 0)
+                mt_config.ring_capacity = kib * 1024;
+        }
         have_socket = spawn_consumer(output) == 0;
+    }
     if (have_socket) {
         int status = connect_and_hello(0, 0);
         if (status == MT_REPLY_OK)

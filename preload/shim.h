@@ -112,6 +112,11 @@ int mt_socket_fd(void) MT_HIDDEN;
  * program and reused for something else). */
 int mt_socket_is_ours(void) MT_HIDDEN;
 pid_t mt_traced_pid(void) MT_HIDDEN;
+/* Moves one of our descriptors above the program's range (close-on-exec);
+ * returns the new number, or fd when it cannot. */
+int mt_fd_move_high(int fd) MT_HIDDEN;
+/* The hooks to install: "kind:SYM:ARG[:ARG]" entries separated by ';'. */
+const char *mt_hooks_spec(void) MT_HIDDEN;
 void *mt_bootstrap_alloc(size_t size, size_t align) MT_HIDDEN;
 int mt_is_bootstrap(const void *p) MT_HIDDEN;
 size_t mt_bootstrap_size(const void *p) MT_HIDDEN;

@@ -13,6 +13,7 @@
 #include <link.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -41,9 +42,7 @@ static uintptr_t unwinder_lo, unwinder_hi; /* libunwind's segments */
 
 void mt_stacks_find_unwinder(void)
 {
-    /* libunwind's caches per thread: no lock (and no signal mask change)
-     * around each lookup */
-    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    /* libunwind's range first: its initialization makes its pipe (below) */
     Dl_info info;
     uintptr_t lo, hi;
     if (dladdr((void *)unw_backtrace, &info) &&
@@ -51,6 +50,29 @@ void mt_stacks_find_unwinder(void)
         unwinder_lo = lo;
         unwinder_hi = hi;
     }
+    /* libunwind's caches per thread: no lock (and no signal mask change)
+     * around each lookup */
+    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+}
+
+/* libunwind checks that an address is readable by writing a byte of it into
+ * a pipe of its own (x86_64/Ginit.c, mem_validate_pipe), made with pipe2 at
+ * its initialization and made again whenever a read from it fails, as it
+ * does once the program has closed it. At the lowest free numbers, that
+ * pipe would be what the program's next open()s return, and a daemon that
+ * closes every descriptor and opens files would have libunwind read its
+ * input and write process memory into its output. We are preloaded, so
+ * libunwind's pipe2 calls come here: its ends get numbers at the top of the
+ * program's range. Everyone else's pipe2 is the system call, unchanged. */
+__attribute__((visibility("default"))) int pipe2(int fds[2], int flags)
+{
+    if (syscall(SYS_pipe2, fds, flags) != 0)
+        return -1;
+    if (mt_is_unwinder(__builtin_return_address(0))) {
+        fds[0] = mt_fd_move_high(fds[0]);
+        fds[1] = mt_fd_move_high(fds[1]);
+    }
+    return 0;
 }
 
 int mt_is_unwinder(const void *address)

@@ -32,11 +32,17 @@
 
 #include <stdint.h>
 
-#define MT_IPC_VERSION 1u
+#define MT_IPC_VERSION 2u
 #define MT_RING_MAGIC 0x31474e4952544d4dull /* "MMTRING1" */
 #define MT_RING_DATA_OFFSET 4096u
 #define MT_RING_DEFAULT_CAPACITY (1u << 20)
 #define MT_BUSY_STAMPING 1ull
+/* `memtrace run` makes a private directory (mode 0700) holding its socket
+ * and a symbolic link to the shim, which LD_PRELOAD names: the shim finds
+ * the socket next to its own path (the program's environment gets nothing
+ * but LD_PRELOAD). */
+#define MT_RUN_SOCKET_NAME "memtrace.sock"
+#define MT_RUN_SHIM_NAME "libmemtrace.so"
 
 struct mt_ring_control {
     _Alignas(64) uint64_t head; /* producer: bytes published */
@@ -149,6 +155,12 @@ enum mt_msg_type {
      * process fills (enum mt_leak_kind) before sending SCAN_DONE. */
     MT_MSG_SCAN,
     MT_MSG_SCAN_DONE,
+    /* process -> consumer: a notice of the shim (struct mt_msg_notice), for
+     * memtrace's own stderr or --log-file, never the program's fd 2 */
+    MT_MSG_NOTICE,
+    /* consumer -> process, right after an OK reply to HELLO whose hooks_len
+     * is not 0: hooks_len bytes, the --hook-* list (see shim.h) */
+    MT_MSG_HOOKS,
 };
 
 enum mt_python_mode { MT_PYTHON_OFF = 0, MT_PYTHON_AUTO = 1, MT_PYTHON_ON = 2 };
@@ -188,7 +200,22 @@ struct mt_msg_reply {
     uint32_t leak_check; /* enum mt_leak_check */
     uint32_t freeres;    /* run __libc_freeres before the scan */
     uint32_t python;     /* enum mt_python_mode */
-    char message[224];
+    /* settings `memtrace run` once passed in the environment (the program's
+     * environment is left as it was): */
+    uint32_t ring_kib;      /* ring capacity in KiB, 0 = default */
+    uint32_t unwind_verify; /* 1: compare every walk with libunwind's */
+    uint32_t hooks_len;     /* an MT_MSG_HOOKS message of this length follows */
+    char message[212];
+};
+
+#define MT_HOOKS_MAX 4096
+
+/* process -> consumer: len bytes of text (no newline, no NUL) */
+#define MT_NOTICE_MAX 480
+struct mt_msg_notice {
+    uint32_t type;
+    uint32_t len;
+    char text[MT_NOTICE_MAX];
 };
 
 /* process -> consumer: MT_MSG_SCAN and MT_MSG_SCAN_DONE */
