@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -231,6 +232,70 @@ static void try_inherit(struct consumer *c, struct process *child)
         child->waiting_for_fork = 0;
 }
 
+static pid_t peer_pid(int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? cred.pid : 0;
+}
+
+/* A shim whose socket the program closed connects again as the same
+ * process: the connection is attached to it, if it is one we trace and
+ * detached, and the HELLO comes from that very process. */
+static void on_reconnect(struct consumer *c, int fd, const struct mt_msg_hello *h)
+{
+    pid_t peer = peer_pid(fd);
+    for (size_t i = 0; i < c->nprocs; i++) {
+        struct process *p = c->procs[i];
+        if (p->pid == h->pid && p->detached && p->conn < 0 && p->phase == PHASE_RUNNING &&
+            peer != 0 && p->peer_pid == peer) {
+            p->conn = fd;
+            p->conn_ready = 1;
+            p->detached = 0;
+            if (p->pidfd >= 0)
+                close(p->pidfd);
+            p->pidfd = -1;
+            reply(fd, MT_REPLY_OK, c->opt, NULL);
+            return;
+        }
+    }
+    reply(fd, MT_REPLY_UNTRACED, c->opt, NULL);
+    close(fd);
+}
+
+/* The connection of a process reached EOF. The end of the process, unless
+ * it is still running and has not exec'd: then the program closed the
+ * socket itself (daemons close every descriptor); its rings go on, and the
+ * pidfd says when it ends. */
+static void on_connection_closed(struct process *p)
+{
+    close(p->conn);
+    p->conn = -1;
+    int pidfd = p->peer_pid > 0 && !p->exec_pending
+                    ? (int)syscall(SYS_pidfd_open, p->peer_pid, 0) : -1;
+    struct pollfd pf = {.fd = pidfd, .events = POLLIN};
+    if (pidfd >= 0 && poll(&pf, 1, 0) == 0) {
+        p->pidfd = pidfd;
+        p->detached = 1;
+        return;
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    p->phase = PHASE_CLOSING;
+}
+
+/* A detached process ended (its pidfd became readable), or exec'd. */
+static void check_detached(struct process *p)
+{
+    struct pollfd pf = {.fd = p->pidfd, .events = POLLIN};
+    if (!p->exec_pending && poll(&pf, 1, 0) == 0)
+        return;
+    close(p->pidfd);
+    p->pidfd = -1;
+    p->detached = 0;
+    p->phase = PHASE_CLOSING;
+}
+
 static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
 {
     if (h->version != MT_IPC_VERSION) {
@@ -238,6 +303,10 @@ static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
                         "it runs untraced\n", (int)h->pid);
         reply(fd, MT_REPLY_ERROR, c->opt, "the shim and the consumer are of different versions");
         close(fd);
+        return;
+    }
+    if (h->flags & MT_HELLO_RECONNECT) {
+        on_reconnect(c, fd, h);
         return;
     }
     if (!c->opt->follow_fork && c->first_hello_done) {
@@ -255,6 +324,8 @@ static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
     p->pid = h->pid;
     p->ppid = h->ppid;
     p->conn = fd;
+    p->peer_pid = peer_pid(fd);
+    p->pidfd = -1;
     p->start_ns = h->start_mono_ns;
     p->rss_fd = -1;
     p->fork_parent = h->fork_parent;
@@ -517,6 +588,8 @@ static int finish(struct consumer *c, struct process *p)
 
 static void release(struct process *p)
 {
+    if (p->pidfd >= 0)
+        close(p->pidfd);
     if (p->scan_map)
         munmap(p->scan_map, p->scan_size);
     heap_table_free(&p->live);
@@ -633,16 +706,15 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
                 continue;
             while (p->conn >= 0 && p->conn_ready) {
                 int r = read_message(&c, p);
-                if (r == 0) {
-                    close(p->conn);
-                    p->conn = -1;
-                    p->phase = PHASE_CLOSING;
-                }
+                if (r == 0)
+                    on_connection_closed(p);
                 if (r != 1)
                     p->conn_ready = 0;
             }
             if (p->waiting_for_fork)
                 try_inherit(&c, p);
+            if (p->detached)
+                check_detached(p);
             moved += process_drain(p, 0, &c.snapshots);
             process_sample_rss(p, now);
             dump_writer_tick(&p->dump, now);
@@ -670,8 +742,8 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
             if (done && now - idle_since > quiet)
                 break;
         }
-        if (fds_cap < c.nprocs + 1) {
-            fds_cap = (c.nprocs + 1) * 2;
+        if (fds_cap < 2 * c.nprocs + 1) {
+            fds_cap = (2 * c.nprocs + 1) * 2;
             fds = realloc(fds, fds_cap * sizeof *fds);
         }
         size_t nfds = 0;
@@ -679,6 +751,9 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
         for (size_t i = 0; i < c.nprocs; i++)
             if (c.procs[i]->conn >= 0)
                 fds[nfds++] = (struct pollfd){.fd = c.procs[i]->conn, .events = POLLIN};
+        for (size_t i = 0; i < c.nprocs; i++) /* detached: their end wakes us */
+            if (c.procs[i]->conn < 0 && c.procs[i]->pidfd >= 0)
+                fds[nfds++] = (struct pollfd){.fd = c.procs[i]->pidfd, .events = POLLIN};
         /* A child that ends while we wait interrupts the poll (EINTR). */
         int n = poll(fds, nfds, moved || child_signalled ? 0 : 1);
         listen_ready = n > 0 && (fds[0].revents & POLLIN);

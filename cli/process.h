@@ -49,6 +49,11 @@ enum process_phase { PHASE_RUNNING, PHASE_CLOSING, PHASE_DONE };
 struct process {
     pid_t pid, ppid;
     int conn;                 /* socket, -1 once closed */
+    pid_t peer_pid;           /* its pid as this consumer sees it (SO_PEERCRED) */
+    int pidfd;                /* while detached: a pidfd for it, else -1 */
+    int detached;             /* the program closed the socket, not the end:
+                                 running until the pidfd says it ended or it
+                                 execs; the shim may connect again */
     int conn_ready;           /* readable (or closed) at the last poll */
     enum process_phase phase;
     uint64_t start_ns;

@@ -138,9 +138,17 @@ void mt_disable(const char *why)
     mt_state = MT_STATE_OFF;
 }
 
-/* The socket, or -1 when the program closed it or dup2'd something else over
- * its number: we never write into a descriptor that is no longer ours. */
-int mt_socket_fd(void) { return mt_socket_is_ours() ? socket_fd : -1; }
+static int reconnect(void);
+
+/* The socket, or -1: when the program has closed it or dup2'd something
+ * else over its number (daemons close every descriptor), we never write into
+ * a descriptor that is no longer ours, and connect again. */
+int mt_socket_fd(void)
+{
+    if (mt_socket_is_ours())
+        return socket_fd;
+    return reconnect();
+}
 
 pid_t mt_traced_pid(void) { return traced_pid; }
 
@@ -262,6 +270,8 @@ static void take_settings(int fd, const struct mt_msg_reply *reply)
     }
 }
 
+static uint32_t hello_flags; /* MT_HELLO_RECONNECT while reconnecting */
+
 /* Connects and says hello; returns the reply status, or -1. */
 static int connect_and_hello(pid_t fork_parent, uint32_t fork_seq)
 {
@@ -275,7 +285,7 @@ static int connect_and_hello(pid_t fork_parent, uint32_t fork_seq)
     fd = mt_fd_move_high(fd);
     struct mt_msg_hello hello = {.type = MT_MSG_HELLO, .version = MT_IPC_VERSION,
                                  .pid = getpid(), .ppid = getppid(), .fork_parent = fork_parent,
-                                 .fork_seq = fork_seq,
+                                 .fork_seq = fork_seq, .flags = hello_flags,
                                  /* not after any event's stamp */
                                  .start_mono_ns = mt_coarse_ns()};
     struct mt_msg_reply reply;
@@ -302,6 +312,30 @@ static int connect_and_hello(pid_t fork_parent, uint32_t fork_seq)
         socket_ino = st.st_ino;
     }
     return MT_REPLY_OK;
+}
+
+/* Connects again after the program closed our socket: the old number is
+ * the program's now (never closed or written by us). One thread at a time;
+ * another that finds the connection being made gets -1 (its notice goes to
+ * MEMTRACE_LOG; a new ring waits for no one). Returns the socket, or -1. */
+static int reconnect(void)
+{
+    static int reconnecting;
+    if (socket_fd < 0 || mt_state != MT_STATE_ACTIVE || traced_pid != getpid() ||
+        __atomic_exchange_n(&reconnecting, 1, __ATOMIC_ACQUIRE))
+        return -1;
+    int fd = -1;
+    if (!mt_socket_is_ours()) { /* not another thread's new connection */
+        socket_fd = -1;
+        hello_flags = MT_HELLO_RECONNECT;
+        if (connect_and_hello(0, 0) == MT_REPLY_OK)
+            fd = socket_fd;
+        hello_flags = 0;
+    } else {
+        fd = socket_fd;
+    }
+    __atomic_store_n(&reconnecting, 0, __ATOMIC_RELEASE);
+    return fd;
 }
 
 /* `memtrace run` preloads us through a symbolic link in its private
@@ -423,7 +457,7 @@ static void atfork_child(void)
     pid_t parent = traced_pid;
     mt_generation++;
     fork_count = 0;
-    if (socket_fd >= 0)
+    if (mt_socket_is_ours()) /* else the number is the program's */
         close(socket_fd);
     socket_fd = -1;
     mt_rings_forget_all();

@@ -186,7 +186,14 @@ struct mt_msg_hello {
     int32_t fork_parent; /* pid of the traced parent if forked, else 0 */
     uint32_t fork_seq;   /* which fork() of that parent */
     uint64_t start_mono_ns;
+    uint32_t flags; /* MT_HELLO_RECONNECT */
+    uint32_t reserved;
 };
+
+/* The program closed the process's socket (or dup2'd over it) and the shim
+ * connects again, as the same process: the consumer attaches the new
+ * connection to the process it traces, whose rings it still has. */
+#define MT_HELLO_RECONNECT 1u
 
 enum mt_reply_status { MT_REPLY_OK = 0, MT_REPLY_UNTRACED = 1, MT_REPLY_ERROR = 2 };
 

@@ -105,7 +105,7 @@ def main():
         dumps = mtlib.dumps_in(d)
         if not c.check("one dump", len(dumps) == 1, str(dumps)):
             return
-        rep = mtlib.report(ctx, dumps[0])
+        rep = mtlib.report(ctx, dumps[0], summary=False)
         mtlib.check_exit(c, rep, "close_leak", status=0)
         totals = mtlib.totals(rep)
         c.check("every allocation after close_range is in the dump",
