@@ -25,7 +25,8 @@ Facts about valgrind that the comparisons depend on:
   frees libc's and libstdc++'s one-time blocks at exit the same way (its
   --run-libc-freeres=yes default), so both count those frees.
 - valgrind gives its client LD_PRELOAD=<its two preload libraries>[:user's],
-  memtrace gives LD_PRELOAD=<libmemtrace.so>[:user's] and MEMTRACE_SOCKET.
+  memtrace gives LD_PRELOAD=<a link to libmemtrace.so in its run directory>[:user's]
+  and nothing else.
   Programs that copy their environment (python3, perl) allocate by its size;
   EqualEnvironments makes both runs see variables of the same names and
   lengths.
@@ -514,14 +515,14 @@ class EqualEnvironments:
     program so that the program sees variables of the same names and value
     lengths in both, starting from `base` (a small controlled environment).
 
-    memtrace adds LD_PRELOAD=<its shim>[:previous] and MEMTRACE_SOCKET=<path
-    under $TMPDIR>; valgrind adds LD_PRELOAD=<vgpreload_core>:<vgpreload_
+    memtrace adds LD_PRELOAD=<a link to its shim, in its run directory under
+    $TMPDIR>[:previous] and nothing else; valgrind adds LD_PRELOAD=<vgpreload_core>:<vgpreload_
     memcheck>[:previous]. So:
     - both runs preload libmt_noop.so (a do-nothing library) through a
       symlink, and the two symlink names differ in length by exactly what the
       two prefixes differ by;
     - the valgrind run gets every variable memtrace adds besides LD_PRELOAD
-      (MEMTRACE_SOCKET) with a value of the same length, and the memtrace run
+      (none since issue 18.4) with a value of the same length, and the memtrace run
       every variable valgrind adds besides LD_PRELOAD.
     Both sides are learnt by running /usr/bin/env under each tool, and checked
     the same way afterwards (verify()).

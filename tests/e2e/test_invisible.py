@@ -30,6 +30,12 @@ differs from the bare run's only by LD_PRELOAD.
                         environment) equal the bare run's but for LD_PRELOAD;
                         in plain mode they equal the bare run's exactly; the
                         hook is still installed.
+    --case real_env     perl copying its environment and git in a fresh
+                        repository, under memtrace run and under valgrind with
+                        environments built by mtlib.EqualEnvironments: memtrace
+                        adds no variable besides LD_PRELOAD (so no filler is
+                        needed on valgrind's side) and the totals are
+                        valgrind's exactly.
 """
 
 import os
@@ -42,7 +48,7 @@ import mtlib
 def add_arguments(parser):
     parser.add_argument("--case", required=True,
                         choices=["fds_daemon", "first_open", "close_leak", "notices",
-                                 "environment"])
+                                 "environment", "real_env"])
 
 
 def main():
@@ -200,7 +206,43 @@ def main():
             c.eq("%s: plain mode: the environment is the one the user gave" % what,
                  r.stdout.split("\0"), ["%s=%s" % kv for kv in plain_env.items()] + [""])
 
-    cases = {"fds_daemon": fds_daemon, "first_open": first_open, "close_leak": close_leak,
+    def real_env(c):
+        mtlib.need_valgrind()
+        home = ctx.subdir("home")
+        base = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": ctx.subdir("tmp"),
+                "LANG": "C.UTF-8", "PERL_HASH_SEED": "0", "PERL_PERTURB_KEYS": "0",
+                "GIT_CONFIG_NOSYSTEM": "1"}
+        envs = mtlib.EqualEnvironments(ctx, base, ctx.subdir("env"))
+        c.eq("memtrace adds no variable besides LD_PRELOAD",
+             sorted(set(envs.valgrind_env) - set(base) - {"LD_PRELOAD"} -
+                    set(mtlib.sanitizer_env())), [])
+        envs.verify(c, "real_env")
+        perl = ["/usr/bin/perl", "-e",
+                'my %copy = %ENV; my @all = map { "$_=$copy{$_}" } sort keys %copy; '
+                'print scalar(@all), "\\n";']
+        for name, argv, setup in (("perl", perl, None),
+                                  ("git", ["/usr/bin/git", "init", "-q", "repo"], None)):
+            if not os.path.exists(argv[0]):
+                raise mtlib.TestError("%s is not installed" % argv[0])
+            mt_dir = ctx.subdir(name, "run-m")
+            vg_dir = ctx.subdir(name, "run-v")
+            dumps_dir = ctx.subdir(name, "dumps")
+            r = mtlib.memtrace_run(ctx, argv, os.path.join(dumps_dir, "%n.%p.mtr"),
+                                   env=envs.memtrace_env, cwd=mt_dir, logdir=mt_dir, timeout=90)
+            c.eq("%s: memtrace run exits 0" % name, mtlib.exit_code(r.returncode), 0)
+            vg = mtlib.valgrind_run(argv, logdir=vg_dir, env=envs.valgrind_env, cwd=vg_dir,
+                                    timeout=180)
+            c.eq("%s: valgrind exits 0" % name, mtlib.exit_code(vg.returncode), 0)
+            dumps = mtlib.dumps_in(dumps_dir)
+            if not c.check("%s: one dump" % name, len(dumps) == 1, str(dumps)):
+                continue
+            got = mtlib.totals(mtlib.report(ctx, dumps[0]))
+            want = mtlib.valgrind_figures(vg.log)
+            print("  %s memtrace: %s" % (name, mtlib.fmt(got)))
+            print("  %s valgrind: %s" % (name, mtlib.fmt(want)))
+            c.figures("%s: memtrace == valgrind" % name, got, want)
+
+    cases = {"real_env": real_env, "fds_daemon": fds_daemon, "first_open": first_open, "close_leak": close_leak,
              "notices": notices, "environment": environment}
     mtlib.run_test(ctx, "invisible." + case, cases[case])
 

@@ -3,3 +3,5 @@
 foreach(case fds_daemon first_open close_leak notices environment)
   memtrace_e2e(invisible.${case} test_invisible.py ARGS --case ${case})
 endforeach()
+memtrace_e2e(invisible.real_env test_invisible.py TIMEOUT 400 LABELS valgrind
+             ARGS --case real_env)
