@@ -645,6 +645,113 @@ char *const *consumer_dumps(int *count)
     return served_dumps;
 }
 
+/* ---- leaving the rest to a detached consumer (run mode) ----------------- */
+
+/* How long run waits, once its program has ended and its dump is complete,
+ * for the program's descendants to end too before it leaves them to a
+ * detached copy of itself. */
+#define DETACH_GRACE_NS 200000000ull
+
+static enum consumer_role role = CONSUMER_ATTACHED;
+static char *pending_line;
+
+enum consumer_role consumer_role(void) { return role; }
+
+const char *consumer_pending_line(void) { return pending_line; }
+
+/* The line run prints when it leaves processes behind: their pids, names and
+ * dumps (the first 8), and what becomes of them, in one line. */
+static char *describe_pending(const struct consumer *c, size_t npending)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f)
+        return NULL;
+    int one = npending == 1;
+    fprintf(f, "memtrace: %zu process%s still run%s after the program ended:", npending,
+            one ? "" : "es", one ? "s" : "");
+    size_t named = 0;
+    for (size_t i = 0; i < c->nprocs; i++) {
+        const struct process *p = c->procs[i];
+        if (p->phase == PHASE_DONE)
+            continue;
+        if (named++ == 8) {
+            fprintf(f, ", ...");
+            break;
+        }
+        fprintf(f, "%s pid %d (%s) %s", named > 1 ? "," : "", (int)p->pid, program_name(p),
+                p->dump_path);
+    }
+    fprintf(f, "; %s in the background when %s (`flock DUMP true` waits for that), and "
+               "%s not judged by this run's gates",
+            one ? "its dump is completed" : "their dumps are completed",
+            one ? "it ends" : "they end", one ? "is" : "are");
+    fclose(f);
+    return text;
+}
+
+/* The program has ended and its dump is complete, but descendants of it
+ * still run: fork. The parent returns to run, which exits with the
+ * program's status; the child carries on with every connection, ring and
+ * dump as the detached consumer of plain mode does, quietly, in a session
+ * of its own. 1 in the parent, 0 in the child or when fork failed (then
+ * this process simply serves on). */
+static int detach(struct consumer *c, struct consumer_options *opt)
+{
+    size_t npending = 0;
+    for (size_t i = 0; i < c->nprocs; i++)
+        npending += c->procs[i]->phase != PHASE_DONE;
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        return 0;
+    if (pid > 0) {
+        role = CONSUMER_LEFT_BEHIND;
+        pending_line = describe_pending(c, npending);
+        /* the dumps run judges: those complete now */
+        size_t kept = 0;
+        for (size_t i = 0; i < c->ncreated; i++) {
+            int pending = 0;
+            for (size_t k = 0; k < c->nprocs; k++)
+                pending |= c->procs[k]->phase != PHASE_DONE && c->procs[k]->dump_path &&
+                           strcmp(c->procs[k]->dump_path, c->created[i]) == 0;
+            if (pending)
+                free(c->created[i]);
+            else
+                c->created[kept++] = c->created[i];
+        }
+        c->ncreated = kept;
+        /* the child's copies hold the dumps' locks until they are complete */
+        for (size_t k = 0; k < c->nprocs; k++)
+            if (c->procs[k]->phase != PHASE_DONE && c->procs[k]->dump.fd >= 0)
+                close(c->procs[k]->dump.fd);
+        return 1;
+    }
+    role = CONSUMER_DETACHED;
+    setsid();
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    signal(SIGTERM, SIG_DFL);
+    /* Nothing of the terminal or of a pipe someone reads to its end (as
+     * $(memtrace run ...) does): stderr is kept only when it is a file or a
+     * terminal, for the errors that may still come. */
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull >= 0) {
+        struct stat st;
+        dup2(devnull, STDIN_FILENO);
+        dup2(devnull, STDOUT_FILENO);
+        if (fstat(STDERR_FILENO, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)))
+            dup2(devnull, STDERR_FILENO);
+        close(devnull);
+    }
+    opt->direct_child = 0;
+    opt->quiet = 1;
+    c->accepted_any = 1; /* serve mode's rule: stop after a quiet second */
+    return 0;
+}
+
 /* SIGCHLD from the direct child (run mode): waitpid only after one, and
  * every WAIT_FALLBACK_NS in case one was missed. */
 static volatile sig_atomic_t child_signalled;
@@ -684,13 +791,15 @@ static void check_child(struct consumer *c, uint64_t now, uint64_t *last_wait)
  * waits at most 1 ms, the bound on how long a full ring waits for us. */
 int consumer_serve(const struct consumer_options *options, int listen_fd, int *had_error)
 {
-    struct consumer c = {.opt = options, .listen_fd = listen_fd};
+    struct consumer_options opt = *options; /* a detached consumer changes its copy */
+    struct consumer c = {.opt = &opt, .listen_fd = listen_fd};
+    role = CONSUMER_ATTACHED;
     fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
     struct sigaction chld = {.sa_handler = on_sigchld, .sa_flags = SA_RESTART | SA_NOCLDSTOP}, old_chld;
     sigemptyset(&chld.sa_mask);
     sigaction(SIGCHLD, &chld, &old_chld);
     child_signalled = 1; /* the child may have ended before the handler was set */
-    uint64_t idle_since = consumer_now_ns(), last_wait = 0;
+    uint64_t idle_since = consumer_now_ns(), last_wait = 0, program_done_ns = 0;
     struct pollfd *fds = NULL;
     size_t fds_cap = 0;
     int listen_ready = 1;
@@ -731,9 +840,17 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
         }
         c.nprocs = kept;
         int done = all_done(&c);
-        if (options->direct_child) {
+        if (opt.direct_child) {
             if (c.child_reaped && done)
                 break;
+            /* the program is gone and its dump complete: wait a little for
+             * its descendants, then leave them to a detached copy */
+            if (c.child_reaped && opt.detach && !find_running(&c, opt.direct_child)) {
+                if (!program_done_ns)
+                    program_done_ns = now;
+                if (now - program_done_ns > DETACH_GRACE_NS && detach(&c, &opt))
+                    break;
+            }
         } else {
             if (!done || moved)
                 idle_since = now;
@@ -763,6 +880,13 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
     }
     sigaction(SIGCHLD, &old_chld, NULL);
     free(fds);
+    if (role == CONSUMER_LEFT_BEHIND) { /* the detached copy serves them */
+        served_dumps = c.created;
+        served_count = c.ncreated;
+        if (had_error)
+            *had_error = c.had_error;
+        return c.child_status;
+    }
     while (c.snapshots) {
         struct fork_snapshot *s = c.snapshots;
         c.snapshots = s->next;

@@ -23,6 +23,8 @@ struct consumer_options {
     uint32_t ring_kib;      /* 0 = the shim's default */
     int unwind_verify;      /* MEMTRACE_UNWIND_VERIFY=1 given to memtrace run */
     const char *hooks;      /* the --hook-* list, or NULL */
+    int detach;         /* run mode: once the program has ended, leave the
+                         * descendants still running to a detached copy */
 };
 
 /* Serves until every traced process has ended (and, in run mode, the
@@ -31,8 +33,19 @@ struct consumer_options {
 int consumer_serve(const struct consumer_options *options, int listen_fd, int *had_error);
 
 /* The dumps the last consumer_serve created, in order; valid until the next
- * call. */
+ * call. After CONSUMER_LEFT_BEHIND, only those complete when it returned. */
 char *const *consumer_dumps(int *count);
+
+/* What the last consumer_serve in run mode with .detach ended as. */
+enum consumer_role {
+    CONSUMER_ATTACHED,    /* it served every process to its end */
+    CONSUMER_LEFT_BEHIND, /* the program ended; a detached copy serves the rest */
+    CONSUMER_DETACHED,    /* this process is that copy, now done */
+};
+enum consumer_role consumer_role(void);
+/* After CONSUMER_LEFT_BEHIND: one line naming the processes left and their
+ * dumps, for run to print. */
+const char *consumer_pending_line(void);
 
 /* Expands an output pattern for one process into buf; 0 or -1 if too long. */
 int consumer_expand_pattern(const char *pattern, pid_t pid, const char *program, char *buf,

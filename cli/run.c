@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -24,6 +25,7 @@
 #include "cli.h"
 #include "consumer.h"
 #include "memtrace/format.h"
+#include "run_janitor.h"
 #include "memtrace/ring.h"
 
 static const char run_usage[] =
@@ -84,11 +86,36 @@ static char socket_dir[PATH_MAX];
 static char socket_path[PATH_MAX];
 static char shim_link[PATH_MAX];
 static volatile pid_t child_pid;
+static volatile int child_pidfd = -1; /* signals never reach a reused pid */
 
-static void forward_signal(int sig)
+/* SIGTERM, SIGHUP, SIGINT and SIGQUIT sent to run are passed on to the
+ * program, as sudo does, and run waits for it to end as usual (so that its
+ * dump is complete and the run directory removed). Not passed on: what the
+ * terminal sent (^C, ^\, hangup: the program, in the same foreground
+ * process group, got it too) and what the program sent itself. A signal
+ * sent to the whole process group by another process reaches the program
+ * twice. */
+static void forward_signal(int sig, siginfo_t *info, void *context)
 {
-    if (child_pid > 0)
-        kill(child_pid, sig);
+    (void)context;
+    pid_t child = child_pid;
+    if (child <= 0 || info->si_code == SI_KERNEL || (info->si_code <= 0 && info->si_pid == child))
+        return;
+    int saved = errno;
+    if (child_pidfd < 0 || pidfd_send_signal(child_pidfd, sig, NULL, 0) != 0)
+        kill(child, sig);
+    errno = saved;
+}
+
+static void forward_signals(void)
+{
+    struct sigaction sa = {.sa_sigaction = forward_signal, .sa_flags = SA_SIGINFO | SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    int forwarded[] = {SIGTERM, SIGHUP, SIGINT, SIGQUIT};
+    for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++)
+        sigaddset(&sa.sa_mask, forwarded[i]);
+    for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++)
+        sigaction(forwarded[i], &sa, NULL);
 }
 
 /* Finds PROGRAM the way execvp would; 0 and the path, or an errno. */
@@ -496,6 +523,11 @@ int cmd_run(int argc, char **argv)
     int listen_fd = make_socket(shim);
     if (listen_fd < 0)
         return 1;
+    /* removes the run directory if run is killed before it can; the
+     * descriptor is held open until run's end (or its detached
+     * consumer's) */
+    int janitor_fd = run_janitor_start(socket_dir);
+    (void)janitor_fd;
 
     int errpipe[2];
     if (pipe2(errpipe, O_CLOEXEC) != 0) {
@@ -528,6 +560,7 @@ int cmd_run(int argc, char **argv)
         (void)ignored;
         _exit(127);
     }
+    child_pidfd = pidfd_open(pid, 0);
     child_pid = pid;
     close(errpipe[1]);
     int exec_errno = 0;
@@ -537,17 +570,23 @@ int cmd_run(int argc, char **argv)
         return cli_error("cannot run '%s': %s", given, strerror(exec_errno));
     }
     close(errpipe[0]);
-    /* The terminal sends ^C and ^\ to the program too; we wait for it. */
-    signal(SIGINT, SIG_IGN);
-    signal(SIGQUIT, SIG_IGN);
-    signal(SIGTERM, forward_signal);
-    signal(SIGHUP, forward_signal);
+    forward_signals();
     signal(SIGPIPE, SIG_IGN);
     o.direct_child = pid;
+    o.detach = 1;
     int had_error = 0;
     int status = consumer_serve(&o, listen_fd, &had_error);
-    close(listen_fd);
-    remove_socket();
+    if (consumer_role() == CONSUMER_DETACHED) { /* the copy that served the rest */
+        remove_socket();
+        return had_error;
+    }
+    child_pid = 0;
+    if (consumer_role() == CONSUMER_ATTACHED) {
+        close(listen_fd);
+        remove_socket();
+    } else if (consumer_pending_line()) { /* the detached copy removes it */
+        fprintf(stderr, "%s\n", consumer_pending_line());
+    }
     int program_status = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
     if (had_error && program_status == 0)
         program_status = 1; /* a dump could not be written: said on stderr */
