@@ -697,7 +697,7 @@ static char *describe_pending(const struct consumer *c, size_t npending)
  * dump as the detached consumer of plain mode does, quietly, in a session
  * of its own. 1 in the parent, 0 in the child or when fork failed (then
  * this process simply serves on). */
-static int detach(struct consumer *c, struct consumer_options *opt)
+static int leave_to_background(struct consumer *c, struct consumer_options *opt)
 {
     size_t npending = 0;
     for (size_t i = 0; i < c->nprocs; i++)
@@ -848,7 +848,7 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
             if (c.child_reaped && opt.detach && !find_running(&c, opt.direct_child)) {
                 if (!program_done_ns)
                     program_done_ns = now;
-                if (now - program_done_ns > DETACH_GRACE_NS && detach(&c, &opt))
+                if (now - program_done_ns > DETACH_GRACE_NS && leave_to_background(&c, &opt))
                     break;
             }
         } else {
