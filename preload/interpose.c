@@ -1,5 +1,5 @@
 /* The interposed functions: the malloc family, C++ operators new/delete (all
- * variants, defined in C under their mangled names), dlopen/dlclose, _exit
+ * variants, defined in C under their mangled names), dlclose, _exit
  * and the exec family.
  *
  * The hot path of every function: check the thread's guard and the process
@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "loader.h"
 #include "shim.h"
 
 void mt_note_exit(int status) MT_HIDDEN;
@@ -53,6 +54,8 @@ static void guard_release(int **guard) { (**guard)--; }
 /* Writes the event of an allocation that returned p. in_record raised. */
 void mt_emit_alloc(struct mt_thread *t, void *p, size_t size, uint32_t function)
 {
+    if (MT_UNLIKELY(mt_dl_pending)) /* a module came or went (dl_track.c) */
+        mt_dl_catch_up(t);
     struct mt_ring *r = mt_ring_get(t);
     if (!r)
         return;
@@ -440,7 +443,10 @@ DELETE_FUNCTION(_ZdlPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t al, nothro
 DELETE_FUNCTION(_ZdaPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t al, nothrow_ref nt),
                 (p, al, nt), MT_FN_DELETE_ARRAY)
 
-/* ---- modules: dlopen / dlclose --------------------------------------------- */
+/* ---- modules: dlclose ------------------------------------------------------
+ * dlopen, dlmopen, dlsym and dlvsym are tail calls (dl_stubs.S, dl_track.c):
+ * glibc reads their caller from the return address. dlclose does not care
+ * who calls it, and libpython must be let go of before it is unmapped. */
 
 static void sync_modules_now(void)
 {
@@ -453,26 +459,6 @@ static void sync_modules_now(void)
     mt_modules_sync_now(t);
     t->in_record--;
     errno = saved;
-}
-
-EXPORT void *dlopen(const char *file, int flags)
-{
-    if (!mt_real.dlopen)
-        mt_init();
-    void *h = mt_real.dlopen(file, flags);
-    sync_modules_now();
-    if (h && mt_state == MT_STATE_ACTIVE)
-        mt_python_setup(h); /* a program that embeds CPython by dlopen */
-    return h;
-}
-
-EXPORT void *dlmopen(long ns, const char *file, int flags)
-{
-    if (!mt_real.dlmopen)
-        mt_init();
-    void *h = mt_real.dlmopen(ns, file, flags);
-    sync_modules_now();
-    return h;
 }
 
 EXPORT int dlclose(void *handle)

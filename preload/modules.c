@@ -4,7 +4,8 @@
  * The loader's dlpi_adds/dlpi_subs counters say cheaply whether anything was
  * loaded or unloaded since the last look; only then are the modules walked.
  * Called on every new stack (so a stack never points into a module the dump
- * has not announced), after dlopen and after dlclose. All of it under one
+ * has not announced) and after dlclose; a change seen here also leaves work
+ * for dl_track.c (mt_dl_note_change). All of it under one
  * spinlock; the list lives in mmap'd memory.
  */
 #define _GNU_SOURCE
@@ -15,6 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "loader.h"
 #include "shim.h"
 
 struct module {
@@ -201,6 +203,7 @@ int mt_modules_sync(struct mt_ring *r, uint64_t *ts)
     dl_iterate_phdr(read_counters, counters);
     if (counters[0] == last_adds && counters[1] == last_subs)
         return 0;
+    mt_dl_note_change(); /* loaded behind dlopen's back, or by another thread */
     if (!modules) {
         void *p = mmap(NULL, MAX_MODULES * sizeof(struct module), PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "loader.h"
 #include "python_layout.h"
 #include "shim.h"
 
@@ -278,11 +279,11 @@ static int search_module(struct dl_phdr_info *info, size_t size, void *data)
     return 1; /* the module that has the first name has them all */
 }
 
-void mt_python_setup(void *handle)
+int mt_python_setup(void *handle)
 {
     (void)handle; /* every loaded module is searched, RTLD_LOCAL ones too */
     if (python_ready || python_refused || mt_config.python == MT_PYTHON_OFF)
-        return;
+        return 0;
     static const char *const names[] = {"Py_IsInitialized", "PyGILState_GetThisThreadState",
                                         "PyCode_Addr2Line", "Py_GetVersion", "PyCode_Type"};
     void *found[5] = {0};
@@ -297,6 +298,10 @@ void mt_python_setup(void *handle)
         .version = (const char *(*)(void))found[3],
         .code_type = found[4],
     };
+    if (search.module_found && a.version && !mt_dl_code_ready((void *)a.version)) {
+        t->guard--; /* mapped, not relocated yet: not to be called */
+        return 1;
+    }
     if (search.module_found && a.is_initialized && a.this_thread_state && a.addr2line &&
         a.version && a.code_type) {
         const char *v = a.version();
@@ -314,6 +319,7 @@ void mt_python_setup(void *handle)
         }
     }
     t->guard--;
+    return 0;
 }
 
 void mt_python_after_dlclose(void)

@@ -264,8 +264,9 @@ void mt_scan_at_exit(int allow_freeres) MT_HIDDEN;
 
 /* ---- python.c ---- */
 /* Looks for CPython in the process (handle: a library just dlopen'ed, or
- * NULL for everything loaded); once found, captures read its frames. */
-void mt_python_setup(void *handle) MT_HIDDEN;
+ * NULL for everything loaded); once found, captures read its frames.
+ * Returns 1 if CPython was found still being relocated: to be tried again. */
+int mt_python_setup(void *handle) MT_HIDDEN;
 /* Appends the calling thread's Python frames (MT_PYFRAME_ADDRESS) to ips,
  * writing PYFRAME records for new ones into r (then *ts is re-stamped).
  * Returns how many; 0 without CPython. in_record raised. */

@@ -1,0 +1,31 @@
+# Victims of the loader tests (issue 18 point 1, issue 17 point 7):
+# test_dlcaller.py and test_bypass.py.
+
+# The plugin, next to the executables (found by their $ORIGIN), and a copy
+# in dlplugins/ that only libmt_dlloader.so's own RUNPATH finds.
+add_library(mt_dlplugin MODULE ${P}/dlplugin.c)
+target_compile_options(mt_dlplugin PRIVATE -O0 -g)
+set_target_properties(mt_dlplugin PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${MT_PROGRAMS_DIR})
+add_library(mt_dlplugin2 MODULE ${P}/dlplugin.c)
+target_compile_options(mt_dlplugin2 PRIVATE -O0 -g)
+set_target_properties(mt_dlplugin2 PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${MT_PROGRAMS_DIR}/dlplugins)
+add_library(mt_dlloader SHARED ${P}/dlloader.c)
+target_compile_options(mt_dlloader PRIVATE -O0 -g)
+target_link_libraries(mt_dlloader PRIVATE ${CMAKE_DL_LIBS})
+target_link_options(mt_dlloader PRIVATE -Wl,--enable-new-dtags)
+set_target_properties(mt_dlloader PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${MT_PROGRAMS_DIR}
+                      SKIP_BUILD_RPATH TRUE BUILD_WITH_INSTALL_RPATH TRUE
+                      INSTALL_RPATH "\$ORIGIN/dlplugins")
+list(APPEND MT_VICTIMS mt_dlplugin mt_dlplugin2 mt_dlloader)
+
+# The caller: with DT_RPATH $ORIGIN, with DT_RUNPATH $ORIGIN, and with
+# neither (its plugin found by LD_LIBRARY_PATH).
+foreach(variant rpath runpath)
+  memtrace_victim(dl_caller_${variant} SOURCES ${P}/dl_caller.c OPTIONS -DDL_CALLER_LOADER
+                  LINK ${CMAKE_DL_LIBS} mt_dlloader)
+  set_target_properties(dl_caller_${variant} PROPERTIES SKIP_BUILD_RPATH TRUE
+                        BUILD_WITH_INSTALL_RPATH TRUE INSTALL_RPATH "\$ORIGIN")
+endforeach()
+target_link_options(dl_caller_rpath PRIVATE -Wl,--disable-new-dtags)
+target_link_options(dl_caller_runpath PRIVATE -Wl,--enable-new-dtags)
+memtrace_victim(dl_caller_plain SOURCES ${P}/dl_caller.c LINK ${CMAKE_DL_LIBS})
