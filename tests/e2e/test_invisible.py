@@ -17,6 +17,13 @@ differs from the bare run's only by LD_PRELOAD.
                         (close_range) and then allocates and leaks: every
                         event is in the dump, the leak check ran, and the
                         lost blocks are reported as lost.
+    --case dup2_leak    a program that dup2s its output file over every
+                        number from 3 to 63 and the 16 under its soft
+                        RLIMIT_NOFILE (where memtrace keeps its socket and
+                        libunwind's pipe) and then
+                        allocates and leaks: memtrace writes nothing into the
+                        file (it checks that a number is still its own), and
+                        the leak is reported as in close_leak.
     --case notices      a program that defines its own malloc (own_malloc_O0,
                         so the shim says it hooks it) run as `sh -c 'prog
                         2>inner.err'`: inner.err stays empty under memtrace
@@ -47,7 +54,7 @@ import mtlib
 
 def add_arguments(parser):
     parser.add_argument("--case", required=True,
-                        choices=["fds_daemon", "first_open", "close_leak", "notices",
+                        choices=["fds_daemon", "first_open", "close_leak", "dup2_leak", "notices",
                                  "environment", "real_env"])
 
 
@@ -100,12 +107,19 @@ def main():
         mtlib.wait_for_dump(dump)
         c.check("plain LD_PRELOAD mode: the dump is written", os.path.getsize(dump) > 0)
 
-    def close_leak(c):
+    def dup2_leak(c):
+        close_leak(c, "dup2-leak")
+
+    def close_leak(c, mode="close-leak"):
         prog = ctx.prog("fd_daemon")
         d = ctx.subdir("memtrace")
         n = 6
-        r = mtlib.memtrace_run(ctx, [prog, "close-leak", str(n)], os.path.join(d, "%n.%p.mtr"),
-                               cwd=d, logdir=d, timeout=60)
+        argv = [prog, mode, str(n)] + ([d] if mode == "dup2-leak" else [])
+        r = mtlib.memtrace_run(ctx, argv, os.path.join(d, "%n.%p.mtr"), cwd=d, logdir=d,
+                               timeout=60)
+        if mode == "dup2-leak":
+            c.eq("nothing of memtrace's is written into the program's file",
+                 os.path.getsize(os.path.join(d, "out")), 0)
         c.eq("memtrace run exits 0", mtlib.exit_code(r.returncode), 0)
         c.eq("the victim ran to its end", r.stdout, "leaked %d\n" % (2 * n))
         dumps = mtlib.dumps_in(d)
@@ -114,14 +128,14 @@ def main():
         rep = mtlib.report(ctx, dumps[0], summary=False)
         mtlib.check_exit(c, rep, "close_leak", status=0)
         totals = mtlib.totals(rep)
-        c.check("every allocation after close_range is in the dump",
+        c.check("every allocation after the descriptors changed is in the dump",
                 totals.get("allocations", 0) >= 2 * n, str(totals))
         leaks = rep.get("leaks")
         if not c.check("the leak check ran at exit", leaks is not None and
                        "by_kind" in leaks, str(sorted(rep))):
             return
         by_kind = leaks["by_kind"]
-        c.eq("the blocks lost after close_range are reported lost",
+        c.eq("the blocks lost after the descriptors changed are reported lost",
              (by_kind["definite"]["bytes"], by_kind["definite"]["blocks"]),
              ((2 * n - 2) * 4242, 2 * n - 2))
         c.eq("the two kept are reachable",
@@ -243,6 +257,7 @@ def main():
             c.figures("%s: memtrace == valgrind" % name, got, want)
 
     cases = {"real_env": real_env, "fds_daemon": fds_daemon, "first_open": first_open, "close_leak": close_leak,
+             "dup2_leak": dup2_leak,
              "notices": notices, "environment": environment}
     mtlib.run_test(ctx, "invisible." + case, cases[case])
 

@@ -9,6 +9,12 @@
  *                               (so stacks are unwound through a signal
  *                               frame), then copies DIR/in to DIR/out and
  *                               prints "fds A B C read N".
+ *   fd_daemon dup2-leak N DIR   opens DIR/out and dup2s it over every number
+ *                               from 3 to 63 and the 16 below its soft
+ *                               RLIMIT_NOFILE (where memtrace keeps its
+ *                               own), then allocates as
+ *                               close-leak does and prints "leaked 2N";
+ *                               DIR/out must stay empty.
  *   fd_daemon close-leak N      closes every descriptor above 2, then
  *                               waits 0.3 s and allocates N blocks of 4242
  *                               bytes from main and N from a signal handler,
@@ -21,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static void *volatile sink;
@@ -86,6 +93,25 @@ int main(int argc, char **argv)
         printf("leaked %d\n", 2 * n);
         return 0;
     }
-    fprintf(stderr, "usage: fd_daemon first-open | daemon DIR | close-leak N\n");
+    if (argc == 4 && strcmp(argv[1], "dup2-leak") == 0) {
+        char out_path[4096];
+        snprintf(out_path, sizeof out_path, "%s/out", argv[3]);
+        int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        struct rlimit rl;
+        getrlimit(RLIMIT_NOFILE, &rl);
+        int top = rl.rlim_cur > 65536 ? 65536 : (int)rl.rlim_cur;
+        for (int fd = 3; fd < top; fd++)
+            if (fd != out && (fd < 64 || fd >= top - 16))
+                dup2(out, fd);
+        int n = atoi(argv[2]);
+        signal(SIGUSR1, on_signal_leak);
+        for (int i = 0; i < n; i++) {
+            raise(SIGUSR1);
+            sink = malloc(4242);
+        }
+        printf("leaked %d\n", 2 * n);
+        return 0;
+    }
+    fprintf(stderr, "usage: fd_daemon first-open | daemon DIR | close-leak N | dup2-leak N DIR\n");
     return 2;
 }
