@@ -19,6 +19,8 @@
 #include "../report/util.h"
 #include "process.h"
 
+_Static_assert(MT_MAX_STACK_ENTRIES <= MT_STACK_DEPTH_MAX, "the dump holds every stack a ring can");
+
 /* ---- byte buffers ------------------------------------------------------- */
 
 /* Appends n bytes (the buffer doubles as it grows). 0, or -1 when out of

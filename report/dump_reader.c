@@ -262,7 +262,10 @@ static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *r
             return c->status;
         if (rec->type == MT_REC_STACK_LIKE && (inner > r->ips_depth || outer > r->ips_depth - inner))
             return -1;
-        if (n > 4096 || inner + outer + n > 4096)
+        /* ids 1, 2, ... in order, and the format's depth: what a reader
+         * keeps per stack is then bounded by the records it really read */
+        if (rec->id != r->stacks_seen + 1 || n > MT_STACK_DEPTH_MAX ||
+            inner + outer + n > MT_STACK_DEPTH_MAX)
             return -1;
         rec->depth = inner + outer + n;
         if (rec->depth > r->ips_next_cap) {
@@ -288,6 +291,7 @@ static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *r
         r->ips_next_cap = r->ips_cap;
         r->ips_cap = cap;
         r->ips_depth = rec->depth;
+        r->stacks_seen++;
         rec->type = MT_REC_STACK;
         rec->ips = r->ips;
         return 0;

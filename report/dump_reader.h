@@ -79,6 +79,7 @@ struct dump_reader {
     uint64_t *ips, *ips_next;
     size_t ips_cap, ips_next_cap;
     uint64_t ips_depth;
+    uint64_t stacks_seen; /* STACK and STACK_LIKE records read: the last id */
     struct dump_segment *segments;
     size_t segments_cap;
     /* the EVENTS record being read: its columns' unread parts (inside buf,

@@ -277,6 +277,32 @@ static int repeats_caller(const struct sym_frame *f, const struct sym_frame *cal
            strcmp(f->function, caller->function) == 0;
 }
 
+/* The existing child of parent named name, or UINT32_MAX. */
+static uint32_t find_child(const struct flame_tree *t, uint32_t parent, uint32_t name)
+{
+    uint32_t i = (uint32_t)node_key_hash(parent, name) & t->node_index_mask;
+    for (; t->node_index[i]; i = (i + 1) & t->node_index_mask) {
+        const struct flame_node *n = &t->nodes[t->node_index[i] - 1];
+        if (n->parent == parent && n->name == name)
+            return t->node_index[i] - 1;
+    }
+    return UINT32_MAX;
+}
+
+/* Past FLAME_MAX_NODES nodes, the frames of a site that would need a new
+ * node go into one "[more frames]" child of the deepest node it reached
+ * (one per parent at most, so the tree stays below twice the budget):
+ * widths stay exact, the work stays bounded whatever a dump holds. */
+static uint32_t more_frames(struct flame_tree *t, uint32_t parent)
+{
+    static const char more[] = "[more frames]";
+    uint32_t name = intern(t, more, sizeof more - 1, NULL);
+    if (name == UINT32_MAX)
+        return UINT32_MAX;
+    t->cut_sites++;
+    return child(t, parent, name, FLAME_MODULE_UNKNOWN, NULL);
+}
+
 static int add_site(struct flame_tree *t, const struct analysis *a, const struct site *s,
                     uint64_t bytes, uint64_t blocks, const char *program)
 {
@@ -288,9 +314,17 @@ static int add_site(struct flame_tree *t, const struct analysis *a, const struct
         const struct sym_frame *f = &a->frames[frames[k]];
         if (f->is_memtrace || (k + 1 < s->nframes && repeats_caller(f, &a->frames[frames[k + 1]])))
             continue;
-        uint32_t name = frame_name(t, a, frames[k]);
-        if (name == UINT32_MAX ||
-            (node = child(t, node, name, module_kind(f->module, program), f->module)) == UINT32_MAX)
+        uint32_t name = frame_name(t, a, frames[k]), next;
+        if (name == UINT32_MAX)
+            return -1;
+        if (t->nnodes >= FLAME_MAX_NODES && (next = find_child(t, node, name)) == UINT32_MAX) {
+            if ((node = more_frames(t, node)) == UINT32_MAX)
+                return -1;
+            t->nodes[node].bytes += bytes;
+            t->nodes[node].blocks += blocks;
+            break;
+        }
+        if ((node = child(t, node, name, module_kind(f->module, program), f->module)) == UINT32_MAX)
             return -1;
         t->nodes[node].bytes += bytes;
         t->nodes[node].blocks += blocks;
@@ -391,6 +425,11 @@ int flame_tree_build(struct flame_tree *t, const struct analysis *a, enum flame_
     }
     if (order_children(t) != 0)
         goto oom;
+    if (t->cut_sites)
+        fprintf(stderr,
+                "memtrace: the flame graph is cut at %u frames: the deeper frames of %u stacks "
+                "are shown as [more frames]\n",
+                FLAME_MAX_NODES, t->cut_sites);
     free(t->name_index), free(t->node_index), free(t->frame_name);
     t->name_index = t->node_index = t->frame_name = NULL;
     return 0;

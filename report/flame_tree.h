@@ -26,6 +26,11 @@ enum flame_module {
     FLAME_MODULE_KINDS
 };
 
+/* Nodes a tree grows to before the deeper frames of further sites are
+ * merged into "[more frames]" (flame_tree.c add_site): a flame graph's work
+ * and memory stay bounded (about 150 bytes a node: 40 MB) whatever a dump holds. */
+#define FLAME_MAX_NODES (1u << 18)
+
 struct flame_node {
     uint32_t name;        /* index into flame_tree.names */
     uint32_t parent;      /* the root (node 0) is its own parent */
@@ -53,6 +58,7 @@ struct flame_tree {
     uint32_t nnames, names_cap;
     uint32_t max_depth;
     int primary_is_bytes; /* the metric's widths are bytes (else blocks) */
+    uint32_t cut_sites;   /* sites whose deeper frames became "[more frames]" */
     /* building only */
     uint32_t *name_index, name_index_mask; /* hash of names: id + 1 */
     uint32_t *node_index, node_index_mask; /* hash of (parent, name): id + 1 */

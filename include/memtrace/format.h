@@ -45,6 +45,9 @@
 #define MT_FORMAT_VERSION 3u
 #define MT_FORMAT_OLDEST_READ 1u
 #define MT_FLUSH_INTERVAL_MS 200
+/* Frames in one stack, at most: 256 native frames (run --max-depth's limit,
+ * MT_MAX_DEPTH_LIMIT in ring.h) and as many Python frames. */
+#define MT_STACK_DEPTH_MAX 512u
 
 struct mt_file_header {
     char magic[8];    /* MT_MAGIC, no NUL */
@@ -68,6 +71,9 @@ enum mt_record {
      *   depth x s (address delta against the previous address of this
      *   stack; the first against 0) */
     MT_REC_STACK = 4,
+    /* (Stack ids are exactly 1, 2, 3, ... and a stack has at most
+     * MT_STACK_DEPTH_MAX frames: a reader refuses a dump that breaks either,
+     * so that what it keeps per stack is bounded by the records it read.) */
     /* A thread seen for the first time. u thread_index, u tid */
     MT_REC_THREAD = 5,
     /* One allocation (version 1; version 2 writes EVENTS instead):

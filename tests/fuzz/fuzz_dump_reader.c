@@ -1,5 +1,6 @@
 /* libFuzzer target for the dump reader (report/dump_reader.c) and the
- * streaming analysis over it (report/analysis.c), without symbols.
+ * streaming analysis over it (report/analysis.c), without symbols, then with
+ * its sites and a flame tree (report/sites.c, report/flame_tree.c).
  *
  * The reader only takes a path, so each input is written to a memfd and
  * opened through /proc/self/fd/N: no file on disk, nothing left behind.
@@ -15,6 +16,7 @@
 
 #include "analysis.h"
 #include "dump_reader.h"
+#include "flame_tree.h"
 
 /* Writes all of data to fd. 0, or -1 on a short write. */
 static int write_all(int fd, const uint8_t *data, size_t size)
@@ -54,6 +56,26 @@ static void analyse(const char *path)
     dump_close(&r);
 }
 
+/* The analysis with its sites (what report, check, diff and flamegraph
+ * run), and a flame tree of them: the memory these take must follow what
+ * the input holds (-rss_limit_mb and -malloc_limit_mb in run_fuzz.sh). The
+ * sysroot names no directory, so no module path of the input is opened. */
+static void analyse_sites(const char *path)
+{
+    struct dump_reader r;
+    if (dump_open(&r, path) == 0) {
+        struct analysis_options o = {.symbols = {.sysroot = "/nonexistent-memtrace-fuzz"}};
+        struct analysis a;
+        if (analysis_run(&r, &o, &a) == 0) {
+            struct flame_tree t;
+            if (flame_tree_build(&t, &a, FLAME_ALLOCATED, NULL) == 0)
+                flame_tree_free(&t);
+        }
+        analysis_free(&a);
+    }
+    dump_close(&r);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int fd = memfd_create("fuzz_dump", MFD_CLOEXEC);
@@ -64,6 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
         read_records(path);
         analyse(path);
+        analyse_sites(path);
     }
     close(fd);
     return 0;

@@ -37,7 +37,7 @@ shopt -s nullglob
 regressions=("$here"/regressions/*.bin)
 if [ ${#regressions[@]} -gt 0 ]; then
     echo "run_fuzz: replaying ${#regressions[@]} regression inputs"
-    "$fuzzer" -rss_limit_mb=1024 -timeout=10 "${regressions[@]}"
+    "$fuzzer" -rss_limit_mb=512 -malloc_limit_mb=256 -timeout=10 "${regressions[@]}"
 fi
 
 # ---- 2. the seed corpus, recorded afresh each time.
@@ -86,5 +86,5 @@ echo "run_fuzz: $(ls "$seeds" | wc -l) seed inputs in $seeds"
 
 # ---- 3. fuzz.
 cd "$work"
-exec "$fuzzer" -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 -max_len=65536 \
+exec "$fuzzer" -max_total_time="$seconds" -rss_limit_mb=512 -malloc_limit_mb=256 -timeout=10 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus" "$seeds"
