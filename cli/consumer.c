@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "../report/text_format.h"
+#include "fd_budget.h"
 #include "memtrace/format.h"
 #include "process.h"
 
@@ -41,6 +42,7 @@ struct consumer {
     int child_reaped;
     int child_status;
     int accepted_any;
+    int fd_room;        /* accept_new: the connection being accepted fits */
     int first_hello_done;
     int had_error;
 };
@@ -296,6 +298,25 @@ static void check_detached(struct process *p)
     p->phase = PHASE_CLOSING;
 }
 
+/* No room for one more process under the hard open-file limit: refused
+ * whole, before anything of it is made, in one line. */
+static void refuse_at_fd_limit(struct consumer *c, int fd)
+{
+    size_t running = 0;
+    for (size_t i = 0; i < c->nprocs; i++)
+        running += c->procs[i]->phase != PHASE_DONE;
+    char message[200];
+    snprintf(message, sizeof message,
+             "pid %d cannot be traced: memtrace's open-file limit (%llu, the hard limit) is "
+             "reached with %zu processes traced at once; raise the hard limit (ulimit -Hn, "
+             "prlimit --nofile) to trace them all",
+             (int)peer_pid(fd), fd_budget_limit(), running);
+    fprintf(stderr, "memtrace: %s\n", message);
+    reply(fd, MT_REPLY_ERROR, c->opt, message);
+    close(fd);
+    c->had_error = 1;
+}
+
 static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
 {
     if (h->version != MT_IPC_VERSION) {
@@ -312,6 +333,10 @@ static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
     if (!c->opt->follow_fork && c->first_hello_done) {
         reply(fd, MT_REPLY_UNTRACED, c->opt, NULL);
         close(fd);
+        return;
+    }
+    if (!c->fd_room) {
+        refuse_at_fd_limit(c, fd);
         return;
     }
     struct process *p = calloc(1, sizeof *p);
@@ -607,12 +632,24 @@ static void release(struct process *p)
 
 /* ---- the loop ----------------------------------------------------------- */
 
+/* Accepts the processes that connected. At the open-file limit (no spare
+ * in hand: fd_budget.h) a spare is spent to take the connection, and the
+ * process is refused at its HELLO; the spare comes back after. */
 static void accept_new(struct consumer *c)
 {
     for (;;) {
-        int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
+        int room = fd_budget_room();
+        int fd = room ? accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC) : -1;
+        if (fd < 0 && (!room || errno == EMFILE || errno == ENFILE)) {
+            room = 0;
+            fd_budget_take();
+            fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        }
+        c->fd_room = room;
+        if (fd < 0) {
+            fd_budget_restore();
             return;
+        }
         c->accepted_any = 1;
         struct mt_msg_hello h;
         ssize_t n;
@@ -625,6 +662,8 @@ static void accept_new(struct consumer *c)
             on_hello(c, fd, &h);
         else
             close(fd);
+        if (!room)
+            fd_budget_restore();
     }
 }
 
@@ -794,6 +833,7 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
     struct consumer_options opt = *options; /* a detached consumer changes its copy */
     struct consumer c = {.opt = &opt, .listen_fd = listen_fd};
     role = CONSUMER_ATTACHED;
+    fd_budget_init();
     fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
     struct sigaction chld = {.sa_handler = on_sigchld, .sa_flags = SA_RESTART | SA_NOCLDSTOP}, old_chld;
     sigemptyset(&chld.sa_mask);
@@ -813,6 +853,9 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
             struct process *p = c.procs[i];
             if (p->phase == PHASE_DONE)
                 continue;
+            int reading = p->conn >= 0 && p->conn_ready;
+            if (reading)
+                fd_budget_take(); /* a free slot for a ring a message carries */
             while (p->conn >= 0 && p->conn_ready) {
                 int r = read_message(&c, p);
                 if (r == 0)
@@ -820,6 +863,8 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
                 if (r != 1)
                     p->conn_ready = 0;
             }
+            if (reading)
+                fd_budget_restore();
             if (p->waiting_for_fork)
                 try_inherit(&c, p);
             if (p->detached)
