@@ -60,16 +60,21 @@ static int find_module_of(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
-/* The function name of the module that defines dl_iterate_phdr (libc);
- * cached. Without it the process cannot go on. */
+/* libc: the module that defines dl_iterate_phdr. */
+void *mt_libc_symbol(const char *name)
+{
+    struct libc_search s = {(uintptr_t)&dl_iterate_phdr, {0}, 0};
+    dl_iterate_phdr(find_module_of, &s);
+    return s.found ? mt_elf_lookup(&s.elf, name) : NULL;
+}
+
+/* libc's function name, cached. Without it the process cannot go on. */
 static void *libc_function(void **cache, const char *name)
 {
     void *f = __atomic_load_n(cache, __ATOMIC_RELAXED);
     if (MT_LIKELY(f != NULL))
         return f;
-    struct libc_search s = {(uintptr_t)&dl_iterate_phdr, {0}, 0};
-    dl_iterate_phdr(find_module_of, &s);
-    f = s.found ? mt_elf_lookup(&s.elf, name) : NULL;
+    f = mt_libc_symbol(name);
     if (!f) {
         mt_log("cannot find %s in the C library; the process cannot go on", name);
         _exit(127);

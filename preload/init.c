@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "loader.h"
 #include "shim.h"
 
 struct mt_real_functions mt_real;
@@ -183,11 +184,10 @@ int mt_fd_move_high(int fd)
 
 /* ---- resolving the real functions -------------------------------------- */
 
-extern void *__libc_malloc(size_t);
-extern void __libc_free(void *);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void *__libc_memalign(size_t, size_t);
+/* Without a next definition (the shim was not preloaded, so RTLD_NEXT
+ * finds nothing after it), the C library's own functions, found in its
+ * symbol table: the names __libc_malloc... are the shim's own exports. */
+#define LIBC_OWN(field, name) mt_real.field = (__typeof__(mt_real.field))mt_libc_symbol(name)
 
 #define RESOLVE(field, name) mt_real.field = (__typeof__(mt_real.field))dlsym(RTLD_NEXT, name)
 
@@ -198,17 +198,17 @@ static void resolve_real_functions(void)
     RESOLVE(calloc, "calloc");
     RESOLVE(realloc, "realloc");
     if (!mt_real.malloc || !mt_real.free || !mt_real.calloc || !mt_real.realloc) {
-        mt_real.malloc = __libc_malloc;
-        mt_real.free = __libc_free;
-        mt_real.calloc = __libc_calloc;
-        mt_real.realloc = __libc_realloc;
+        LIBC_OWN(malloc, "malloc");
+        LIBC_OWN(free, "free");
+        LIBC_OWN(calloc, "calloc");
+        LIBC_OWN(realloc, "realloc");
     }
     RESOLVE(reallocarray, "reallocarray");
     RESOLVE(posix_memalign, "posix_memalign");
     RESOLVE(aligned_alloc, "aligned_alloc");
     RESOLVE(memalign, "memalign");
     if (!mt_real.memalign)
-        mt_real.memalign = __libc_memalign;
+        LIBC_OWN(memalign, "memalign");
     RESOLVE(valloc, "valloc");
     RESOLVE(pvalloc, "pvalloc");
     RESOLVE(dlopen, "dlopen");

@@ -98,6 +98,21 @@ static inline void record_alloc(struct mt_thread *t, void *p, size_t size, uint3
     errno = saved;
 }
 
+/* The next definition of name after the shim's (dlsym RTLD_NEXT, made
+ * guarded: a failed lookup allocates), resolved once. */
+static void *next_symbol(void **cache, const char *name)
+{
+    void *f = __atomic_load_n(cache, __ATOMIC_RELAXED);
+    if (!f) {
+        struct mt_thread *t = self();
+        t->guard++;
+        f = dlsym(RTLD_NEXT, name);
+        t->guard--;
+        __atomic_store_n(cache, f, __ATOMIC_RELAXED);
+    }
+    return f;
+}
+
 /* ---- pass-through (guard raised, tracing off, or still resolving) ------ */
 
 static void *pass_malloc(size_t n)
@@ -202,8 +217,15 @@ EXPORT void cfree(void *p) { free(p); }
 
 /* glibc's reallocarray calls realloc through the PLT: that inner call is
  * ours, not the program's, so it passes through under the guard. */
+enum { RESIZE_REALLOC, RESIZE_ARRAY, RESIZE_LIBC };
+
 static void *real_resize(struct mt_thread *t, void *p, size_t n, size_t count, int is_array)
 {
+    if (is_array == RESIZE_LIBC) { /* __libc_realloc: the C library's own */
+        static void *real;
+        void *(*next)(void *, size_t) = next_symbol(&real, "__libc_realloc");
+        return (next ? next : mt_real.realloc)(p, n);
+    }
     if (!is_array)
         return mt_real.realloc(p, n);
     t->guard++;
@@ -212,13 +234,14 @@ static void *real_resize(struct mt_thread *t, void *p, size_t n, size_t count, i
     return q;
 }
 
-/* realloc and reallocarray: a move is one free (stamped before) and one
- * allocation (stamped after); realloc(p, 0) is one free. */
+/* realloc, reallocarray and __libc_realloc (is_array: RESIZE_*): a move is
+ * one free (stamped before) and one allocation (stamped after);
+ * realloc(p, 0) is one free. */
 static void *realloc_as(void *p, size_t n, size_t count, int is_array)
 {
     struct mt_thread *t = self();
     if (MT_UNLIKELY(!should_record(t) || (p && mt_is_bootstrap(p)))) {
-        if (!is_array)
+        if (is_array != RESIZE_ARRAY)
             return pass_realloc(p, n);
         size_t total;
         if (__builtin_mul_overflow(n, count, &total)) {
@@ -227,9 +250,9 @@ static void *realloc_as(void *p, size_t n, size_t count, int is_array)
         }
         return pass_realloc(p, total);
     }
-    uint32_t function = is_array ? MT_FN_REALLOCARRAY : MT_FN_REALLOC;
+    uint32_t function = is_array == RESIZE_ARRAY ? MT_FN_REALLOCARRAY : MT_FN_REALLOC;
     size_t size = n;
-    if (is_array && __builtin_mul_overflow(n, count, &size))
+    if (is_array == RESIZE_ARRAY && __builtin_mul_overflow(n, count, &size))
         size = SIZE_MAX; /* the real reallocarray fails with ENOMEM */
     if (!p) {
         void *q = real_resize(t, NULL, n, count, is_array);
@@ -265,7 +288,7 @@ static void *realloc_as(void *p, size_t n, size_t count, int is_array)
     return q;
 }
 
-EXPORT void *realloc(void *p, size_t n) { return realloc_as(p, n, 1, 0); }
+EXPORT void *realloc(void *p, size_t n) { return realloc_as(p, n, 1, RESIZE_REALLOC); }
 
 EXPORT void *reallocarray(void *p, size_t n, size_t size)
 {
@@ -277,7 +300,7 @@ EXPORT void *reallocarray(void *p, size_t n, size_t size)
         }
         return realloc(p, total);
     }
-    return realloc_as(p, n, size, 1);
+    return realloc_as(p, n, size, RESIZE_ARRAY);
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t n)
@@ -319,24 +342,63 @@ ALIGNED_FUNCTION(valloc, (size_t n), (n), mt_bootstrap_alloc(n, 4096), n, MT_FN_
 ALIGNED_FUNCTION(pvalloc, (size_t n), (n), mt_bootstrap_alloc((n + 4095) & ~(size_t)4095, 4096), n,
                  MT_FN_PVALLOC)
 
+/* ---- glibc's __libc_* entry points ------------------------------------------
+ * The same functions under glibc's exported internal names: a program that
+ * calls them directly gets them recorded as the function they stand for
+ * (memcheck replaces them too). Each forwards to the C library's own
+ * (dlsym RTLD_NEXT), or to the real function of its family without it.
+ * The shim itself never calls these names (init.c finds libc's functions in
+ * libc's symbol table). */
+
+static void real_libc_free_next(void *p)
+{
+    static void *real;
+    void (*next)(void *) = next_symbol(&real, "__libc_free");
+    (next ? next : mt_real.free)(p);
+}
+
+EXPORT void __libc_free(void *p)
+{
+    if (p)
+        free_as(p, MT_FN_FREE, mt_real.free ? real_libc_free_next : NULL);
+}
+
+EXPORT void *__libc_realloc(void *p, size_t n) { return realloc_as(p, n, 1, RESIZE_LIBC); }
+
+/* __libc_malloc, __libc_calloc, __libc_memalign, __libc_valloc,
+ * __libc_pvalloc: the call, and its recording, as the function named. */
+#define LIBC_FUNCTION(name, family, params, args, pass, size_expr, function)                       \
+    EXPORT void *__libc_##name params                                                              \
+    {                                                                                              \
+        static void *real;                                                                         \
+        struct mt_thread *t = self();                                                              \
+        if (MT_UNLIKELY(!should_record(t)))                                                        \
+            return pass;                                                                           \
+        void *(*next) params = next_symbol(&real, "__libc_" #name);                                \
+        void *p = next ? next args : mt_real.family args;                                          \
+        if (p)                                                                                     \
+            record_alloc(t, p, size_expr, function);                                               \
+        return p;                                                                                  \
+    }
+
+LIBC_FUNCTION(malloc, malloc, (size_t n), (n), pass_malloc(n), n, MT_FN_MALLOC)
+LIBC_FUNCTION(calloc, calloc, (size_t n, size_t size), (n, size), pass_calloc(n, size),
+              mt_tls_adjust_calloc(__builtin_return_address(0), n, size), MT_FN_CALLOC)
+LIBC_FUNCTION(memalign, memalign, (size_t align, size_t n), (align, n),
+              mt_real.memalign ? mt_real.memalign(align, n) : mt_bootstrap_alloc(n, align), n,
+              MT_FN_MEMALIGN)
+LIBC_FUNCTION(valloc, valloc, (size_t n), (n),
+              mt_real.valloc ? mt_real.valloc(n) : mt_bootstrap_alloc(n, 4096), n, MT_FN_VALLOC)
+LIBC_FUNCTION(pvalloc, pvalloc, (size_t n), (n),
+              mt_real.pvalloc ? mt_real.pvalloc(n)
+                              : mt_bootstrap_alloc((n + 4095) & ~(size_t)4095, 4096),
+              n, MT_FN_PVALLOC)
+
 /* ---- C++ operators --------------------------------------------------------
  * Forwarded to the next definition (libstdc++'s, which keeps its own
  * new_handler loop and bad_alloc), resolved when first called; the malloc
  * it makes inside is not recorded, so each new is one event, as memcheck
  * counts it. Without libstdc++ they fall back to the C allocator. */
-
-static void *next_symbol(void **cache, const char *name)
-{
-    void *f = __atomic_load_n(cache, __ATOMIC_RELAXED);
-    if (!f) {
-        struct mt_thread *t = self();
-        t->guard++;
-        f = dlsym(RTLD_NEXT, name);
-        t->guard--;
-        __atomic_store_n(cache, f, __ATOMIC_RELAXED);
-    }
-    return f;
-}
 
 static void *fallback_new(size_t n, size_t align)
 {

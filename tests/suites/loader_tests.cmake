@@ -4,3 +4,8 @@
 foreach(case runpath_bare rpath_bare origin lib ld_path newlm next)
   memtrace_e2e(dlcaller.${case} test_dlcaller.py LABELS valgrind ARGS --case ${case})
 endforeach()
+
+# Allocation paths that bypass interposition, counted as memcheck does.
+foreach(case libc_direct)
+  memtrace_e2e(bypass.${case} test_bypass.py LABELS valgrind ARGS --case ${case})
+endforeach()

@@ -29,3 +29,6 @@ endforeach()
 target_link_options(dl_caller_rpath PRIVATE -Wl,--disable-new-dtags)
 target_link_options(dl_caller_runpath PRIVATE -Wl,--enable-new-dtags)
 memtrace_victim(dl_caller_plain SOURCES ${P}/dl_caller.c LINK ${CMAKE_DL_LIBS})
+
+# glibc's __libc_* allocation functions called directly.
+memtrace_victim(libc_direct SOURCES ${P}/libc_direct.c)

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Allocation paths that bypass LD_PRELOAD interposition (issue 17 point 7),
+counted as valgrind memcheck counts them:
+
+  libc_direct  glibc's exported __libc_malloc, __libc_calloc,
+               __libc_realloc, __libc_memalign, __libc_valloc and
+               __libc_free called directly, mixed with malloc and free
+               (tests/programs/libc_direct.c)
+
+For each case: the program exits 0 under memtrace; the totals (allocations,
+frees, bytes allocated, in use at exit) and the four leak kinds (bytes,
+blocks) are those of `valgrind.bin --leak-check=full
+--show-leak-kinds=all`; nothing is left "unknown".
+"""
+
+import json
+import os
+import re
+import subprocess
+
+import mtlib
+
+KINDS = ("definite", "indirect", "possible", "reachable")
+VALGRIND_LABELS = {"definite": "definitely lost", "indirect": "indirectly lost",
+                   "possible": "possibly lost", "reachable": "still reachable"}
+
+CASES = {
+    # case: (program, arguments)
+    "libc_direct": ("libc_direct", ["5"]),
+}
+
+
+def valgrind_kinds(log):
+    text = mtlib.read_text(log)
+    if "All heap blocks were freed" in text:
+        return {k: (0, 0) for k in KINDS}
+    out = {}
+    for kind, label in VALGRIND_LABELS.items():
+        m = re.search(label + r": ([\d,]+) bytes in ([\d,]+) blocks", text)
+        if not m:
+            raise mtlib.TestError("no '%s' line in %s" % (label, log))
+        out[kind] = (mtlib.number(m.group(1)), mtlib.number(m.group(2)))
+    return out
+
+
+def memtrace_kinds(ctx, dump):
+    out = subprocess.run([ctx.memtrace, "report", "--leaks", "--format", "json", dump],
+                         capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise mtlib.TestError("report failed: " + out.stderr.strip())
+    by_kind = json.loads(out.stdout)["leaks"]["by_kind"]
+    return {k: (by_kind[k]["bytes"], by_kind[k]["blocks"]) for k in KINDS + ("unknown",)}
+
+
+def main():
+    ctx = mtlib.setup(__doc__, lambda p: p.add_argument("--case", required=True, choices=CASES))
+    case = ctx.args.case
+
+    def body(c):
+        program, args = CASES[case]
+        argv = [ctx.prog(program)] + args
+        out = ctx.subdir("memtrace")
+        result = mtlib.memtrace_run(ctx, argv, os.path.join(out, "%n.%p.mtr"), cwd=out,
+                                    logdir=out, timeout=60)
+        c.eq("memtrace run exits 0", mtlib.exit_code(result.returncode), 0)
+        dumps = mtlib.dumps_in(out)
+        if not c.eq("one dump written", len(dumps), 1):
+            return
+        rep = mtlib.report(ctx, dumps[0])
+        mtlib.check_report_shape(c, rep, "dump")
+        got_kinds = memtrace_kinds(ctx, dumps[0])
+        vg_dir = ctx.subdir("valgrind")
+        vg = mtlib.valgrind_run(argv, logdir=vg_dir, cwd=vg_dir, timeout=100,
+                                options=["--leak-check=full", "--show-leak-kinds=all"])
+        c.eq("valgrind run exits 0", mtlib.exit_code(vg.returncode), 0)
+        want = mtlib.valgrind_figures(vg.log)
+        if want is None:
+            raise mtlib.TestError("valgrind printed no heap summary (%s)" % vg.log)
+        got = mtlib.totals(rep)
+        print("  memtrace %s" % mtlib.fmt(got))
+        print("  valgrind %s" % mtlib.fmt(want))
+        c.figures("memtrace == valgrind", got, want)
+        want_kinds = valgrind_kinds(vg.log)
+        for kind in KINDS:
+            c.eq("%s (bytes, blocks) == valgrind's" % kind, got_kinds[kind], want_kinds[kind])
+        c.eq("nothing unknown", got_kinds["unknown"], (0, 0))
+
+    mtlib.run_test(ctx, "bypass." + case, body)
+
+
+if __name__ == "__main__":
+    main()
