@@ -79,10 +79,40 @@ int consumer_expand_pattern(const char *pattern, pid_t pid, const char *program,
 
 /* ---- process information ---------------------------------------------- */
 
+/* The pid of p as this consumer sees it (SO_PEERCRED), which names its dump
+ * and its /proc directory. A process in a pid namespace of its own
+ * (unshare -p, a container) says another in its HELLO (1 for the first):
+ * that one, p->pid, only matches a fork child with its parent. */
+static pid_t seen_pid(const struct process *p)
+{
+    return p->peer_pid > 0 ? p->peer_pid : p->pid;
+}
+
+/* The parent of pid as this consumer sees it, from /proc/PID/stat; 0 if
+ * unknown. */
+static pid_t read_parent(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')'); /* the name may hold anything */
+    int ppid = 0;
+    if (!paren || sscanf(paren + 1, " %*c %d", &ppid) != 1)
+        return 0;
+    return (pid_t)ppid;
+}
+
 static void read_command_line(struct process *p)
 {
     char path[64];
-    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)p->pid);
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)seen_pid(p));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
@@ -114,7 +144,7 @@ static void read_command_line(struct process *p)
         }
     }
     free(buf);
-    snprintf(path, sizeof path, "/proc/%d/exe", (int)p->pid);
+    snprintf(path, sizeof path, "/proc/%d/exe", (int)seen_pid(p));
     char exe[PATH_MAX];
     ssize_t n = readlink(path, exe, sizeof exe - 1);
     p->exe = strndup(exe, n > 0 ? (size_t)n : 0);
@@ -132,7 +162,7 @@ static const char *program_name(const struct process *p)
 static int create_dump(struct consumer *c, struct process *p, char *err, size_t errlen)
 {
     char path[PATH_MAX], numbered[PATH_MAX + 16];
-    if (consumer_expand_pattern(c->opt->output_pattern, p->pid, program_name(p), path,
+    if (consumer_expand_pattern(c->opt->output_pattern, seen_pid(p), program_name(p), path,
                                 sizeof path) != 0) {
         snprintf(err, errlen, "the output path is too long");
         return -1;
@@ -172,7 +202,7 @@ static void write_process_record(struct process *p, const struct consumer_option
     struct timespec real;
     clock_gettime(CLOCK_REALTIME, &real);
     struct dump_process_info info = {
-        .pid = (uint64_t)p->pid, .ppid = (uint64_t)p->ppid, .start_ns = p->start_ns,
+        .pid = (uint64_t)seen_pid(p), .ppid = (uint64_t)p->ppid, .start_ns = p->start_ns,
         .start_realtime_ns = (uint64_t)real.tv_sec * 1000000000ull + (uint64_t)real.tv_nsec,
         .flags = forked ? MT_PROC_FORKED : 0, .unwind = o->unwind, .max_depth = o->max_depth,
         .exe = p->exe, .argc = p->argc, .argv = p->argv};
@@ -347,9 +377,11 @@ static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
         return;
     }
     p->pid = h->pid;
-    p->ppid = h->ppid;
     p->conn = fd;
     p->peer_pid = peer_pid(fd);
+    p->ppid = p->peer_pid > 0 ? read_parent(p->peer_pid) : 0; /* as seen here too */
+    if (p->ppid <= 0)
+        p->ppid = h->ppid;
     p->pidfd = -1;
     p->start_ns = h->start_mono_ns;
     p->rss_fd = -1;
@@ -369,7 +401,7 @@ static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
     }
     write_process_record(p, c->opt, h->fork_parent != 0);
     char path[64];
-    snprintf(path, sizeof path, "/proc/%d/statm", (int)p->pid);
+    snprintf(path, sizeof path, "/proc/%d/statm", (int)seen_pid(p));
     p->rss_fd = open(path, O_RDONLY | O_CLOEXEC);
     if (c->nprocs == c->procs_cap) {
         c->procs_cap = c->procs_cap ? c->procs_cap * 2 : 16;
@@ -525,7 +557,7 @@ static void print_summary(const struct process *p, const char *how, uint32_t lea
 {
     const struct heap_totals *t = &p->totals;
     char a[32], b[32], d[32];
-    fprintf(stderr, "==memtrace== pid %d:", (int)p->pid);
+    fprintf(stderr, "==memtrace== pid %d:", (int)seen_pid(p));
     for (int i = 0; i < p->argc && i < 8; i++)
         fprintf(stderr, " %s", p->argv[i]);
     fprintf(stderr, "%s (%s)\n", p->argc > 8 ? " ..." : "", how);
@@ -559,7 +591,7 @@ static int finish(struct consumer *c, struct process *p)
     int how = MT_EXIT_UNKNOWN, value = 0;
     if (p->exec_pending) {
         how = MT_EXIT_EXEC;
-    } else if (p->pid == c->opt->direct_child) {
+    } else if (seen_pid(p) == c->opt->direct_child) {
         if (!c->child_reaped)
             return 0;
         if (WIFSIGNALED(c->child_status)) {
@@ -593,7 +625,7 @@ static int finish(struct consumer *c, struct process *p)
     p->rss_fd = -1;
     if (p->corrupt)
         fprintf(stderr, "memtrace: pid %d wrote a malformed record; its dump stops there\n",
-                (int)p->pid);
+                (int)seen_pid(p));
     char how_text[64];
     switch (how) {
     case MT_EXIT_STATUS: snprintf(how_text, sizeof how_text, "exited with status %d", value); break;
@@ -719,7 +751,7 @@ static char *describe_pending(const struct consumer *c, size_t npending)
             fprintf(f, ", ...");
             break;
         }
-        fprintf(f, "%s pid %d (%s) %s", named > 1 ? "," : "", (int)p->pid, program_name(p),
+        fprintf(f, "%s pid %d (%s) %s", named > 1 ? "," : "", (int)seen_pid(p), program_name(p),
                 p->dump_path);
     }
     fprintf(f, "; %s in the background when %s (`flock DUMP true` waits for that), and "
@@ -728,6 +760,15 @@ static char *describe_pending(const struct consumer *c, size_t npending)
             one ? "it ends" : "they end", one ? "is" : "are");
     fclose(f);
     return text;
+}
+
+/* 1 while an image of the program (run's child) has not ended yet. */
+static int program_running(const struct consumer *c)
+{
+    for (size_t i = 0; i < c->nprocs; i++)
+        if (c->procs[i]->phase != PHASE_DONE && seen_pid(c->procs[i]) == c->opt->direct_child)
+            return 1;
+    return 0;
 }
 
 /* The program has ended and its dump is complete, but descendants of it
@@ -890,7 +931,7 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
                 break;
             /* the program is gone and its dump complete: wait a little for
              * its descendants, then leave them to a detached copy */
-            if (c.child_reaped && opt.detach && !find_running(&c, opt.direct_child)) {
+            if (c.child_reaped && opt.detach && !program_running(&c)) {
                 if (!program_done_ns)
                     program_done_ns = now;
                 if (now - program_done_ns > DETACH_GRACE_NS && leave_to_background(&c, &opt))
