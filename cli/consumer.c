@@ -464,6 +464,7 @@ static void on_scan_request(struct consumer *c, struct process *p)
     uint8_t *map = MAP_FAILED;
     if (fd >= 0 && ftruncate(fd, (off_t)size) == 0)
         map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    int err = n < 0 ? (p->waiting_for_fork || p->corrupt ? 0 : ENOMEM) : errno;
     if (map != MAP_FAILED) {
         qsort(blocks, (size_t)n, sizeof *blocks, by_address);
         struct mt_scan_header h = {.count = (uint64_t)n};
@@ -493,6 +494,8 @@ static void on_scan_request(struct consumer *c, struct process *p)
     sendmsg(p->conn, &mh, MSG_NOSIGNAL);
     if (fd >= 0)
         close(fd);
+    if (r.status != MT_REPLY_OK) /* no scan: the gates must know why */
+        process_note_incomplete(p, consumer_now_ns(), MT_INCOMPLETE_SCAN_NOT_SERVED, (uint64_t)err);
 }
 
 /* The process has written a kind for every block: record them. */
@@ -507,6 +510,7 @@ static void on_scan_done(struct process *p)
     dump_write_scan(&p->dump, consumer_now_ns(), h.count);
     for (uint64_t i = 0; i < h.count; i++) {
         uint8_t kind = kinds[i] < MT_KIND_COUNT ? kinds[i] : MT_KIND_UNKNOWN;
+        p->incomplete.scan_unclassified += kind == MT_KIND_UNKNOWN;
         dump_write_leak_kind(&p->dump, blocks[i].address, kind);
         heap_table_set_kind(&p->live, blocks[i].address, kind);
     }
@@ -553,7 +557,11 @@ static int read_message(struct consumer *c, struct process *p)
 
 /* ---- ending ------------------------------------------------------------- */
 
-static void print_summary(const struct process *p, const char *how, uint32_t leak_check)
+/* The summary of p on stderr: memcheck's HEAP SUMMARY figures, the leak
+ * kinds, and what could not be checked and why, in the words of `memtrace
+ * check` (report/summary.c), from what p's dump says (s). */
+static void print_summary(const struct process *p, const char *how, uint32_t leak_check,
+                          const struct summary *s)
 {
     const struct heap_totals *t = &p->totals;
     char a[32], b[32], d[32];
@@ -568,20 +576,35 @@ static void print_summary(const struct process *p, const char *how, uint32_t lea
     fprintf(stderr, "==memtrace==   peak: %s bytes in %s blocks at %.3f s\n",
             fmt_count(a, t->peak_bytes), fmt_count(b, t->peak_blocks), t->peak_time_ns / 1e9);
     if (leak_check != MT_LEAK_CHECK_NONE && t->in_use_blocks) {
-        uint64_t bytes[MT_KIND_COUNT] = {0}, blocks[MT_KIND_COUNT] = {0};
-        struct heap_block lb;
-        for (size_t cursor = 0; heap_table_next(&p->live, &cursor, &lb);) {
-            bytes[lb.kind] += lb.size;
-            blocks[lb.kind]++;
-        }
         static const char *labels[] = {"definitely lost", "indirectly lost", "  possibly lost",
                                        "still reachable", "    not scanned"};
         for (int k = 0; k < MT_KIND_COUNT; k++)
-            if (k != MT_KIND_UNKNOWN || blocks[k])
+            if (k != MT_KIND_UNKNOWN || s->kind_blocks[k])
                 fprintf(stderr, "==memtrace==   %s: %s bytes in %s blocks\n", labels[k],
-                        fmt_count(a, bytes[k]), fmt_count(b, blocks[k]));
+                        fmt_count(a, s->kind_bytes[k]), fmt_count(b, s->kind_blocks[k]));
     }
+    struct unchecked_reason u[UNCHECKED_MAX];
+    int n = summary_unchecked(s, u, UNCHECKED_MAX);
+    for (int i = 0; i < n; i++)
+        if (u[i].scope == UNCHECKED_TRACE || leak_check != MT_LEAK_CHECK_NONE)
+            fprintf(stderr, "==memtrace==   not checked: %s\n", u[i].text);
     fprintf(stderr, "==memtrace==   dump: %s\n", p->dump_path);
+}
+
+/* Before p's EXIT record: what its dump must say about what could not be
+ * checked, that only the consumer knows (format.h, enum mt_incomplete). */
+static void note_unchecked(struct consumer *c, struct process *p, int how, uint64_t ts)
+{
+    if (p->corrupt)
+        process_note_incomplete(p, ts, MT_INCOMPLETE_MALFORMED_RING, 1);
+    if (p->scanned || how == MT_EXIT_EXEC)
+        return;
+    if (c->opt->leak_check != MT_LEAK_CHECK_FULL)
+        process_note_incomplete(p, ts, MT_INCOMPLETE_SCAN_NOT_ASKED, c->opt->leak_check);
+    else
+        process_note_incomplete(p, ts, MT_INCOMPLETE_NOT_SCANNED,
+                                (p->saw_exit ? MT_UNSCANNED_SAID_EXIT : 0) |
+                                    (p->scan_map ? MT_UNSCANNED_ASKED_SCAN : 0));
 }
 
 /* Finishes p's dump once it is known how the process ended. Returns 0 while
@@ -610,6 +633,7 @@ static int finish(struct consumer *c, struct process *p)
     uint64_t now = consumer_now_ns();
     if (now > end)
         end = now;
+    note_unchecked(c, p, how, end);
     dump_write_exit(&p->dump, end, (uint64_t)how, value);
     dump_write_end(&p->dump, end);
     int e = dump_writer_close(&p->dump);
@@ -633,8 +657,19 @@ static int finish(struct consumer *c, struct process *p)
     case MT_EXIT_EXEC: snprintf(how_text, sizeof how_text, "replaced by exec"); break;
     default: snprintf(how_text, sizeof how_text, "ended");
     }
-    if (!c->opt->quiet)
-        print_summary(p, how_text, c->opt->leak_check);
+    if (!c->opt->quiet) {
+        struct summary *s = &p->incomplete;
+        s->exit_how = (uint64_t)how;
+        s->exit_value = value;
+        s->scanned = p->scanned;
+        s->truncated = e != 0;
+        struct heap_block lb;
+        for (size_t cursor = 0; heap_table_next(&p->live, &cursor, &lb);) {
+            s->kind_bytes[lb.kind] += lb.size;
+            s->kind_blocks[lb.kind]++;
+        }
+        print_summary(p, how_text, c->opt->leak_check, s);
+    }
     p->phase = PHASE_DONE;
     /* A fork child still waiting for this process's snapshot gets none. */
     for (size_t i = 0; i < c->nprocs; i++)

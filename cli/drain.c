@@ -335,6 +335,9 @@ static void process_record(struct process *p, struct consumer_ring *r,
         bad = rec->len < sizeof(struct mt_ring_pyframe) ||
               on_pyframe(p, (const void *)rec, rec->len);
         break;
+    case MT_RING_INCOMPLETE: /* the shim lost something: the gates must know */
+        process_note_incomplete(p, rec->ts, pair->a, (uint32_t)pair->b);
+        break;
     default:
         bad = 1;
     }
@@ -438,4 +441,10 @@ void process_sample_rss(struct process *p, uint64_t now)
     if (sscanf(buf, "%llu %llu", &size, &resident) != 2 || size == 0)
         return;
     dump_write_rss(&p->dump, now, resident * (uint64_t)sysconf(_SC_PAGESIZE));
+}
+
+void process_note_incomplete(struct process *p, uint64_t ts, uint32_t reason, uint64_t count)
+{
+    dump_write_incomplete(&p->dump, ts, reason, count);
+    summary_add_incomplete(&p->incomplete, reason, count);
 }

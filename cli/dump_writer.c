@@ -578,3 +578,12 @@ void dump_write_mark(struct dump_writer *w, uint64_t ts, uint64_t thread, const 
     dw_u(w, thread);
     dw_str(w, label, len);
 }
+
+void dump_write_incomplete(struct dump_writer *w, uint64_t ts, uint64_t reason, uint64_t count)
+{
+    events_flush(w);
+    dw_byte(w, MT_REC_INCOMPLETE);
+    dw_time(w, ts);
+    dw_u(w, reason);
+    dw_u(w, count);
+}

@@ -107,5 +107,7 @@ void dump_write_pyframe(struct dump_writer *w, uint64_t id, uint64_t line, const
 void dump_write_allocator(struct dump_writer *w, uint64_t function, const char *name, size_t len);
 void dump_write_mark(struct dump_writer *w, uint64_t ts, uint64_t thread, const char *label,
                      size_t len);
+/* Something the process's figures lack: reason is enum mt_incomplete. */
+void dump_write_incomplete(struct dump_writer *w, uint64_t ts, uint64_t reason, uint64_t count);
 
 #endif

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "../report/heap_table.h"
+#include "../report/summary.h"
 #include "dump_writer.h"
 #include "stack_store.h"
 #include "memtrace/ring.h"
@@ -91,6 +92,9 @@ struct process {
     uint8_t *scan_map;
     size_t scan_size;
     int scanned;
+    /* what it could not record or check (enum mt_incomplete), as its dump
+     * says it (report/summary.h): for the summary printed at its end */
+    struct summary incomplete;
 };
 
 /* drain.c */
@@ -102,6 +106,9 @@ long process_drain(struct process *p, int final, struct fork_snapshot **snapshot
 void process_inherit(struct process *child, const struct fork_snapshot *snap);
 void fork_snapshot_free(struct fork_snapshot *s);
 void process_sample_rss(struct process *p, uint64_t now);
+/* Writes an INCOMPLETE record (enum mt_incomplete) into p's dump and keeps
+ * it for its summary. */
+void process_note_incomplete(struct process *p, uint64_t ts, uint32_t reason, uint64_t count);
 
 static inline uint64_t consumer_now_ns(void)
 {

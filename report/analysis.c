@@ -321,7 +321,11 @@ static int on_record(struct replay *p, const struct dump_record *rec)
     case MT_REC_SCAN:
         sum->scanned = 1;
         return 0;
+    case MT_REC_INCOMPLETE:
+        summary_add_incomplete(sum, rec->reason, rec->count);
+        return 0;
     case MT_REC_LEAK_KIND:
+        sum->scan_unclassified += rec->exit_how == MT_KIND_UNKNOWN;
         if (rec->exit_how < MT_KIND_COUNT &&
             heap_table_set_kind(&p->live, rec->address, (unsigned)rec->exit_how) < 0)
             return -1;

@@ -119,6 +119,7 @@ static const char *const rule_full[MT_KIND_COUNT] = {
 static const char *const kind_levels[MT_KIND_COUNT] = {"error", "error", "warning", "note",
                                                        "warning"};
 #define PEAK_RULE MT_KIND_COUNT
+#define UNCHECKED_RULE (MT_KIND_COUNT + 1)
 
 static void sarif_rules(FILE *out)
 {
@@ -143,6 +144,17 @@ static void sarif_rules(FILE *out)
           "the most of them.\"},\n"
           "             \"defaultConfiguration\": {\"level\": \"error\"},\n"
           "             \"properties\": {\"tags\": [\"memory\"]}}",
+          out);
+    fputs(",\n            {\"id\": \"memtrace/unchecked\", \"name\": \"NotChecked\",\n"
+          "             \"shortDescription\": {\"text\": \"memtrace could not check this "
+          "process.\"},\n"
+          "             \"fullDescription\": {\"text\": \"The process's trace is incomplete "
+          "(events lost, a dump cut short), or it left blocks in use that no reachability scan "
+          "classified (killed by a signal, ended by a raw exit_group, --leak-check summary or "
+          "none, a scan that failed): the gates cannot judge it. The message says what and "
+          "why; --accept-unchecked accepts it.\"},\n"
+          "             \"defaultConfiguration\": {\"level\": \"error\"},\n"
+          "             \"properties\": {\"tags\": [\"memory\", \"leak\"]}}",
           out);
 }
 
@@ -263,6 +275,10 @@ static void failure_message(FILE *out, const struct gate_options *o, const struc
 {
     char b1[32], b2[32], where[1024];
     const char *sep = "";
+    if (v->fail_unchecked) {
+        fputs(v->unchecked_line, out);
+        sep = "; ";
+    }
     if (v->fail_leaked) {
         fprintf(out, "leaked %s bytes, over --max-leaked %s", fmt_count(b1, v->leaked_bytes),
                 fmt_count(b2, (uint64_t)o->max_leaked));
@@ -324,7 +340,9 @@ static void junit_case(struct ci_reports *c, const struct gate_options *o,
             fclose(mem);
         }
         fprintf(out, "      <failure type=\"memtrace.%s\" message=\"",
-                v->fail_leaked || v->fail_blocks ? "leak" : "peak");
+                v->fail_leaked || v->fail_blocks ? "leak"
+                : v->fail_peak                   ? "peak"
+                                                 : "unchecked");
         xml_write(out, message);
         fputs("\">", out);
         xml_write_text(out, v->details);
@@ -349,6 +367,10 @@ static void junit_case(struct ci_reports *c, const struct gate_options *o,
                     xml_write_text(out, line);
                 free(line);
             }
+    }
+    if (v->nunchecked && !v->fail_unchecked) {
+        xml_write(out, v->unchecked_line);
+        fputs(" (accepted by --accept-unchecked)\n", out);
     }
     fputs("</system-out>\n    </testcase>\n", out);
 }
@@ -544,6 +566,26 @@ static void sarif_peak_result(struct ci_reports *c, const struct gate_options *o
     fputs("}}", c->sarif);
 }
 
+/* What could not be checked in v's process: an error, or a warning when
+ * --accept-unchecked took it. */
+static void sarif_unchecked_result(struct ci_reports *c, const struct dump_verdict *v)
+{
+    fprintf(c->sarif,
+            "%s\n        {\"ruleId\": \"memtrace/unchecked\", \"ruleIndex\": %d, "
+            "\"level\": \"%s\",\n         \"message\": {\"text\": ",
+            c->results++ ? "," : "", UNCHECKED_RULE, v->fail_unchecked ? "error" : "warning");
+    json_string(c->sarif, v->unchecked_line);
+    fprintf(c->sarif, "},\n         \"properties\": {\"pid\": %llu, \"reasons\": [",
+            (unsigned long long)v->r->process.pid);
+    for (int i = 0; i < v->nunchecked; i++) {
+        fputs(i ? ", " : "", c->sarif);
+        json_string(c->sarif, v->unchecked[i].code);
+    }
+    fputs("], \"dump\": ", c->sarif);
+    json_string(c->sarif, v->path);
+    fputs("}}", c->sarif);
+}
+
 void ci_reports_add(struct ci_reports *c, const struct gate_options *o,
                     const struct dump_verdict *v)
 {
@@ -568,4 +610,6 @@ void ci_reports_add(struct ci_reports *c, const struct gate_options *o,
         sarif_result(c, v, &v->suppressed[i]);
     if (v->fail_peak)
         sarif_peak_result(c, o, v);
+    if (v->nunchecked)
+        sarif_unchecked_result(c, v);
 }

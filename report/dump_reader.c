@@ -367,6 +367,11 @@ static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *r
         return rec->function >= MT_FN_CUSTOM_BASE && rec->function < MT_FN_CUSTOM_LIMIT &&
                        rec->name_len > 0 && rec->name_len <= 255
                    ? 0 : -1;
+    case MT_REC_INCOMPLETE: /* a reason this reader does not know is still one */
+        rec->time = r->last_time + (uint64_t)get_s(c);
+        rec->reason = get_u(c);
+        rec->count = get_u(c);
+        return c->status;
     case MT_REC_MARK:
         rec->time = r->last_time + (uint64_t)get_s(c);
         rec->thread = get_u(c);
@@ -544,7 +549,7 @@ static int carries_time(unsigned type)
 {
     return type == MT_REC_MODULE_LOAD || type == MT_REC_MODULE_UNLOAD || type == MT_REC_ALLOC ||
            type == MT_REC_FREE || type == MT_REC_RSS || type == MT_REC_EXIT || type == MT_REC_END ||
-           type == MT_REC_SCAN || type == MT_REC_MARK;
+           type == MT_REC_SCAN || type == MT_REC_MARK || type == MT_REC_INCOMPLETE;
 }
 
 int dump_next(struct dump_reader *r, struct dump_record *rec)

@@ -48,6 +48,7 @@ struct dump_record {
     uint64_t line; /* PYFRAME */
     const char *name; /* ALLOCATOR: its name (function); MARK: the label (thread) */
     size_t name_len;
+    uint64_t reason, count; /* INCOMPLETE: enum mt_incomplete, how many */
 };
 
 /* One ALLOC or FREE event of an EVENTS record, as dump_next_events gives it

@@ -50,6 +50,7 @@ static int pass_needs(enum mt_record type)
     case MT_REC_SCAN:
     case MT_REC_LEAK_KIND:
     case MT_REC_EXIT:
+    case MT_REC_INCOMPLETE:
         return 1;
     default:
         return 0;

@@ -35,6 +35,7 @@ enum {
     OPT_JUNIT,
     OPT_SARIF,
     OPT_ERROR_EXITCODE,
+    OPT_ACCEPT_UNCHECKED,
 };
 
 const struct option gate_long_options[] = {
@@ -47,6 +48,7 @@ const struct option gate_long_options[] = {
     {"junit", required_argument, 0, OPT_JUNIT},
     {"sarif", required_argument, 0, OPT_SARIF},
     {"error-exitcode", required_argument, 0, OPT_ERROR_EXITCODE},
+    {"accept-unchecked", no_argument, 0, OPT_ACCEPT_UNCHECKED},
     {0, 0, 0, 0},
 };
 
@@ -66,7 +68,17 @@ const char gate_help[] =
     "                           print a suppression for each leak reported\n"
     "      --junit FILE         write a JUnit XML report: a test case per process\n"
     "      --sarif FILE         write a SARIF 2.1.0 log: a result per leak site\n"
-    "      --error-exitcode N   exit status when a gate fails (run: 99, check: 1)\n";
+    "      --error-exitcode N   exit status when a gate fails (run: 99, check: 1)\n"
+    "      --accept-unchecked   warn about what memtrace could not check instead\n"
+    "                           of failing: without it, every gate fails on a\n"
+    "                           process whose trace is incomplete (events lost,\n"
+    "                           a dump cut short), and the leak gates on one that\n"
+    "                           left blocks in use no scan classified (killed by a\n"
+    "                           signal, ended by a raw exit_group, --leak-check\n"
+    "                           summary or none, a scan that failed), unless\n"
+    "                           --leak-kinds counts unknown; one line per process\n"
+    "                           says what and why. An image replaced by exec is\n"
+    "                           not counted: its blocks end with it\n";
 
 void gate_options_init(struct gate_options *o, int error_exitcode)
 {
@@ -167,6 +179,9 @@ int gate_parse_option(int opt, const char *arg, struct gate_options *o)
         return 1;
     case OPT_SARIF:
         o->sarif = arg;
+        return 1;
+    case OPT_ACCEPT_UNCHECKED:
+        o->accept_unchecked = 1;
         return 1;
     case OPT_ERROR_EXITCODE: {
         int64_t v;
@@ -271,6 +286,33 @@ static int by_bytes(const void *x, const void *y, void *arg)
     return p->kind < q->kind ? -1 : p->kind > q->kind;
 }
 
+/* What the gates set cannot check in v's process (see dump_verdict), and
+ * the one line that says so. 0, or -1 when out of memory. */
+static int judge_unchecked(const struct gate_options *o, struct dump_verdict *v)
+{
+    int leak_gate = o->max_leaked >= 0 || o->max_leaked_blocks >= 0;
+    int any_gate = leak_gate || o->max_peak >= 0;
+    struct unchecked_reason all[UNCHECKED_MAX];
+    int n = summary_unchecked(&v->a->summary, all, UNCHECKED_MAX);
+    for (int i = 0; i < n; i++)
+        if ((all[i].scope == UNCHECKED_TRACE && any_gate) ||
+            (all[i].scope == UNCHECKED_SCAN && leak_gate && !(o->kinds & (1u << MT_KIND_UNKNOWN))))
+            v->unchecked[v->nunchecked++] = all[i];
+    if (!v->nunchecked)
+        return 0;
+    v->fail_unchecked = !o->accept_unchecked;
+    size_t len = 0;
+    FILE *mem = open_memstream(&v->unchecked_line, &len);
+    if (!mem)
+        return -1;
+    const struct dump_process *p = &v->r->process;
+    fprintf(mem, "pid %llu (%s): not checked: ", (unsigned long long)p->pid,
+            p->argc ? p->argv[0] : "?");
+    for (int i = 0; i < v->nunchecked; i++)
+        fprintf(mem, "%s%s", i ? "; " : "", v->unchecked[i].text);
+    return fclose(mem) == 0 ? 0 : -1;
+}
+
 /* Fills v's lists and figures from its analysis and matches. */
 static int judge(const struct gate_options *o, struct dump_verdict *v)
 {
@@ -278,9 +320,12 @@ static int judge(const struct gate_options *o, struct dump_verdict *v)
     size_t cap = (size_t)a->nsites * MT_KIND_COUNT + 1;
     v->reported = malloc(cap * sizeof *v->reported);
     v->suppressed = malloc(cap * sizeof *v->suppressed);
-    if (!v->reported || !v->suppressed)
+    if (!v->reported || !v->suppressed || judge_unchecked(o, v) != 0)
         return -1;
-    for (uint32_t i = 0; i < a->nsites; i++) {
+    /* An image replaced by exec: its blocks end with it, as under
+     * valgrind, and no gate counts them. */
+    int exec = a->summary.exit_how == MT_EXIT_EXEC;
+    for (uint32_t i = 0; i < a->nsites && !exec; i++) {
         const struct site *s = &a->sites[i];
         for (uint32_t k = 0; k < MT_KIND_COUNT; k++) {
             if (!(o->kinds & (1u << k)) || (!s->kind_blocks[k] && !s->kind_bytes[k]))
@@ -295,13 +340,15 @@ static int judge(const struct gate_options *o, struct dump_verdict *v)
     qsort_r(v->reported, v->nreported, sizeof *v->reported, by_bytes, (void *)a);
     qsort_r(v->suppressed, v->nsuppressed, sizeof *v->suppressed, by_bytes, (void *)a);
     /* from the totals, so blocks without a stack count too */
-    for (int k = 0; k < MT_KIND_COUNT; k++)
+    for (int k = 0; k < MT_KIND_COUNT && !exec; k++)
         if (o->kinds & (1u << k)) {
             v->leaked_bytes += a->summary.kind_bytes[k];
             v->leaked_blocks += a->summary.kind_blocks[k];
         }
-    v->leaked_bytes -= v->m->total_bytes;
-    v->leaked_blocks -= v->m->total_blocks;
+    if (!exec) {
+        v->leaked_bytes -= v->m->total_bytes;
+        v->leaked_blocks -= v->m->total_blocks;
+    }
     v->peak_bytes = a->summary.totals.peak_bytes;
     v->fail_leaked = o->max_leaked >= 0 && v->leaked_bytes > (uint64_t)o->max_leaked;
     v->fail_blocks = o->max_leaked_blocks >= 0 && v->leaked_blocks > (uint64_t)o->max_leaked_blocks;
@@ -397,6 +444,10 @@ static void print_peak_sites(FILE *out, const struct analysis *a)
 static void print_failure(FILE *out, const struct gate_options *o, const struct dump_verdict *v)
 {
     char name[512], kinds[80], b1[32], b2[32];
+    if (v->fail_unchecked)
+        fprintf(out, "memtrace: %s\n", v->unchecked_line);
+    if (!v->fail_leaked && !v->fail_blocks && !v->fail_peak)
+        return;
     gate_process_name(v->r, name, sizeof name);
     kinds_list(o->kinds, kinds, sizeof kinds);
     fprintf(out, "memtrace: gate failed: %s, dump %s\n", name, v->path);
@@ -444,22 +495,11 @@ static void print_suppressed(FILE *out, const struct gate_options *o, const stru
     }
 }
 
-static void warn_unscanned(const struct gate_options *o, const struct dump_verdict *v)
+/* What could not be checked, accepted by --accept-unchecked: a warning. */
+static void warn_unchecked(const struct dump_verdict *v)
 {
-    const struct summary *sum = &v->a->summary;
-    if (sum->scanned || (o->kinds & (1u << MT_KIND_UNKNOWN)) || !sum->kind_blocks[MT_KIND_UNKNOWN])
-        return;
-    if (o->max_leaked < 0 && o->max_leaked_blocks < 0)
-        return;
-    char name[512], b1[32], b2[32];
-    gate_process_name(v->r, name, sizeof name);
-    fprintf(stderr,
-            "memtrace: warning: %s was not scanned for reachability (it did not end "
-            "by exit): its %s bytes in %s blocks still allocated are of kind unknown, "
-            "which the gates do not count (--leak-kinds definite,indirect,unknown "
-            "would)\n",
-            name, fmt_count(b1, sum->kind_bytes[MT_KIND_UNKNOWN]),
-            fmt_count(b2, sum->kind_blocks[MT_KIND_UNKNOWN]));
+    if (v->nunchecked && !v->fail_unchecked)
+        fprintf(stderr, "memtrace: warning (--accept-unchecked): %s\n", v->unchecked_line);
 }
 
 /* ---- --gen-suppressions -------------------------------------------------- */
@@ -544,6 +584,7 @@ static void verdict_free(struct dump_verdict *v)
     free(v->reported);
     free(v->suppressed);
     free(v->details);
+    free(v->unchecked_line);
     memset(v, 0, sizeof *v);
 }
 
@@ -602,12 +643,12 @@ int gates_check_dumps(const struct gate_options *o, char *const *dumps, int ndum
                 failed++;
             }
             print_suppressed(stderr, o, &v);
-            warn_unscanned(o, &v);
+            warn_unchecked(&v);
             if (o->gen_suppressions)
                 generate(o, &v, &printed);
             ci_reports_add(&ci, o, &v);
         }
-        if (a.summary.truncated)
+        if (a.summary.truncated && !v.nunchecked) /* else its line said so */
             fprintf(stderr,
                     "memtrace: %s is cut short (the traced process or the consumer "
                     "died); read up to its last whole record\n",

@@ -26,6 +26,7 @@ struct gate_options {
     const char *junit, *sarif; /* NULL = none */
     int gen_suppressions;      /* enum gen_suppressions */
     int error_exitcode;        /* run: default 99; check: 1 */
+    int accept_unchecked;      /* what could not be checked warns instead of failing */
 };
 
 /* getopt_long entries of the gate options (ended by {0}) and their handler:
@@ -72,12 +73,19 @@ struct dump_verdict {
     uint64_t leaked_bytes, leaked_blocks; /* gated kinds, not suppressed */
     uint64_t peak_bytes;
     int fail_leaked, fail_blocks, fail_peak;
+    /* What the gates set could not check in this process (summary.h: the
+     * reasons of scope UNCHECKED_TRACE when any gate is set, those of scope
+     * UNCHECKED_SCAN when a leak gate does not count the kind unknown). */
+    struct unchecked_reason unchecked[UNCHECKED_MAX];
+    int nunchecked;
+    int fail_unchecked; /* nunchecked and not --accept-unchecked */
+    char *unchecked_line; /* "pid 12 (./prog): not checked: REASON; REASON", or NULL */
     char *details; /* the failure as printed on stderr, or NULL */
 };
 
 static inline int verdict_failed(const struct dump_verdict *v)
 {
-    return v->fail_leaked || v->fail_blocks || v->fail_peak;
+    return v->fail_leaked || v->fail_blocks || v->fail_peak || v->fail_unchecked;
 }
 /* "make_plain (tests/x.c:24)": the innermost named frame of a site, the
  * path relative to the current directory when under it. */

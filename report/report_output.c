@@ -438,7 +438,9 @@ static void text_section(FILE *out, const struct analysis *a, enum report_sectio
                         fmt_bytes(b1, a->summary.kind_bytes[kind]),
                         fmt_count(b2, a->summary.kind_blocks[kind]),
                         a->summary.kind_blocks[kind] == 1 ? "" : "s");
-        fputs(a->summary.scanned ? "\n" : "\n  (no reachability scan: the process did not end by exit)\n",
+        fputs(a->summary.scanned || !a->summary.kind_blocks[MT_KIND_UNKNOWN]
+                  ? "\n"
+                  : "\n  (no reachability scan: \"not checked\" above says why)\n",
               out);
         if (supp && (supp->total_blocks || supp->total_bytes))
             fprintf(out, "  (%s in %s block%s suppressed: listed under Suppressed)\n",

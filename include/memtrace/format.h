@@ -248,7 +248,22 @@ enum mt_incomplete {
     MT_INCOMPLETE_HANDLER_EVENTS = 2,  /* count: signal-handler events that found no room */
     MT_INCOMPLETE_CHILD_UNTRACED = 3,  /* count: fork children that could not connect */
     MT_INCOMPLETE_SCAN_FAILED = 4,     /* the reachability scan could not be made */
+    /* The values from 5 are written by the consumer. SCAN_FAILED,
+     * SCAN_NOT_ASKED, SCAN_NOT_SERVED and NOT_SCANNED only say why the
+     * process has no scan: they fail the leak gates of a process that left
+     * blocks of kind unknown, not the others (report/summary.c, rule in
+     * summary.h). */
+    MT_INCOMPLETE_SCAN_NOT_ASKED = 5,  /* count: the run's enum mt_leak_check (summary or
+                                          none): no scan was asked for */
+    MT_INCOMPLETE_SCAN_NOT_SERVED = 6, /* count: the errno (0 if none) that kept the
+                                          consumer from handing the process its blocks */
+    MT_INCOMPLETE_MALFORMED_RING = 7,  /* count 1: a ring held a malformed record: the
+                                          events after it are lost */
+    MT_INCOMPLETE_NOT_SCANNED = 8,     /* count: MT_UNSCANNED_* bits, what the consumer saw
+                                          of a process that ended unscanned */
 };
+#define MT_UNSCANNED_SAID_EXIT 1u  /* it went through exit, _exit or _Exit */
+#define MT_UNSCANNED_ASKED_SCAN 2u /* it asked for its scan and never finished it */
 
 enum mt_unwind { MT_UNWIND_DWARF = 1, MT_UNWIND_FP = 2 };
 
