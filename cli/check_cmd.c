@@ -15,17 +15,21 @@ static const char check_usage_head[] =
     "usage: memtrace check [--max-leaked BYTES] [--max-leaked-blocks N]\n"
     "                      [--max-peak BYTES] [--leak-kinds K,...]\n"
     "                      [--suppressions FILE] [--gen-suppressions valgrind|lsan]\n"
-    "                      [--junit FILE] [--sarif FILE] [--error-exitcode N] DUMP...\n"
+    "                      [--junit FILE] [--sarif FILE] [--error-exitcode N]\n"
+    "                      [--accept-unchecked] DUMP...\n"
     "Check dumps written by 'memtrace run' against CI gates: the bytes and blocks\n"
     "leaked and the heap's peak. Each dump (each process) is checked on its own; a\n"
     "dump that fails prints its leak sites on stderr. Without --max-leaked,\n"
-    "--max-leaked-blocks or --max-peak, the gate is --max-leaked 0.\n"
+    "--max-leaked-blocks or --max-peak, the gate is --max-leaked 0. A gate never\n"
+    "passes what memtrace could not check: such a process fails it, with one line\n"
+    "saying what and why (see --accept-unchecked).\n"
     "\n";
 static const char check_usage_tail[] =
     "  -h, --help             show this help\n"
     "\n"
     "Exit status: 0 when every dump passes, 1 (or --error-exitcode) when a gate\n"
-    "fails, 2 when a dump, a suppression file or an option cannot be used.\n";
+    "fails (on what could not be checked too), 2 when a dump, a suppression file\n"
+    "or an option cannot be used.\n";
 
 int cmd_check(int argc, char **argv)
 {

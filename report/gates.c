@@ -74,8 +74,8 @@ const char gate_help[] =
     "                           process whose trace is incomplete (events lost,\n"
     "                           a dump cut short), and the leak gates on one that\n"
     "                           left blocks in use no scan classified (killed by a\n"
-    "                           signal, ended by a raw exit_group, --leak-check\n"
-    "                           summary or none, a scan that failed), unless\n"
+    "                           signal, ended by a raw exit_group, run with no\n"
+    "                           scan asked for, a scan that failed), unless\n"
     "                           --leak-kinds counts unknown; one line per process\n"
     "                           says what and why. An image replaced by exec is\n"
     "                           not counted: its blocks end with it\n";

@@ -159,7 +159,8 @@ def body(checker):
                   all(len(top1[k]["sites"]) == 1 for k in ("leaks", "peak", "allocations")))
     summary = json.loads(report(ctx, dump, "--summary", "--format", "json"))
     checker.check("--summary: process and totals only",
-                  set(summary) == {"format", "version", "process", "totals"})
+                  set(summary) == {"format", "version", "process", "totals", "checked",
+                                   "unchecked_reasons"})
     checker.eq("--summary: same totals", summary["totals"], full["totals"])
     inc = json.loads(report(ctx, dump, "--leaks", "--format", "json", "--include", "make_list"))
     checker.check("--include make_list: only its sites", inc["leaks"]["sites"] and all(
