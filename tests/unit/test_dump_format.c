@@ -85,6 +85,8 @@ static void write_sample(const char *path)
     expect(MT_REC_INHERIT, 0x9000, 77, 1);
     dump_write_inherit_totals(&w, 5, 4, 300);
     expect(MT_REC_INHERIT_TOTALS, 5, 4, 300);
+    dump_write_incomplete(&w, START + 350, MT_INCOMPLETE_NO_RING, 3);
+    expect(MT_REC_INCOMPLETE, MT_INCOMPLETE_NO_RING, 3, START + 350);
     dump_write_exit(&w, START + 400, MT_EXIT_SIGNAL, 9);
     expect(MT_REC_EXIT, MT_EXIT_SIGNAL, 9, START + 400);
     dump_write_end(&w, START + 400);
@@ -112,6 +114,7 @@ static int matches(const struct dump_record *r, const struct expected *e)
         return r->allocations == e->a && r->frees == e->b && r->bytes_allocated == e->c;
     case MT_REC_EXIT: return r->exit_how == e->a && r->exit_value == (int64_t)e->b && r->time == e->c;
     case MT_REC_END: return r->time == e->a;
+    case MT_REC_INCOMPLETE: return r->reason == e->a && r->count == e->b && r->time == e->c;
     case MT_REC_ALLOCATOR:
         return r->function == e->a && r->name_len == e->b && memcmp(r->name, "pool_alloc", 10) == 0;
     case MT_REC_MARK:

@@ -1,0 +1,82 @@
+/* Victim for the tests of what memtrace could not check (test_unchecked.py):
+ * each mode leaves a known heap and ends in a way that gives memtrace no
+ * scan, or a scan it cannot make.
+ *
+ *   unchecked sigkill        leaks 4096 bytes (definite), keeps 500 reachable,
+ *                            then raise(SIGKILL)
+ *   unchecked raw-exit       the same, then syscall(SYS_exit_group, 0): no
+ *                            libc exit, no atexit, no destructor
+ *   unchecked raw-exit-clean frees everything, then syscall(SYS_exit_group, 0)
+ *   unchecked exit           the same leaks, then exit(0) (scanned)
+ *   unchecked exhaust        leaks 1 KiB blocks until malloc fails (at most
+ *                            256 MiB), then exit(0): under an address-space
+ *                            limit the scan has no memory left to run in
+ *   unchecked exec SELF      leaks 4096 bytes, then execs SELF exit-clean
+ *   unchecked exit-clean     frees everything, exit(0)
+ *   unchecked wait N READY GO
+ *                            leaks N 16-byte blocks, creates READY, waits
+ *                            until GO exists, then exit(0)
+ *
+ * Nothing else allocates (no stdio).
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+void *volatile keep;
+void *volatile sink;
+
+static void leak(void)
+{
+    keep = malloc(500);
+    sink = malloc(4096);
+    sink = 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return 2;
+    const char *mode = argv[1];
+    if (strcmp(mode, "exit-clean") == 0 || strcmp(mode, "raw-exit-clean") == 0) {
+        free(malloc(100));
+        if (strcmp(mode, "raw-exit-clean") == 0)
+            syscall(SYS_exit_group, 0);
+        exit(0);
+    }
+    if (strcmp(mode, "exhaust") == 0) {
+        for (long i = 0; i < 256L * 1024 && (sink = malloc(1024)); i++)
+            ;
+        sink = 0;
+        exit(0);
+    }
+    if (strcmp(mode, "wait") == 0 && argc == 5) {
+        long n = atol(argv[2]);
+        for (long i = 0; i < n; i++)
+            sink = malloc(16);
+        sink = 0;
+        int fd = open(argv[3], O_WRONLY | O_CREAT, 0644);
+        if (fd < 0)
+            return 3;
+        close(fd);
+        while (access(argv[4], F_OK) != 0)
+            usleep(10000);
+        exit(0);
+    }
+    leak();
+    if (strcmp(mode, "sigkill") == 0)
+        raise(SIGKILL);
+    if (strcmp(mode, "raw-exit") == 0)
+        syscall(SYS_exit_group, 0);
+    if (strcmp(mode, "exit") == 0)
+        exit(0);
+    if (strcmp(mode, "exec") == 0 && argc == 3) {
+        char *args[] = {argv[2], "exit-clean", NULL};
+        execv(argv[2], args);
+        return 4;
+    }
+    return 2;
+}
