@@ -328,10 +328,25 @@ static void check_detached(struct process *p)
     p->phase = PHASE_CLOSING;
 }
 
+/* A fork child that will not be traced: its parent's snapshot is no longer
+ * waited for. */
+static void drop_snapshot(struct consumer *c, const struct mt_msg_hello *h)
+{
+    for (struct fork_snapshot **s = &c->snapshots; h->fork_parent && *s; s = &(*s)->next) {
+        if ((*s)->parent == h->fork_parent && (*s)->seq == h->fork_seq) {
+            struct fork_snapshot *found = *s;
+            *s = found->next;
+            fork_snapshot_free(found);
+            return;
+        }
+    }
+}
+
 /* No room for one more process under the hard open-file limit: refused
  * whole, before anything of it is made, in one line. */
-static void refuse_at_fd_limit(struct consumer *c, int fd)
+static void refuse_at_fd_limit(struct consumer *c, int fd, const struct mt_msg_hello *h)
 {
+    drop_snapshot(c, h);
     size_t running = 0;
     for (size_t i = 0; i < c->nprocs; i++)
         running += c->procs[i]->phase != PHASE_DONE;
@@ -366,7 +381,7 @@ static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
         return;
     }
     if (!c->fd_room) {
-        refuse_at_fd_limit(c, fd);
+        refuse_at_fd_limit(c, fd, h);
         return;
     }
     struct process *p = calloc(1, sizeof *p);
@@ -394,6 +409,7 @@ static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
         reply(fd, MT_REPLY_ERROR, c->opt, err);
         c->had_error = 1;
         close(fd);
+        drop_snapshot(c, h);
         heap_table_free(&p->live);
         stack_store_release(p->stacks);
         free(p);
@@ -767,15 +783,16 @@ const char *consumer_pending_line(void) { return pending_line; }
 
 /* The line run prints when it leaves processes behind: their pids, names and
  * dumps (the first 8), and what becomes of them, in one line. */
-static char *describe_pending(const struct consumer *c, size_t npending)
+static char *describe_pending(const struct consumer *c, size_t npending, size_t nforks)
 {
     char *text = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&text, &size);
     if (!f)
         return NULL;
-    int one = npending == 1;
-    fprintf(f, "memtrace: %zu process%s still run%s after the program ended:", npending,
+    int one;
+    one = npending + nforks == 1;
+    fprintf(f, "memtrace: %zu process%s still run%s after the program ended:", npending + nforks,
             one ? "" : "es", one ? "s" : "");
     size_t named = 0;
     for (size_t i = 0; i < c->nprocs; i++) {
@@ -789,6 +806,9 @@ static char *describe_pending(const struct consumer *c, size_t npending)
         fprintf(f, "%s pid %d (%s) %s", named > 1 ? "," : "", (int)seen_pid(p), program_name(p),
                 p->dump_path);
     }
+    if (nforks)
+        fprintf(f, "%s %zu forked process%s not connected yet", npending ? "; and" : "", nforks,
+                nforks == 1 ? "" : "es");
     fprintf(f, "; %s in the background when %s (`flock DUMP true` waits for that), and "
                "%s not judged by this run's gates",
             one ? "its dump is completed" : "their dumps are completed",
@@ -814,16 +834,20 @@ static int program_running(const struct consumer *c)
  * this process simply serves on). */
 static int leave_to_background(struct consumer *c, struct consumer_options *opt)
 {
-    size_t npending = 0;
+    size_t npending = 0, nforks = 0;
     for (size_t i = 0; i < c->nprocs; i++)
         npending += c->procs[i]->phase != PHASE_DONE;
+    /* fork children whose parent's snapshot waits for them: they are about
+     * to connect (or were killed before they could) */
+    for (const struct fork_snapshot *snap = c->snapshots; snap; snap = snap->next)
+        nforks++;
     fflush(stderr);
     pid_t pid = fork();
     if (pid < 0)
         return 0;
     if (pid > 0) {
         role = CONSUMER_LEFT_BEHIND;
-        pending_line = describe_pending(c, npending);
+        pending_line = describe_pending(c, npending, nforks);
         /* the dumps run judges: those complete now */
         size_t kept = 0;
         for (size_t i = 0; i < c->ncreated; i++) {
@@ -962,7 +986,7 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
         c.nprocs = kept;
         int done = all_done(&c);
         if (opt.direct_child) {
-            if (c.child_reaped && done)
+            if (c.child_reaped && done && (!opt.detach || !c.snapshots))
                 break;
             /* the program is gone and its dump complete: wait a little for
              * its descendants, then leave them to a detached copy */
