@@ -23,9 +23,13 @@ uintptr_t mt_parse_hex(const char **p)
 
 int mt_maps_each(char *buf, size_t size, int (*fn)(const char *line, void *arg), void *arg)
 {
+    struct mt_thread *t = &mt_thread_state;
+    mt_cancel_off(t); /* open, read and close are cancellation points */
     int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0) {
+        mt_cancel_on(t);
         return -1;
+    }
     size_t len = 0;
     int stop = 0;
     while (!stop) {
@@ -44,5 +48,6 @@ int mt_maps_each(char *buf, size_t size, int (*fn)(const char *line, void *arg),
         memmove(buf, line, len);
     }
     close(fd);
+    mt_cancel_on(t);
     return 0;
 }

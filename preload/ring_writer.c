@@ -70,6 +70,25 @@ static pthread_key_t exit_key;
 static struct mt_ring *descriptor_pool;
 static size_t descriptor_left;
 
+void mt_cancel_off(struct mt_thread *t)
+{
+    if (t->nocancel++ == 0) {
+        int state, type;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+        pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &type);
+        t->cancel_state = state;
+        t->cancel_type = type;
+    }
+}
+
+void mt_cancel_on(struct mt_thread *t)
+{
+    if (t->nocancel > 0 && --t->nocancel == 0) {
+        pthread_setcanceltype(t->cancel_type, NULL);
+        pthread_setcancelstate(t->cancel_state, NULL);
+    }
+}
+
 void mt_socket_lock(void) { mt_spin_lock(&socket_lock); }
 void mt_socket_unlock(void) { mt_spin_unlock(&socket_lock); }
 
@@ -226,6 +245,8 @@ static void use_fine_clock(void)
     mt_spin_unlock(&rings_lock);
 }
 
+static struct mt_ring *attach_ring(struct mt_thread *t);
+
 struct mt_ring *mt_ring_get(struct mt_thread *t)
 {
     if (MT_UNLIKELY(t->generation != mt_generation)) {
@@ -238,7 +259,16 @@ struct mt_ring *mt_ring_get(struct mt_thread *t)
         return t->ring;
     if (mt_state != MT_STATE_ACTIVE)
         return NULL;
+    /* No cancellation point in here (memfd, socket, /proc/self/maps). */
+    mt_cancel_off(t);
+    struct mt_ring *r = attach_ring(t);
+    mt_cancel_on(t);
+    return r;
+}
 
+/* The slow part of mt_ring_get: a ring for a thread that has none. */
+static struct mt_ring *attach_ring(struct mt_thread *t)
+{
     mt_spin_lock(&rings_lock);
     struct mt_ring *r = free_rings;
     if (r)
@@ -399,9 +429,14 @@ static int wait_for_room(struct mt_ring *r, uint64_t need)
         } else if (spins < 256) {
             sched_yield();
         } else {
+            /* nanosleep and poll are cancellation points */
+            struct mt_thread *t = &mt_thread_state;
+            mt_cancel_off(t);
             struct timespec pause = {0, 20000};
             nanosleep(&pause, NULL);
-            if ((spins & 1023) == 0 && !consumer_alive()) {
+            int gone = (spins & 1023) == 0 && !consumer_alive();
+            mt_cancel_on(t);
+            if (gone) {
                 mt_disable("the consumer went away");
                 return 0;
             }

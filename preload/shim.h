@@ -87,6 +87,8 @@ struct mt_thread {
     uintptr_t stack_lo, stack_hi; /* for frame-pointer walking and unwind.c */
     uint32_t stack_renotes;        /* times the bounds were looked up again */
     struct mt_unwind_cache *unwind; /* unwind.c: rules by code address */
+    int nocancel;                  /* > 0: cancellation held off (mt_cancel_off) */
+    int cancel_state, cancel_type; /* the program's, given back by mt_cancel_on */
 };
 extern __thread struct mt_thread mt_thread_state
     __attribute__((tls_model("initial-exec"))) MT_HIDDEN;
@@ -291,15 +293,31 @@ uintptr_t mt_parse_hex(const char **p) MT_HIDDEN;
 int mt_maps_each(char *buf, size_t size, int (*fn)(const char *line, void *arg), void *arg)
     MT_HIDDEN;
 
+/* ---- cancellation (pthread_cancel) ----
+ * Nothing the shim does may act on a cancellation (malloc is no
+ * cancellation point), nor may a thread die holding one of its locks. A
+ * region that blocks or holds a lock runs with cancellation disabled and
+ * deferred (deferred too: glibc's SIGCANCEL handler acts on the type);
+ * mt_cancel_on gives the program its own state and type back, and a
+ * pending asynchronous cancellation acts there, outside every lock. Nests;
+ * slow paths only (two atomic operations each way). ring_writer.c. */
+void mt_cancel_off(struct mt_thread *t) MT_HIDDEN;
+void mt_cancel_on(struct mt_thread *t) MT_HIDDEN;
+
 /* ---- locks: a word, taken by exchange; a waiter yields the CPU (the holder
- * may be waiting for the consumer) ---- */
+ * may be waiting for the consumer). Held with cancellation off. ---- */
 static inline void mt_spin_lock(int *lock)
 {
+    mt_cancel_off(&mt_thread_state);
     while (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE))
         sched_yield();
 }
 
-static inline void mt_spin_unlock(int *lock) { __atomic_store_n(lock, 0, __ATOMIC_RELEASE); }
+static inline void mt_spin_unlock(int *lock)
+{
+    __atomic_store_n(lock, 0, __ATOMIC_RELEASE);
+    mt_cancel_on(&mt_thread_state);
+}
 
 /* ---- util ---- */
 void mt_log(const char *fmt, ...) MT_HIDDEN __attribute__((format(printf, 1, 2)));

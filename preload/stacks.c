@@ -137,7 +137,9 @@ static int libunwind_backtrace(struct mt_thread *t, void **buf, int want)
      * signal handler's made meanwhile must be recorded (interpose.c tells
      * them apart by their caller). */
     t->unwinding++;
+    mt_cancel_off(t); /* libunwind validates addresses with msync or write */
     int n = unw_backtrace(buf, want);
+    mt_cancel_on(t);
     t->unwinding--;
     return n;
 }

@@ -1,0 +1,7 @@
+# Victims of the recording's robustness tests (tests/e2e/test_resilience.py):
+# programs that cancel, longjmp out of, clone, limit and exec themselves
+# while they allocate.
+# cancel_loop links libgcc_s: glibc's first cancellation would dlopen it,
+# and the loader's own allocations in dlopen are not what this test counts.
+memtrace_victim(cancel_loop SOURCES ${P}/cancel_loop.c
+                LINK Threads::Threads -Wl,--no-as-needed gcc_s -Wl,--as-needed)
