@@ -217,7 +217,8 @@ static void reply(int fd, uint32_t status, const struct consumer_options *o, con
                              .max_depth = o->max_depth, .follow_fork = (uint32_t)o->follow_fork,
                              .leak_check = o->leak_check, .freeres = (uint32_t)o->freeres,
                              .python = o->python, .ring_kib = o->ring_kib,
-                             .unwind_verify = (uint32_t)o->unwind_verify};
+                             .unwind_verify = (uint32_t)o->unwind_verify,
+                             .python_malloc = (uint32_t)o->python_malloc};
     size_t hooks_len = status == MT_REPLY_OK && o->hooks ? strlen(o->hooks) : 0;
     if (hooks_len > MT_HOOKS_MAX)
         hooks_len = 0;

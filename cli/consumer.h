@@ -23,6 +23,7 @@ struct consumer_options {
     uint32_t ring_kib;      /* 0 = the shim's default */
     int unwind_verify;      /* MEMTRACE_UNWIND_VERIFY=1 given to memtrace run */
     const char *hooks;      /* the --hook-* list, or NULL */
+    int python_malloc;      /* CPython uses malloc (--python-allocator malloc) */
     int detach;         /* run mode: once the program has ended, leave the
                          * descendants still running to a detached copy */
 };

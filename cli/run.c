@@ -53,7 +53,7 @@ static const char run_usage[] =
     "      --python MODE      Python frames in stacks: auto (default: when the\n"
     "                         program is CPython or loads libpython), on, off\n"
     "      --python-allocator malloc|pymalloc\n"
-    "                         malloc (default): set PYTHONMALLOC=malloc for a\n"
+    "                         malloc (default): PYTHONMALLOC=malloc for a\n"
     "                         Python program so every object is seen; pymalloc:\n"
     "                         leave CPython's small-object allocator in place\n"
     "                         (objects of 512 bytes or less are then not seen)\n"
@@ -520,6 +520,12 @@ int cmd_run(int argc, char **argv)
     char shim[PATH_MAX];
     if (find_shim(shim, sizeof shim) != 0)
         return cli_error("cannot find libmemtrace.so next to this memtrace (set MEMTRACE_PRELOAD)");
+    /* CPython's own allocator serves small objects from arenas it mmaps:
+     * only with malloc underneath is every object seen. The shim answers
+     * CPython's getenv("PYTHONMALLOC") with "malloc" (a PYTHONMALLOC the
+     * user set is theirs), and the environment stays as it was. */
+    o.python_malloc = !pymalloc && (o.python == MT_PYTHON_ON ||
+                                    (o.python == MT_PYTHON_AUTO && program_is_python(program)));
     int listen_fd = make_socket(shim);
     if (listen_fd < 0)
         return 1;
@@ -548,12 +554,6 @@ int cmd_run(int argc, char **argv)
         snprintf(preload, sizeof preload, "%s%s%s", shim_link, old && *old ? ":" : "",
                  old ? old : "");
         setenv("LD_PRELOAD", preload, 1);
-        /* CPython's own allocator serves small objects from arenas it
-         * mmaps: only with malloc underneath is every object seen. A
-         * PYTHONMALLOC the user set is theirs. */
-        if (!pymalloc && (o.python == MT_PYTHON_ON ||
-                          (o.python == MT_PYTHON_AUTO && program_is_python(program))))
-            setenv("PYTHONMALLOC", "malloc", 0);
         execv(program, argv + optind);
         int err = errno;
         ssize_t ignored = write(errpipe[1], &err, sizeof err);

@@ -242,6 +242,27 @@ static int set_socket_name(const char *name)
  * mode, the user's MEMTRACE_HOOKS. */
 static char hooks_spec[MT_HOOKS_MAX + 1];
 static int plain_mode;
+static int python_malloc;
+
+/* `memtrace run` has CPython use malloc for every object, as
+ * PYTHONMALLOC=malloc does (cli/run.c), without putting that variable in the
+ * environment, where os.environ would show it and every program copying its
+ * environment would allocate for it: CPython reads it with getenv, and the
+ * shim's getenv answers "malloc" when the environment does not hold it.
+ * Otherwise this is glibc's getenv: the first NAME=value of environ. It runs
+ * before our initialization too (python_malloc is 0 then). */
+__attribute__((visibility("default"))) char *getenv(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0)
+        return NULL;
+    for (char **e = environ; e && *e; e++)
+        if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
+            return *e + len + 1;
+    if (python_malloc && strcmp(name, "PYTHONMALLOC") == 0)
+        return (char *)"malloc";
+    return NULL;
+}
 
 const char *mt_hooks_spec(void) { return plain_mode ? getenv("MEMTRACE_HOOKS") : hooks_spec; }
 
@@ -259,8 +280,10 @@ static void take_settings(int fd, const struct mt_msg_reply *reply)
     uint32_t kib = reply->ring_kib;
     if (kib >= 64 && kib <= (1u << 20) && (kib & (kib - 1)) == 0)
         mt_config.ring_capacity = (uint64_t)kib * 1024;
-    if (!plain_mode)
+    if (!plain_mode) {
         mt_unwind_verify = reply->unwind_verify == 1;
+        python_malloc = reply->python_malloc == 1;
+    }
     if (reply->hooks_len > 0 && reply->hooks_len <= MT_HOOKS_MAX) {
         ssize_t n;
         do {

@@ -212,7 +212,8 @@ struct mt_msg_reply {
     uint32_t ring_kib;      /* ring capacity in KiB, 0 = default */
     uint32_t unwind_verify; /* 1: compare every walk with libunwind's */
     uint32_t hooks_len;     /* an MT_MSG_HOOKS message of this length follows */
-    char message[212];
+    uint32_t python_malloc; /* 1: CPython's getenv("PYTHONMALLOC") gets "malloc" */
+    char message[208];
 };
 
 #define MT_HOOKS_MAX 4096

@@ -31,7 +31,9 @@ differs from the bare run's only by LD_PRELOAD.
                         and in the --log-file file (then not on stderr). In
                         plain mode the program's stderr stays empty and the
                         notice is in the file MEMTRACE_LOG names.
-    --case environment  /usr/bin/env and /proc/self/environ under memtrace run
+    --case environment  /usr/bin/env, /proc/self/environ and python3's
+                        os.environ (no PYTHONMALLOC: the shim answers
+                        CPython's getenv) under memtrace run
                         (with --hook-alloc and MEMTRACE_UNWIND_VERIFY given to
                         memtrace, settings that once travelled in the
                         environment) equal the bare run's but for LD_PRELOAD;
@@ -197,8 +199,11 @@ def main():
                 **mtlib.sanitizer_env()}
         memtrace_env = dict(base, MEMTRACE_UNWIND_VERIFY="1")
         hook = ["--hook-alloc", "no_such_function_anywhere:0"]
+        python = ["/usr/bin/python3", "-c", "import os, sys; sys.stdout.write(''.join("
+                  "'%s=%s\\0' % kv for kv in os.environ.items()))"]
         for what, argv in (("env", ["/usr/bin/env", "-0"]),
-                           ("environ", ["/bin/cat", "/proc/self/environ"])):
+                           ("environ", ["/bin/cat", "/proc/self/environ"]),
+                           ("python", python)):
             d = ctx.subdir(what)
             want = bare(argv, d, env=memtrace_env).stdout.split("\0")
             r = mtlib.memtrace_run(ctx, argv, os.path.join(d, "%n.%p.mtr"), options=hook,
@@ -216,9 +221,11 @@ def main():
             d = ctx.subdir(what + "-plain")
             plain_env = dict(base, LD_PRELOAD=ctx.shim,
                              MEMTRACE_OUTPUT=os.path.join(d, "plain.%p.mtr"))
+            unpreloaded = {k: v for k, v in plain_env.items() if k != "LD_PRELOAD"}
+            want = bare(argv, d, env=unpreloaded, tag="unpreloaded").stdout.split("\0")
             r = bare(argv, d, env=plain_env, tag="plain")
             c.eq("%s: plain mode: the environment is the one the user gave" % what,
-                 r.stdout.split("\0"), ["%s=%s" % kv for kv in plain_env.items()] + [""])
+                 sorted(r.stdout.split("\0")), sorted(want + ["LD_PRELOAD=" + ctx.shim]))
 
     def real_env(c):
         mtlib.need_valgrind()
