@@ -597,7 +597,7 @@ void mt_init(void)
 
 /* Our destructor runs after the program's and its libraries' (they were
  * initialized after us): the latest moment to scan, as memcheck does. */
-__attribute__((destructor)) static void mt_destructor(void) { mt_scan_at_exit(1); }
+__attribute__((destructor)) static void mt_destructor(void) { mt_scan_at_exit(MT_SCAN_EXIT, NULL); }
 
 __attribute__((constructor)) static void mt_constructor(void)
 {

@@ -538,7 +538,7 @@ EXPORT int dlclose(void *handle)
 EXPORT void _exit(int status)
 {
     mt_note_exit(status);
-    mt_scan_at_exit(0);
+    mt_scan_at_exit(MT_SCAN_UNDERSCORE_EXIT, NULL);
     if (!mt_real._exit)
         mt_init();
     mt_real._exit(status);
@@ -548,7 +548,7 @@ EXPORT void _exit(int status)
 EXPORT void _Exit(int status)
 {
     mt_note_exit(status);
-    mt_scan_at_exit(0);
+    mt_scan_at_exit(MT_SCAN_UNDERSCORE_EXIT, NULL);
     if (!mt_real._Exit)
         mt_init();
     mt_real._Exit(status);

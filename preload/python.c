@@ -110,7 +110,7 @@ static void table_put(struct py_table *t, const struct py_slot *key)
                 *table_find(&bigger, &t->slots[i]) = t->slots[i];
                 bigger.count++;
             }
-        munmap(t->slots, (t->mask + 1) * sizeof(struct py_slot));
+        mt_unmap(t->slots, (t->mask + 1) * sizeof(struct py_slot));
         *t = bigger;
     }
     struct py_slot *s = table_find(t, key);
@@ -497,7 +497,7 @@ int mt_python_capture(struct mt_thread *t, struct mt_ring *r, uint64_t *ips, int
 void mt_python_thread_exit(struct mt_thread *t)
 {
     if (t->python) {
-        munmap(t->python, sizeof *t->python);
+        mt_unmap(t->python, sizeof *t->python);
         t->python = NULL;
     }
 }

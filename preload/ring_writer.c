@@ -168,6 +168,7 @@ static struct mt_ring *create_ring(void)
         void *q = mmap(NULL, MT_DEFERRED_MAX * sizeof(struct mt_deferred), PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         r->deferred = q == MAP_FAILED ? NULL : q;
+        mt_own_add(r->deferred, MT_DEFERRED_MAX * sizeof(struct mt_deferred)); /* not a root */
         all_rings = r;
     }
     mt_spin_unlock(&rings_lock);

@@ -9,15 +9,27 @@
  * hands them over sorted, in a memfd); scans the roots -- the writable
  * private mappings that hold no heap block (data and bss of every module,
  * anonymous memory, the main thread's TLS), each thread's stack from its
- * stack pointer up (its TLS and thread descriptor sit at the top), and each
- * thread's registers -- then the blocks reached from them; writes one kind
- * per block back into the memfd, and lets the threads go.
+ * stack pointer less the red zone up (its TLS and thread descriptor sit at
+ * the top), and each thread's registers -- then the blocks reached from
+ * them; writes one kind per block back into the memfd, and lets the threads
+ * go.
+ *
+ * Roots are only what the program holds. The thread that ends the process
+ * counts from the program's stack pointer where it called exit (or returned
+ * from main, or called _exit, or took the fatal signal) with the program's
+ * registers there: never the frames of the shim, of libc's exit machinery or
+ * of the scan, which hold stale copies of block addresses. The shim's own
+ * memory (its module's data and bss, its mappings, each thread's struct
+ * mt_thread) is never a root either.
  *
  * Runs inside the traced process: memory from mmap only, no stdio, no
  * malloc (the guard is raised throughout).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+#include <link.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +56,7 @@
 
 struct stopped {
     uintptr_t sp;
+    uintptr_t own_tls; /* the thread's struct mt_thread: never a root */
     uint64_t regs[NGREG];
 };
 
@@ -64,6 +77,7 @@ static void stop_handler(int sig, siginfo_t *info, void *context)
     if (i < MAX_THREADS) {
         for (int r = 0; r < NGREG; r++)
             stopped[i].regs[r] = (uint64_t)uc->uc_mcontext.gregs[r];
+        stopped[i].own_tls = (uintptr_t)&mt_thread_state;
         __atomic_store_n(&stopped[i].sp, (uintptr_t)uc->uc_mcontext.gregs[REG_RSP], __ATOMIC_RELEASE);
     }
     while (!__atomic_load_n(&release_word, __ATOMIC_ACQUIRE))
@@ -257,6 +271,31 @@ static void mark_cliques(struct marker *m)
 
 /* ---- roots ---------------------------------------------------------------- */
 
+/* What the program itself holds in the thread that ends the process: its
+ * stack from sp up, and its registers. Never the frames of the shim, of
+ * libc's exit machinery or of the scan below sp: they hold stale copies of
+ * block addresses (the shim's frames of the last malloc left them there). */
+struct program_view {
+    uintptr_t sp;
+    int nregs;
+    uint64_t regs[NGREG];
+};
+
+/* Ranges that are never roots, sorted by start: the shim's own module
+ * (its data, bss and bootstrap arena), its mappings (own_memory.c) and each
+ * thread's struct mt_thread. */
+struct excluded {
+    uintptr_t (*ranges)[2];
+    size_t count, cap;
+};
+
+struct marker_roots {
+    struct marker *m;
+    const struct program_view *self;
+    int nstopped;
+    struct excluded *ex;
+};
+
 /* 1 if [lo, hi) holds the start of a live block: heap memory, not a root. */
 static int holds_block(const struct marker *m, uint64_t lo, uint64_t hi)
 {
@@ -271,9 +310,61 @@ static int holds_block(const struct marker *m, uint64_t lo, uint64_t hi)
     return a < m->count && m->blocks[a].address < hi;
 }
 
-/* Scans one line of /proc/self/maps if it is a root. */
-static void scan_mapping(struct marker *m, const char *line, uintptr_t self_sp, int nstopped)
+static void exclude(struct excluded *ex, uintptr_t lo, uintptr_t hi)
 {
+    if (lo >= hi || ex->count >= ex->cap)
+        return;
+    size_t i = ex->count++; /* insertion sort: a few hundred ranges */
+    while (i > 0 && ex->ranges[i - 1][0] > lo) {
+        ex->ranges[i][0] = ex->ranges[i - 1][0];
+        ex->ranges[i][1] = ex->ranges[i - 1][1];
+        i--;
+    }
+    ex->ranges[i][0] = lo;
+    ex->ranges[i][1] = hi;
+}
+
+static int exclude_own(uintptr_t start, uintptr_t end, void *arg)
+{
+    exclude(arg, start, end);
+    return 0;
+}
+
+/* Scans [lo, hi) but for the excluded ranges. */
+static void scan_root_range(struct marker *m, const struct excluded *ex, uintptr_t lo, uintptr_t hi,
+                            int libc)
+{
+    for (size_t i = 0; i < ex->count && lo < hi; i++) {
+        uintptr_t a = ex->ranges[i][0], b = ex->ranges[i][1];
+        if (b <= lo)
+            continue;
+        if (a >= hi)
+            break;
+        if (a > lo) {
+            if (libc)
+                scan_libc_words(m, lo, a);
+            else
+                scan_words(m, lo, a, 1);
+        }
+        if (b > lo)
+            lo = b;
+    }
+    if (lo < hi) {
+        if (libc)
+            scan_libc_words(m, lo, hi);
+        else
+            scan_words(m, lo, hi, 1);
+    }
+}
+
+/* memcheck scans a stack from its stack pointer less the red zone (the
+ * 128 bytes below it that leaf code may use: VG_STACK_REDZONE_SZB). */
+#define RED_ZONE 128
+
+/* Scans one line of /proc/self/maps if it is a root. */
+static void scan_mapping(struct marker_roots *w, const char *line)
+{
+    struct marker *m = w->m;
     const char *s = line;
     uintptr_t lo = mt_parse_hex(&s);
     if (*s++ != '-')
@@ -289,46 +380,136 @@ static void scan_mapping(struct marker *m, const char *line, uintptr_t self_sp, 
         return; /* heap memory: its blocks are scanned as blocks */
     /* A thread's stack: only from its stack pointer up. */
     uintptr_t from = lo;
-    if (self_sp >= lo && self_sp < hi)
-        from = self_sp;
-    for (int i = 0; i < nstopped; i++) {
+    if (w->self->sp >= lo && w->self->sp < hi)
+        from = w->self->sp;
+    for (int i = 0; i < w->nstopped; i++) {
         uintptr_t sp = __atomic_load_n(&stopped[i].sp, __ATOMIC_ACQUIRE);
         if (sp >= lo && sp < hi && sp > from)
-            from = sp;
+            from = sp - RED_ZONE > from ? sp - RED_ZONE : from;
     }
     const char *path = strchr(s, '/');
-    if (path && strstr(path, "/libc.so"))
-        scan_libc_words(m, from, hi);
-    else
-        scan_words(m, from, hi, 1);
+    scan_root_range(m, w->ex, from, hi, path && strstr(path, "/libc.so"));
 }
-
-struct roots_walk {
-    struct marker *m;
-    uintptr_t self_sp;
-    int nstopped;
-};
 
 static int root_line(const char *line, void *arg)
 {
-    struct roots_walk *w = arg;
-    scan_mapping(w->m, line, w->self_sp, w->nstopped);
+    scan_mapping(arg, line);
     return 0;
 }
 
-static void scan_roots(struct marker *m, uintptr_t self_sp)
+static void scan_roots(struct marker *m, const struct program_view *self)
 {
     int nstopped = __atomic_load_n(&stopped_count, __ATOMIC_ACQUIRE);
     if (nstopped > MAX_THREADS)
         nstopped = MAX_THREADS;
+    for (int r = 0; r < self->nregs; r++)
+        consider(m, self->regs[r], 1);
     for (int i = 0; i < nstopped; i++)
         for (int r = 0; r < NGREG; r++)
             consider(m, stopped[i].regs[r], 1);
+    struct excluded ex = {.cap = 2 * MAX_THREADS + 16384 + 16};
+    size_t ex_size = ex.cap * sizeof *ex.ranges;
+    ex.ranges = mmap(NULL, ex_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ex.ranges == MAP_FAILED) {
+        ex.ranges = NULL;
+        ex.cap = 0;
+    } else {
+        exclude(&ex, (uintptr_t)ex.ranges, (uintptr_t)ex.ranges + ex_size);
+    }
+    Dl_info self_info;
+    uintptr_t own_lo, own_hi;
+    if (dladdr((void *)scan_roots, &self_info) &&
+        mt_module_range((uintptr_t)self_info.dli_fbase, &own_lo, &own_hi) == 0)
+        exclude(&ex, own_lo, own_hi);
+    mt_own_each(exclude_own, &ex);
+    exclude(&ex, (uintptr_t)&mt_thread_state, (uintptr_t)(&mt_thread_state + 1));
+    for (int i = 0; i < nstopped; i++)
+        if (stopped[i].own_tls)
+            exclude(&ex, stopped[i].own_tls, stopped[i].own_tls + sizeof(struct mt_thread));
     static char buf[1 << 16];
-    struct roots_walk w = {m, self_sp, nstopped};
+    struct marker_roots w = {m, self, nstopped, &ex};
     mt_maps_each(buf, sizeof buf, root_line, &w);
+    if (ex.ranges)
+        munmap(ex.ranges, ex_size);
 }
 
+/* ---- where the program's own stack ends --------------------------------- */
+
+/* [lo, hi) of the function that holds address (its symbol's size), or 0s. */
+static void function_range(void *address, uintptr_t *lo, uintptr_t *hi)
+{
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    *lo = *hi = 0;
+    if (address && dladdr1(address, &info, (void **)&sym, RTLD_DL_SYMENT) && sym &&
+        info.dli_saddr && sym->st_size) {
+        *lo = (uintptr_t)info.dli_saddr;
+        *hi = *lo + sym->st_size;
+    }
+}
+
+static void view_from_cursor(unw_cursor_t *c, struct program_view *v)
+{
+    static const int callee_saved[] = {UNW_X86_64_RBX, UNW_X86_64_RBP, UNW_X86_64_R12,
+                                       UNW_X86_64_R13, UNW_X86_64_R14, UNW_X86_64_R15};
+    unw_word_t sp = 0;
+    unw_get_reg(c, UNW_REG_SP, &sp);
+    v->sp = (uintptr_t)sp;
+    v->nregs = 0;
+    for (size_t i = 0; i < sizeof callee_saved / sizeof *callee_saved; i++) {
+        unw_word_t value;
+        if (unw_get_reg(c, callee_saved[i], &value) == 0)
+            v->regs[v->nregs++] = value;
+    }
+}
+
+/* Walks out of the scan to the program: to the caller of libc's exit (the
+ * scan runs from our destructor, under exit, also after a return from main,
+ * whose caller calls exit), or else to the caller of the shim's outermost
+ * frame (our _exit, _Exit). Its stack pointer there is the lowest address the
+ * program holds, and its callee-saved registers what it holds in registers
+ * (the others are dead across a call). 0 on success. */
+static int view_by_walk(int through_exit, struct program_view *v)
+{
+    static uintptr_t exit_lo, exit_hi;
+    if (through_exit && !exit_hi)
+        function_range(dlsym(RTLD_DEFAULT, "exit"), &exit_lo, &exit_hi);
+    struct mt_thread *t = &mt_thread_state;
+    unw_context_t context;
+    unw_cursor_t cursor;
+    int found = -1, own_chain = 1;
+    t->unwinding++; /* libunwind's own mallocs pass through */
+    if (unw_getcontext(&context) == 0 && unw_init_local(&cursor, &context) == 0) {
+        for (int depth = 0; depth < 256; depth++) {
+            unw_word_t ip = 0;
+            if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0)
+                break;
+            /* a return address: the call may be the function's last
+             * instruction (exit's call of __run_exit_handlers is) */
+            uintptr_t at = (uintptr_t)ip - (depth > 0);
+            int in_exit = through_exit && at >= exit_lo && at < exit_hi;
+            int own = mt_is_own((uintptr_t)ip);
+            if (unw_step(&cursor) <= 0)
+                break;
+            unw_word_t next_ip = 0;
+            unw_get_reg(&cursor, UNW_REG_IP, &next_ip);
+            if (in_exit) {
+                view_from_cursor(&cursor, v);
+                found = 0;
+                break;
+            }
+            if (own_chain && own && !mt_is_own((uintptr_t)next_ip)) {
+                own_chain = 0;
+                view_from_cursor(&cursor, v);
+                found = 0;
+                if (!through_exit)
+                    break;
+            }
+        }
+    }
+    t->unwinding--;
+    return found;
+}
 /* ---- talking to the consumer -------------------------------------------- */
 
 static int send_simple(int fd, uint32_t type)
@@ -363,7 +544,7 @@ static int request_blocks(int sock)
     return fd;
 }
 
-static void run_freeres(struct mt_thread *t)
+static void run_freeres(struct mt_thread *t, int libc_too)
 {
     /* As valgrind's --run-libc-freeres and --run-cxx-freeres: libc's and
      * libstdc++'s one-time allocations are freed, and those frees recorded.
@@ -375,29 +556,13 @@ static void run_freeres(struct mt_thread *t)
     t->guard--;
     if (cxx)
         cxx();
-    if (libc)
+    if (libc && libc_too)
         libc();
 }
 
 static int scanned;
-static uint64_t self_registers[6]; /* this thread's callee-saved registers */
 
-/* Saves rbx, rbp, r12-r15 as they are at the start of the scan: values the
- * program's frames keep in registers across the calls that led here. */
-__attribute__((noinline)) static void save_self_registers(void)
-{
-    __asm__ volatile("mov %%rbx, 0(%0)\n\t"
-                     "mov %%rbp, 8(%0)\n\t"
-                     "mov %%r12, 16(%0)\n\t"
-                     "mov %%r13, 24(%0)\n\t"
-                     "mov %%r14, 32(%0)\n\t"
-                     "mov %%r15, 40(%0)\n\t"
-                     :
-                     : "r"(self_registers)
-                     : "memory");
-}
-
-__attribute__((noinline)) static void scan_with_blocks(int memfd, uintptr_t stack_from)
+__attribute__((noinline)) static void scan_with_blocks(int memfd, const struct program_view *self)
 {
     struct mt_scan_header header;
     if (pread(memfd, &header, sizeof header, 0) != (ssize_t)sizeof header)
@@ -417,12 +582,7 @@ __attribute__((noinline)) static void scan_with_blocks(int memfd, uintptr_t stac
             if (m.blocks[i].address + m.blocks[i].size + 1 > m.hi)
                 m.hi = m.blocks[i].address + m.blocks[i].size + 1;
         memset(m.state, UNREACHED, m.count);
-        /* This thread: its registers as saved when the scan began, and its
-         * stack from mt_scan_at_exit's frame up (the frames below hold block
-         * addresses, and below them is dead stack). */
-        for (int r = 0; r < 6; r++)
-            consider(&m, self_registers[r], 1);
-        scan_roots(&m, stack_from);
+        scan_roots(&m, self);
         drain_marks(&m);
         mark_cliques(&m);
         static const uint8_t kind_of[] = {MT_KIND_DEFINITE, MT_KIND_POSSIBLE, MT_KIND_REACHABLE,
@@ -435,25 +595,41 @@ __attribute__((noinline)) static void scan_with_blocks(int memfd, uintptr_t stac
     munmap(map, size);
 }
 
-void mt_scan_at_exit(int allow_freeres)
+void mt_scan_at_exit(int how, const void *context)
 {
     struct mt_thread *t = &mt_thread_state;
     if (mt_state != MT_STATE_ACTIVE || mt_config.leak_check != MT_LEAK_CHECK_FULL ||
         __atomic_exchange_n(&scanned, 1, __ATOMIC_ACQ_REL))
         return;
     int saved = errno;
-    if (allow_freeres && mt_config.freeres && !t->guard)
-        run_freeres(t); /* its frees are events */
+    /* Its frees are events. From _exit, libstdc++'s only: libc's flushes
+     * stdio, which _exit must not (valgrind runs both there). Never from a
+     * signal handler: the signal may have come inside malloc (valgrind runs
+     * neither after a fatal signal). */
+    if (how != MT_SCAN_SIGNAL && mt_config.freeres && !t->guard)
+        run_freeres(t, how == MT_SCAN_EXIT);
     t->guard++;
-    save_self_registers();
+    /* The program's view of this thread, taken before anything else runs. */
+    struct program_view self;
+    memset(&self, 0, sizeof self);
+    if (how == MT_SCAN_SIGNAL && context) {
+        const ucontext_t *uc = context;
+        self.sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP] - RED_ZONE;
+        self.nregs = NGREG;
+        for (int r = 0; r < NGREG; r++)
+            self.regs[r] = (uint64_t)uc->uc_mcontext.gregs[r];
+    } else if (view_by_walk(how == MT_SCAN_EXIT, &self) != 0) {
+        /* no unwind: our own frame up, as the best bound there is */
+        self.sp = (uintptr_t)__builtin_frame_address(0);
+        self.nregs = 0;
+    }
     mt_socket_lock();
     int sock = mt_socket_fd();
     if (sock >= 0 && mt_socket_is_ours() && mt_state == MT_STATE_ACTIVE) {
         stop_the_world();
         int memfd = request_blocks(sock);
         if (memfd >= 0) {
-            /* this thread's stack: from our caller's frame up */
-            scan_with_blocks(memfd, (uintptr_t)__builtin_frame_address(0));
+            scan_with_blocks(memfd, &self);
             close(memfd);
             send_simple(sock, MT_MSG_SCAN_DONE);
         }

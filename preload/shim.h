@@ -260,9 +260,25 @@ void mt_socket_lock(void) MT_HIDDEN;
 void mt_socket_unlock(void) MT_HIDDEN;
 
 /* ---- scan.c ---- */
-/* The reachability scan, once, at the end of the process; allow_freeres is
- * 0 from _exit (freeres would flush stdio, which _exit must not). */
-void mt_scan_at_exit(int allow_freeres) MT_HIDDEN;
+/* The reachability scan, once, at the end of the process. how says where
+ * from, which says where the program's own stack ends (its roots are only
+ * what the program holds): MT_SCAN_EXIT from our destructor under libc's
+ * exit (freeres first, then the caller of exit); MT_SCAN_UNDERSCORE_EXIT
+ * from _exit and _Exit (no freeres: it would flush stdio; the caller of our
+ * interposer); MT_SCAN_SIGNAL from a fatal signal's handler, context its
+ * ucontext_t (the interrupted stack pointer less the red zone). */
+enum { MT_SCAN_EXIT = 1, MT_SCAN_UNDERSCORE_EXIT = 2, MT_SCAN_SIGNAL = 3 };
+void mt_scan_at_exit(int how, const void *context) MT_HIDDEN;
+
+/* ---- own_memory.c ---- */
+/* The shim's own private mappings, which the scan never takes as roots:
+ * mt_map registers what it maps, mt_unmap unregisters and unmaps. Lock-free
+ * (callable from a signal handler). */
+void mt_own_add(const void *p, size_t size) MT_HIDDEN;
+void mt_own_remove(const void *p) MT_HIDDEN;
+void mt_unmap(void *p, size_t size) MT_HIDDEN;
+/* Calls fn for each registered range until it returns non-zero. */
+int mt_own_each(int (*fn)(uintptr_t start, uintptr_t end, void *arg), void *arg) MT_HIDDEN;
 
 /* ---- python.c ---- */
 /* Looks for CPython in the process (handle: a library just dlopen'ed, or

@@ -261,7 +261,10 @@ static uint64_t hash_ips(const uint64_t *ips, int depth)
 void *mt_map(size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED)
+        return NULL;
+    mt_own_add(p, size); /* never a root of the scan */
+    return p;
 }
 
 static struct mt_stack_table *table_create(void)
@@ -272,7 +275,7 @@ static struct mt_stack_table *table_create(void)
     tb->slots_size = 4096 * sizeof(struct stack_slot);
     tb->slots = mt_map(tb->slots_size);
     if (!tb->slots) {
-        munmap(tb, sizeof *tb);
+        mt_unmap(tb, sizeof *tb);
         return NULL;
     }
     tb->mask = 4095;
@@ -295,7 +298,7 @@ static int table_grow(struct mt_stack_table *tb)
             j = (j + 1) & new_mask;
         slots[j] = *s;
     }
-    munmap(tb->slots, tb->slots_size);
+    mt_unmap(tb->slots, tb->slots_size);
     tb->slots = slots;
     tb->slots_size = size;
     tb->mask = new_mask;
@@ -327,11 +330,11 @@ void mt_stacks_forget_all(struct mt_thread *t)
     if (tb) {
         for (void *c = tb->chunks; c;) {
             void *next = *(void **)c;
-            munmap(c, ARENA_CHUNK);
+            mt_unmap(c, ARENA_CHUNK);
             c = next;
         }
-        munmap(tb->slots, tb->slots_size);
-        munmap(tb, sizeof *tb);
+        mt_unmap(tb->slots, tb->slots_size);
+        mt_unmap(tb, sizeof *tb);
         t->stacks = NULL;
     }
     /* Only a fork child gets here with a table; its ids start again. */

@@ -111,7 +111,7 @@ static struct mt_unwind_cache *cache_get(struct mt_thread *t)
             return NULL;
     }
     if (c->slots)
-        munmap(c->slots, ((size_t)c->mask + 1) * sizeof(struct rule));
+        mt_unmap(c->slots, ((size_t)c->mask + 1) * sizeof(struct rule));
     c->slots = mt_map(INITIAL_SLOTS * sizeof(struct rule));
     c->mask = c->slots ? INITIAL_SLOTS - 1 : 0;
     c->count = 0;
@@ -135,7 +135,7 @@ static void cache_grow(struct mt_unwind_cache *c)
             j = (j + 1) & mask;
         slots[j] = c->slots[i];
     }
-    munmap(c->slots, ((size_t)c->mask + 1) * sizeof(struct rule));
+    mt_unmap(c->slots, ((size_t)c->mask + 1) * sizeof(struct rule));
     c->slots = slots;
     c->mask = mask;
 }
@@ -174,10 +174,10 @@ void mt_unwind_forget(struct mt_thread *t)
     if (!c)
         return;
     if (c->slots)
-        munmap(c->slots, ((size_t)c->mask + 1) * sizeof(struct rule));
+        mt_unmap(c->slots, ((size_t)c->mask + 1) * sizeof(struct rule));
     if (c->memory)
-        munmap(c->memory, sizeof *c->memory);
-    munmap(c, sizeof *c);
+        mt_unmap(c->memory, sizeof *c->memory);
+    mt_unmap(c, sizeof *c);
     t->unwind = NULL;
 }
 

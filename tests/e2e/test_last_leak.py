@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""The leak as the very last heap call (issue 17, point 1), against valgrind
+memcheck's LEAK SUMMARY: tests/programs/last_leak.c allocates one block with
+FUNCTION, drops its only pointer and ends at once, so that the only copies
+of the address left are stale ones (the dead stack the allocator's frames
+used, the shim's own memory). memcheck says definitely lost; memtrace's
+scan, which takes as roots only what the program holds, must say the same:
+every kind equal to valgrind's, and the block definite, for every end
+(return from main, exit, _exit), both unwinders, with 1 and 2 threads alive.
+
+usage: test_last_leak.py ... --function malloc|calloc|realloc|aligned_alloc|new
+"""
+import json
+import os
+import re
+import subprocess
+
+import mtlib
+
+KINDS = ("definite", "indirect", "possible", "reachable")
+LABELS = {"definite": "definitely lost", "indirect": "indirectly lost",
+          "possible": "possibly lost", "reachable": "still reachable"}
+SIZE = {"aligned_alloc": 3008}
+
+
+def add_arguments(parser):
+    parser.add_argument("--function", required=True)
+
+
+def valgrind_kinds(log):
+    text = mtlib.read_text(log)
+    out = {}
+    for kind, label in LABELS.items():
+        m = re.search(label + r": ([\d,]+) bytes in ([\d,]+) blocks", text)
+        if not m:
+            raise mtlib.TestError("no '%s' line in %s" % (label, log))
+        out[kind] = (mtlib.number(m.group(1)), mtlib.number(m.group(2)))
+    return out
+
+
+def memtrace_kinds(ctx, dump):
+    out = subprocess.run([ctx.memtrace, "report", "--leaks", "--format", "json", dump],
+                         capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise mtlib.TestError("report failed: " + out.stderr.strip())
+    rep = json.loads(out.stdout)
+    by_kind = rep["leaks"]["by_kind"]
+    return rep, {k: (by_kind[k]["bytes"], by_kind[k]["blocks"]) for k in KINDS + ("unknown",)}
+
+
+def body(checker):
+    ctx = checker.ctx
+    function = ctx.args.function
+    prog = ctx.prog("last_leak_cxx" if function == "new" else "last_leak")
+    size = SIZE.get(function, 3000)
+    mtlib.need_valgrind()
+    for threads in ("1", "2"):
+        for end in ("return", "exit", "_exit"):
+            argv = [prog, function, threads, end]
+            tag = "%s-%s" % (threads, end)
+            vg = mtlib.valgrind_run(argv, logdir=ctx.workdir, tag="vg-" + tag,
+                                    options=["--leak-check=full"])
+            want = valgrind_kinds(vg.log)
+            checker.check("%s: valgrind says the %d bytes are definitely lost" % (tag, size),
+                          want["definite"] == (size, 1), repr(want))
+            for unwind in ("dwarf", "fp"):
+                label = "%s threads=%s end=%s --unwind %s" % (function, threads, end, unwind)
+                dump = os.path.join(ctx.workdir, "%s-%s.mtr" % (tag, unwind))
+                result = mtlib.memtrace_run(ctx, argv, dump, options=["--unwind", unwind],
+                                            logdir=ctx.workdir, tag="mt-%s-%s" % (tag, unwind))
+                checker.eq("%s: exits 0" % label, result.returncode, 0)
+                rep, got = memtrace_kinds(ctx, dump)
+                checker.check("%s: scanned" % label, rep["leaks"]["scanned"] is True)
+                checker.eq("%s: no block left unknown" % label, got["unknown"], (0, 0))
+                for kind in KINDS:
+                    checker.eq("%s: %s (bytes, blocks) == valgrind's" % (label, kind),
+                               got[kind], want[kind])
+
+
+if __name__ == "__main__":
+    ctx = mtlib.setup(__doc__, add_arguments)
+    mtlib.run_test(ctx, "last_leak." + ctx.args.function, body)
