@@ -25,6 +25,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -338,26 +339,39 @@ static int connect_and_hello(pid_t fork_parent, uint32_t fork_seq)
 }
 
 /* Connects again after the program closed our socket: the old number is
- * the program's now (never closed or written by us). One thread at a time;
- * another that finds the connection being made gets -1 (its notice goes to
- * MEMTRACE_LOG; a new ring waits for no one). Returns the socket, or -1. */
+ * the program's now (never closed or written by us). One thread connects;
+ * the others wait for it and use its connection, except a signal handler
+ * that interrupted the connecting thread itself, which gets -1. After a
+ * failed attempt no other is made. Returns the socket, or -1. */
 static int reconnect(void)
 {
-    static int reconnecting;
-    if (socket_fd < 0 || mt_state != MT_STATE_ACTIVE || traced_pid != getpid() ||
-        __atomic_exchange_n(&reconnecting, 1, __ATOMIC_ACQUIRE))
-        return -1;
+    static pid_t owner; /* the thread connecting, or 0 */
+    static pid_t given_up; /* the process that failed to, or 0 */
+    pid_t self = (pid_t)syscall(SYS_gettid);
+    for (;;) {
+        if (mt_state != MT_STATE_ACTIVE || traced_pid != getpid() || given_up == traced_pid)
+            return -1;
+        pid_t expected = 0;
+        if (__atomic_compare_exchange_n(&owner, &expected, self, 0, __ATOMIC_ACQUIRE,
+                                        __ATOMIC_ACQUIRE))
+            break;
+        if (expected == self)
+            return -1;
+        sched_yield();
+    }
     int fd = -1;
-    if (!mt_socket_is_ours()) { /* not another thread's new connection */
+    if (mt_socket_is_ours()) { /* another thread connected meanwhile */
+        fd = socket_fd;
+    } else if (given_up != traced_pid) {
         socket_fd = -1;
         hello_flags = MT_HELLO_RECONNECT;
         if (connect_and_hello(0, 0) == MT_REPLY_OK)
             fd = socket_fd;
+        else
+            given_up = traced_pid;
         hello_flags = 0;
-    } else {
-        fd = socket_fd;
     }
-    __atomic_store_n(&reconnecting, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&owner, 0, __ATOMIC_RELEASE);
     return fd;
 }
 

@@ -16,13 +16,16 @@
  *                               close-leak does and prints "leaked 2N";
  *                               DIR/out must stay empty.
  *   fd_daemon close-leak N      closes every descriptor above 2, then
- *                               waits 0.3 s and allocates N blocks of 4242
+ *                               waits 0.3 s, runs 4 threads at once that
+ *                               each allocate and free a block (new rings),
+ *                               and allocates N blocks of 4242
  *                               bytes from main and N from a signal handler,
  *                               each overwriting the last pointer (2N - 2
  *                               lost, 2 reachable), and prints "leaked 2N".
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +49,12 @@ static void on_signal_leak(int sig)
 {
     (void)sig;
     leak_in_handler_block = malloc(4242);
+}
+
+static void *alloc_and_free(void *arg)
+{
+    free(malloc(64));
+    return arg;
 }
 
 static void close_all(void)
@@ -84,6 +93,11 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "close-leak") == 0) {
         close_range(3, ~0u, 0);
         usleep(300000); /* the consumer has seen the socket close by now */
+        pthread_t threads[4]; /* new rings, handed over at once */
+        for (int i = 0; i < 4; i++)
+            pthread_create(&threads[i], NULL, alloc_and_free, NULL);
+        for (int i = 0; i < 4; i++)
+            pthread_join(threads[i], NULL);
         int n = atoi(argv[2]);
         signal(SIGUSR1, on_signal_leak);
         for (int i = 0; i < n; i++) {
