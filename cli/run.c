@@ -102,7 +102,9 @@ static void forward_signal(int sig, siginfo_t *info, void *context)
     if (child <= 0 || info->si_code == SI_KERNEL || (info->si_code <= 0 && info->si_pid == child))
         return;
     int saved = errno;
-    if (child_pidfd < 0 || pidfd_send_signal(child_pidfd, sig, NULL, 0) != 0)
+    if (child_pidfd >= 0) /* once the program is reaped: ESRCH, never another's */
+        pidfd_send_signal(child_pidfd, sig, NULL, 0);
+    else
         kill(child, sig);
     errno = saved;
 }
