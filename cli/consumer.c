@@ -31,6 +31,12 @@
 #include "memtrace/format.h"
 #include "process.h"
 
+/* A fork child, as its HELLO names it: its parent's pid and which fork. */
+struct fork_id {
+    pid_t parent;
+    uint32_t seq;
+};
+
 struct consumer {
     const struct consumer_options *opt;
     int listen_fd;
@@ -43,6 +49,8 @@ struct consumer {
     int child_status;
     int accepted_any;
     int fd_room;        /* accept_new: the connection being accepted fits */
+    struct fork_id *unclaimed; /* refused fork children: snapshots to drop */
+    size_t nunclaimed, unclaimed_cap;
     int first_hello_done;
     int had_error;
 };
@@ -329,34 +337,77 @@ static void check_detached(struct process *p)
     p->phase = PHASE_CLOSING;
 }
 
-/* A fork child that will not be traced: its parent's snapshot is no longer
- * waited for. */
-static void drop_snapshot(struct consumer *c, const struct mt_msg_hello *h)
+/* Fork children that will not be traced: their parent's snapshot is no
+ * longer waited for. It may not be made yet (the parent's FORK record still
+ * in its ring), so the pair stays listed until it is. */
+static void drop_unclaimed(struct consumer *c)
 {
-    for (struct fork_snapshot **s = &c->snapshots; h->fork_parent && *s; s = &(*s)->next) {
-        if ((*s)->parent == h->fork_parent && (*s)->seq == h->fork_seq) {
-            struct fork_snapshot *found = *s;
-            *s = found->next;
-            fork_snapshot_free(found);
-            return;
+    size_t kept = 0;
+    for (size_t i = 0; i < c->nunclaimed; i++) {
+        int found = 0;
+        for (struct fork_snapshot **s = &c->snapshots; *s && !found; s = &(*s)->next) {
+            if ((*s)->parent == c->unclaimed[i].parent && (*s)->seq == c->unclaimed[i].seq) {
+                struct fork_snapshot *snap = *s;
+                *s = snap->next;
+                fork_snapshot_free(snap);
+                found = 1;
+            }
         }
+        if (!found)
+            c->unclaimed[kept++] = c->unclaimed[i];
     }
+    c->nunclaimed = kept;
 }
 
+static void drop_snapshot(struct consumer *c, const struct mt_msg_hello *h)
+{
+    if (!h->fork_parent)
+        return;
+    if (c->nunclaimed == c->unclaimed_cap) {
+        size_t cap = c->unclaimed_cap ? c->unclaimed_cap * 2 : 16;
+        void *grown = realloc(c->unclaimed, cap * sizeof *c->unclaimed);
+        if (!grown)
+            return;
+        c->unclaimed = grown;
+        c->unclaimed_cap = cap;
+    }
+    c->unclaimed[c->nunclaimed++] = (struct fork_id){h->fork_parent, h->fork_seq};
+    drop_unclaimed(c);
+}
+
+static size_t refusals_unrecorded; /* this run's, see consumer.h */
+
+size_t consumer_refusals_unrecorded(void) { return refusals_unrecorded; }
+
 /* No room for one more process under the hard open-file limit: refused
- * whole, before anything of it is made, in one line. */
+ * whole, before anything of it is made, in one line; its parent's trace
+ * says a child of it went untraced, so that no gate passes it. */
 static void refuse_at_fd_limit(struct consumer *c, int fd, const struct mt_msg_hello *h)
 {
     drop_snapshot(c, h);
     size_t running = 0;
     for (size_t i = 0; i < c->nprocs; i++)
         running += c->procs[i]->phase != PHASE_DONE;
-    char message[200];
+    pid_t seen = peer_pid(fd);
+    struct process *parent = NULL;
+    if (h->fork_parent) {
+        parent = find_running(c, h->fork_parent);
+    } else if (seen > 0) { /* an exec'd image: the process that forked it */
+        pid_t ppid = read_parent(seen);
+        for (size_t i = 0; ppid > 0 && i < c->nprocs; i++)
+            if (seen_pid(c->procs[i]) == ppid)
+                parent = c->procs[i];
+    }
+    if (parent && parent->phase != PHASE_DONE)
+        process_note_incomplete(parent, consumer_now_ns(), MT_INCOMPLETE_CHILD_UNTRACED, 1);
+    else
+        refusals_unrecorded++;
+    char message[320];
     snprintf(message, sizeof message,
              "pid %d cannot be traced: memtrace's open-file limit (%llu, the hard limit) is "
              "reached with %zu processes traced at once; raise the hard limit (ulimit -Hn, "
              "prlimit --nofile) to trace them all",
-             (int)peer_pid(fd), fd_budget_limit(), running);
+             (int)seen, fd_budget_limit(), running);
     fprintf(stderr, "memtrace: %s\n", message);
     reply(fd, MT_REPLY_ERROR, c->opt, message);
     close(fd);
@@ -934,6 +985,7 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
     struct consumer_options opt = *options; /* a detached consumer changes its copy */
     struct consumer c = {.opt = &opt, .listen_fd = listen_fd};
     role = CONSUMER_ATTACHED;
+    refusals_unrecorded = 0;
     fd_budget_init();
     fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
     struct sigaction chld = {.sa_handler = on_sigchld, .sa_flags = SA_RESTART | SA_NOCLDSTOP}, old_chld;
@@ -985,6 +1037,8 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
                 c.procs[kept++] = c.procs[i];
         }
         c.nprocs = kept;
+        if (c.nunclaimed)
+            drop_unclaimed(&c);
         int done = all_done(&c);
         if (opt.direct_child) {
             if (c.child_reaped && done && (!opt.detach || !c.snapshots))
@@ -1026,6 +1080,7 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
     }
     sigaction(SIGCHLD, &old_chld, NULL);
     free(fds);
+    free(c.unclaimed);
     if (role == CONSUMER_LEFT_BEHIND) { /* the detached copy serves them */
         served_dumps = c.created;
         served_count = c.ncreated;

@@ -5,6 +5,7 @@
 #ifndef MEMTRACE_CONSUMER_H
 #define MEMTRACE_CONSUMER_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -44,6 +45,10 @@ enum consumer_role {
     CONSUMER_DETACHED,    /* this process is that copy, now done */
 };
 enum consumer_role consumer_role(void);
+/* Processes refused at the open-file limit whose parent's trace could not
+ * say so (it had ended): run's gates fail on them. */
+size_t consumer_refusals_unrecorded(void);
+
 /* After CONSUMER_LEFT_BEHIND: one line naming the processes left and their
  * dumps, for run to print. */
 const char *consumer_pending_line(void);

@@ -599,6 +599,12 @@ int cmd_run(int argc, char **argv)
         int verdict = gates_check_dumps(&gates, dumps, ndumps);
         if (verdict != 0)
             return verdict < 0 ? 1 : verdict;
+        size_t refused = consumer_refusals_unrecorded();
+        if (refused && !gates.accept_unchecked) {
+            fprintf(stderr, "memtrace: the gates fail: %zu process%s could not be traced "
+                            "(open-file limit, said above)\n", refused, refused == 1 ? "" : "es");
+            return gates.error_exitcode;
+        }
     }
     return program_status;
 }
