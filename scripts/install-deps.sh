@@ -17,6 +17,10 @@ packages=(
     # tests: reference tools and the programs the e2e tests drive
     valgrind sqlite3 perl gzip python3 python3-dbg libc6-dbg heaptrack hyperfine strace gdb
     util-linux file
+    # the field test (tests/field): real programs from Debian's packages and
+    # toolchains under memtrace and valgrind (g++, make, cmake, python3, perl,
+    # sqlite3, gzip come above; golang-go below)
+    git xz-utils zstd coreutils rustc
     # Python programs: libpython for the embedding test, CPython's headers for
     # the structure-offset test, CPython's own test suite for the benchmark
     libpython3.11 python3.11-dev libpython3.11-testsuite

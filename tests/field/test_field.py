@@ -1,0 +1,771 @@
+#!/usr/bin/env python3
+"""The field test (issue 17): memtrace against valgrind memcheck on real
+programs that no one here wrote, one process at a time.
+
+    test_field.py --memtrace M --shim S --prog NAME=PATH... --workdir DIR
+                  --case CASE [--sources tests/field/programs]
+
+For one CASE (one real program from Debian's packages or toolchains, see
+CASES below) the program runs twice on the same generated input, in two
+directories whose paths have the same length:
+
+    memtrace run -o DUMPS/%n.%p.mtr -- ARGV
+    valgrind.bin --leak-check=full --show-leak-kinds=all --trace-children=yes
+                 --log-file=LOGS/vg.%p ARGV
+
+and every process of the run is compared: memtrace's dump (`memtrace report
+--format json`) against valgrind's log of the same process (HEAP SUMMARY and
+LEAK SUMMARY). Processes are matched by command line (the basename of argv[0]
+and the arguments: valgrind names the executable by the path given to execve,
+memtrace by argv[0]) and, among processes with the same command line, by the
+order in which they were created (their pids). The figures: allocations,
+frees, bytes allocated, in use at exit (bytes, blocks), and the four leak
+kinds (bytes, blocks each).
+
+A difference is one of three things, and nothing else passes:
+- equal: the check passes;
+- a FACT of the environment, written in FACTS below next to the tolerance it
+  needs (a fact names the case, the process, the figures and the largest
+  difference it explains; a difference beyond it fails);
+- a known defect of memtrace that another engineer is fixing, listed in
+  EXPECTED_TO_FAIL with its issue point. It is reported as XFAIL and does
+  not fail the test; when the fix lands the comparison passes and the test
+  prints XPASS with the entry to remove (the list is not a tolerance: an entry
+  covers only the figures it names, in the process it names).
+
+The test prints one table (a Markdown table, lines starting with "|"): per
+process, valgrind's figure and memtrace's where they differ, one figure where
+they agree, and the verdict.
+
+Facts every case shares (see tests/e2e/mtlib.py):
+- valgrind.bin, not Debian's /usr/bin/valgrind wrapper script, which changes
+  the program's environment;
+- the two runs get one small environment (env -i style) in which the program
+  sees variables of the same names and lengths: both runs preload a
+  do-nothing library whose path lengths make LD_PRELOAD's values equally
+  long, and valgrind's run gets a filler for every variable valgrind's
+  launcher would add. memtrace's own additions are NOT filled: memtrace must
+  add nothing but LD_PRELOAD (issue 18 point 4), so while it adds
+  MEMTRACE_SOCKET the programs that copy their environment differ, and
+  those differences are in EXPECTED_TO_FAIL;
+- valgrind runs __libc_freeres and __gnu_cxx::__freeres at exit; memtrace
+  does the same by default (--run-libc-freeres yes), so both count them;
+- stdout and stderr go to files in both runs (CPython allocates more when
+  stderr is a pipe);
+- Python: PYTHONMALLOC=malloc in both runs (Debian's CPython turns its small-
+  object allocator off under valgrind, so without it the runs are not the
+  same program), PYTHONHASHSEED=0, and both heaps above 4 GiB (valgrind's
+  --aspace-minaddr, memtrace's run under tests/programs/nobrk): CPython's
+  ints are sized by the addresses they hold.
+"""
+
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+import mtlib  # noqa: E402
+
+VALGRIND_FIELD_OPTIONS = ["--tool=memcheck", "--leak-check=full", "--show-leak-kinds=all",
+                          "--trace-children=yes"]
+KINDS = ("definite", "indirect", "possible", "reachable")
+VG_KIND_LABELS = {"definite": "definitely lost", "indirect": "indirectly lost",
+                  "possible": "possibly lost", "reachable": "still reachable"}
+# The figures compared, in table order. Leak kinds as (bytes, blocks) pairs.
+FIELD_FIGURES = ("allocations", "frees", "bytes_allocated", "in_use_bytes", "in_use_blocks") + KINDS
+SHORT = {"allocations": "allocs", "frees": "frees", "bytes_allocated": "bytes",
+         "in_use_bytes": "in use B", "in_use_blocks": "in use #", "definite": "definite",
+         "indirect": "indirect", "possible": "possible", "reachable": "reachable"}
+FIXED_DATE = "2020-09-13T12:26:40+00:00"
+
+MEMTRACE_TIMEOUT = 120
+VALGRIND_TIMEOUT = 200
+
+
+# ---------------------------------------------------------------- known differences
+
+# Known defects of memtrace, each being fixed under the issue point it names.
+# (case, process, figures, issue point, what is wrong). process is the
+# basename of argv[0] of the process ("*": every process of the case).
+# The comparison still runs: XFAIL while the defect is there, XPASS (remove
+# the entry) once it is fixed.
+EXPECTED_TO_FAIL = [
+    # Go's runtime leaves by a raw exit_group: the process is never scanned
+    # and every live block is "unknown" (memcheck: 27 definite, 8 reachable).
+    ("go_cgo", "cgo_leak", KINDS, "issue 17 point 4",
+     "Go leaves by a raw exit_group: memtrace does not scan it (all blocks unknown)"),
+]
+
+# Facts of the environment: (case, process, figure, largest |difference|,
+# the fact). Only the named figure of the named process may differ, and by no
+# more than the bound.
+FACTS = [
+]
+
+
+def known(table, case, process, figure):
+    for entry in table:
+        if entry[0] == case and entry[1] in (process, "*") and figure in entry[2]:
+            return entry
+    return None
+
+
+def fact_for(case, process, figure):
+    for entry in FACTS:
+        if entry[0] == case and entry[1] in (process, "*") and entry[2] == figure:
+            return entry
+    return None
+
+
+# ---------------------------------------------------------------- the cases
+
+
+class Case:
+    """One real program: argv run in a directory that setup(ctx, run_dir)
+    fills; env: variables added to the small base environment; python: the
+    CPython address facts apply; stdin: a file made by setup (relative to the
+    run directory)."""
+
+    def __init__(self, name, argv, setup=None, env=None, python=False, stdin=None, needs=(),
+                 build=None, warmup=None):
+        self.name = name
+        self.argv = argv
+        self.setup = setup
+        self.env = env or {}
+        self.python = python
+        self.stdin = stdin
+        self.needs = needs
+        self.build = build
+        self.warmup = warmup
+
+
+def words_file(path, lines, seed):
+    rng = random.Random(seed)
+    words = ["".join(rng.choice("abcdefghijklmnop") for _ in range(rng.randrange(2, 9)))
+             for _ in range(300)]
+    with open(path, "w") as f:
+        for _ in range(lines):
+            f.write("%s %d\n" % (rng.choice(words), rng.randrange(10 ** 6)))
+
+
+def binary_file(path, size, seed):
+    """Compressible but not trivial data."""
+    rng = random.Random(seed)
+    chunks = [bytes(rng.randrange(256) for _ in range(64)) for _ in range(64)]
+    with open(path, "wb") as f:
+        written = 0
+        while written < size:
+            c = chunks[rng.randrange(len(chunks))]
+            f.write(c)
+            f.write(b"%d\n" % rng.randrange(1000))
+            written += len(c) + 4
+
+
+GIT_ENV = {"GIT_AUTHOR_NAME": "Field Test", "GIT_AUTHOR_EMAIL": "field@example.org",
+           "GIT_COMMITTER_NAME": "Field Test", "GIT_COMMITTER_EMAIL": "field@example.org",
+           "GIT_AUTHOR_DATE": FIXED_DATE, "GIT_COMMITTER_DATE": FIXED_DATE,
+           "GIT_CONFIG_NOSYSTEM": "1", "GIT_PAGER": "cat", "PAGER": "cat"}
+
+
+def git_setup(ctx, d):
+    """A small repository: 3 commits of 12 files, then 2 files changed and one
+    untracked, so that status has something to say."""
+    env = dict(os.environ, **GIT_ENV, HOME=d)
+    repo = os.path.join(d, "repo")
+    os.makedirs(repo)
+
+    def git(*args):
+        subprocess.run(["git"] + list(args), cwd=repo, env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    git("init", "-q", "-b", "main")
+    for commit in range(3):
+        for n in range(12):
+            with open(os.path.join(repo, "f%02d.txt" % n), "a") as f:
+                f.write("commit %d file %d\n" % (commit, n) * (n + 1))
+        git("add", "-A")
+        git("commit", "-q", "-m", "commit %d" % commit)
+    with open(os.path.join(repo, "f03.txt"), "a") as f:
+        f.write("changed\n")
+    with open(os.path.join(repo, "f07.txt"), "a") as f:
+        f.write("changed\n")
+    with open(os.path.join(repo, "new.txt"), "w") as f:
+        f.write("untracked\n")
+
+
+def sqlite_setup(ctx, d):
+    rng = random.Random(3)
+    with open(os.path.join(d, "script.sql"), "w") as f:
+        f.write("CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, value INTEGER);\n")
+        f.write("CREATE INDEX t_name ON t(name);\nBEGIN;\n")
+        for i in range(3000):
+            f.write("INSERT INTO t(name, value) VALUES('k%d-%s', %d);\n"
+                    % (i, "x" * (i % 13), rng.randrange(10 ** 6)))
+        f.write("COMMIT;\nSELECT count(*), sum(value) FROM t;\n")
+        f.write("SELECT name FROM t WHERE name LIKE 'k12%' ORDER BY name LIMIT 3;\n")
+
+
+PERL_SCRIPT = r"""
+my %h;
+for my $i (1 .. 5000) { $h{"key$i"} = [$i, "v" x ($i % 7)]; }
+my $sum = 0;
+$sum += $_->[0] for values %h;
+my @sorted = sort { $a cmp $b } keys %h;
+print scalar(keys %h), " $sum $sorted[0]\n";
+"""
+
+PYTHON_SCRIPT = """\
+import json
+d = {}
+for i in range(5000):
+    d["key%d" % i] = (i, str(i * 7))
+text = json.dumps(sorted(d.items())[:100])
+print(len(d), sum(v[0] for v in d.values()), len(text))
+"""
+
+MULTIPROCESSING_SCRIPT = """\
+import multiprocessing as mp
+
+def work(conn, n):
+    data = [str(i) * 3 for i in range(n)]
+    conn.send(sum(len(s) for s in data))
+    conn.close()
+
+if __name__ == "__main__":
+    mp.set_start_method("fork")
+    results = []
+    for n in (100, 2000):
+        parent, child = mp.Pipe()
+        p = mp.Process(target=work, args=(child, n))
+        p.start()
+        results.append(parent.recv())
+        p.join()
+    print("results", results)
+"""
+
+
+def compress_setup(ctx, d):
+    binary_file(os.path.join(d, "data.bin"), 1 << 20, 11)
+
+
+def zstd_setup(ctx, d):
+    binary_file(os.path.join(d, "data.bin"), 4 << 20, 12)
+
+
+def sort_setup(ctx, d):
+    # sort splits its work between threads only from 2 * 64 Ki lines on
+    words_file(os.path.join(d, "words.txt"), 140000, 5)
+
+
+def gzip_setup(ctx, d):
+    words_file(os.path.join(d, "words.txt"), 20000, 6)
+
+
+MAKEFILE = """\
+all: out/c.txt out/d.txt
+\t@echo made
+
+out:
+\tmkdir -p out
+
+out/a.txt: in.txt | out
+\tsed 's/x/y/g' in.txt > $@
+
+out/b.txt: out/a.txt
+\tcat out/a.txt out/a.txt > $@
+
+out/c.txt: out/b.txt
+\twc -l < out/b.txt > $@
+
+out/d.txt: out/a.txt
+\tfor i in 1 2 3; do echo line $$i; done > $@
+
+.PHONY: all
+"""
+
+
+def make_setup(ctx, d):
+    with open(os.path.join(d, "Makefile"), "w") as f:
+        f.write(MAKEFILE)
+    with open(os.path.join(d, "in.txt"), "w") as f:
+        f.write("xax\nbxb\n" * 20)
+
+
+CXX_SOURCE = """\
+template <typename T> struct Stack {
+    T items[16];
+    int n = 0;
+    void push(T v) { items[n++] = v; }
+    T pop() { return items[--n]; }
+};
+
+struct Shape {
+    virtual ~Shape() {}
+    virtual double area() const = 0;
+};
+struct Square : Shape {
+    double s;
+    explicit Square(double s) : s(s) {}
+    double area() const override { return s * s; }
+};
+
+double total(const Shape *const *shapes, int n)
+{
+    Stack<double> st;
+    for (int i = 0; i < n; i++)
+        st.push(shapes[i]->area());
+    double t = 0;
+    while (st.n)
+        t += st.pop();
+    return t;
+}
+"""
+
+
+def cxx_setup(ctx, d):
+    with open(os.path.join(d, "t.cpp"), "w") as f:
+        f.write(CXX_SOURCE)
+
+
+CMAKE_LISTS = """\
+cmake_minimum_required(VERSION 3.13)
+project(tiny VERSION 1.2.3 LANGUAGES NONE)
+set(ITEMS alpha beta gamma delta)
+list(LENGTH ITEMS count)
+foreach(item IN LISTS ITEMS)
+  string(TOUPPER "${item}" upper)
+  list(APPEND UPPER ${upper})
+endforeach()
+string(JOIN "," joined ${UPPER})
+configure_file(config.h.in config.h @ONLY)
+file(WRITE ${CMAKE_BINARY_DIR}/items.txt "${joined} (${count})\\n")
+message(STATUS "tiny ${PROJECT_VERSION}: ${joined}")
+"""
+
+
+def cmake_setup(ctx, d):
+    src = os.path.join(d, "src")
+    os.makedirs(src)
+    with open(os.path.join(src, "CMakeLists.txt"), "w") as f:
+        f.write(CMAKE_LISTS)
+    with open(os.path.join(src, "config.h.in"), "w") as f:
+        f.write("#define TINY_VERSION \"@PROJECT_VERSION@\"\n#define TINY_COUNT @count@\n")
+
+
+BASH_SCRIPT = """\
+for i in 1 2 3; do echo "line $i" | tr a-z A-Z; done
+x=$(printf 'a\\nb\\nc\\n' | sort -r | head -n 2)
+( cd / && pwd ) > sub.txt
+echo "$x" | wc -l
+"""
+
+
+def rust_build(ctx, bindir):
+    out = os.path.join(bindir, "leaky")
+    src = os.path.join(ctx.args.sources, "leaky.rs")
+    build_step(["rustc", "-O", "-g", "-o", out, src], bindir, "rustc")
+    return out
+
+
+def go_build(ctx, bindir):
+    out = os.path.join(bindir, "cgo_leak")
+    src = os.path.join(bindir, "cgo_leak.go")
+    shutil.copy(os.path.join(ctx.args.sources, "cgo_leak.go"), src)
+    env = dict(os.environ, GOCACHE=os.path.join(bindir, "gocache"), GOPATH=os.path.join(bindir, "gopath"),
+               GO111MODULE="off", CGO_ENABLED="1", GOFLAGS="")
+    build_step(["go", "build", "-o", out, src], bindir, "go build", env=env)
+    return out
+
+
+def build_step(argv, cwd, what, env=None):
+    try:
+        r = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=240)
+    except OSError as error:
+        raise mtlib.TestError("%s: %s" % (what, error))
+    if r.returncode != 0:
+        raise mtlib.TestError("%s failed: %s" % (what, r.stdout.decode("utf-8", "replace")[-2000:]))
+
+
+CASES = {c.name: c for c in [
+    Case("git_status", ["git", "-C", "repo", "status", "--porcelain=v1", "--branch"],
+         setup=git_setup, env=GIT_ENV,
+         warmup=["git", "-C", "repo", "status", "--porcelain=v1"]),
+    Case("git_log", ["git", "-C", "repo", "log", "--stat", "--format=%H %s"],
+         setup=git_setup, env=GIT_ENV,
+         warmup=["git", "-C", "repo", "status", "--porcelain=v1"]),
+    Case("sqlite3", ["sqlite3", ":memory:"], setup=sqlite_setup, stdin="script.sql"),
+    Case("perl", ["perl", "-e", PERL_SCRIPT], env={"PERL_HASH_SEED": "0", "PERL_PERTURB_KEYS": "0"}),
+    Case("python3", ["python3", "-c", PYTHON_SCRIPT], python=True),
+    Case("gzip", ["gzip", "-9", "-k", "words.txt"], setup=gzip_setup),
+    Case("xz", ["xz", "-T2", "-1", "--block-size=262144", "-k", "data.bin"], setup=compress_setup),
+    Case("zstd", ["zstd", "-T2", "-3", "-B524288", "-q", "-k", "data.bin"], setup=zstd_setup),
+    Case("sort", ["sort", "--parallel=2", "-S", "16M", "-o", "sorted.txt", "words.txt"],
+         setup=sort_setup),
+    Case("make", ["make", "-s"], setup=make_setup),
+    Case("gxx", ["g++", "-O1", "-c", "t.cpp", "-o", "t.o"], setup=cxx_setup),
+    Case("cmake", ["cmake", "-S", "src", "-B", "build"], setup=cmake_setup),
+    Case("rust", ["@bin/leaky"], build=rust_build),
+    # valgrind 3.19 does not decode RDTSCP, which Go's runtime.cputicks uses
+    # when the CPU has it (SIGILL at start-up): both runs turn it off
+    Case("go_cgo", ["@bin/cgo_leak"], build=go_build,
+         env={"GOMAXPROCS": "2", "GODEBUG": "cpu.rdtscp=off"}),
+    Case("bash", ["bash", "-c", BASH_SCRIPT]),
+    Case("python3_multiprocessing", ["python3", "-c", MULTIPROCESSING_SCRIPT], python=True),
+]}
+
+
+# ---------------------------------------------------------------- reading both tools
+
+
+def unescape_vg_command(text):
+    """valgrind's "Command:" line: argv joined by spaces, with spaces and
+    backslashes in arguments escaped by a backslash."""
+    args, cur, i, any_char = [], [], 0, False
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            cur.append(text[i + 1])
+            i += 2
+            any_char = True
+            continue
+        if ch == " ":
+            if cur or any_char:
+                args.append("".join(cur))
+            cur, any_char = [], False
+        else:
+            cur.append(ch)
+            any_char = True
+        i += 1
+    if cur or any_char:
+        args.append("".join(cur))
+    return args
+
+
+def key_of(argv):
+    """What identifies a process across the two runs: the basename of argv[0]
+    and the arguments, as valgrind prints them (control characters such as
+    newlines as "_"), with what differs between the runs by construction made
+    the same: the run directory (run-m, run-v) and the random names of
+    temporary files (gcc's ccXXXXXX.s)."""
+    if not argv:
+        return ("?",)
+
+    def norm(arg):
+        arg = re.sub(r"[\x00-\x1f]", "_", arg)
+        arg = re.sub(r"/run-[mv]\b", "/run-X", arg)
+        return re.sub(r"/cc[A-Za-z0-9]{6}\.", "/ccXXXXXX.", arg)
+    return (os.path.basename(argv[0]),) + tuple(norm(a) for a in argv[1:])
+
+
+def valgrind_processes(logdir):
+    """One entry per valgrind log with a heap summary: pid, ppid, argv,
+    figures (FIELD_FIGURES; kinds as (bytes, blocks))."""
+    procs = []
+    for name in sorted(os.listdir(logdir)):
+        if not name.startswith("vg."):
+            continue
+        path = os.path.join(logdir, name)
+        text = mtlib.read_text(path)
+        pid = int(name.split(".")[1])
+        argv = None
+        ppid = None
+        for line in text.splitlines():
+            m = re.match(r"^==\d+== Command: (.*)$", line)
+            if m and argv is None:
+                argv = unescape_vg_command(m.group(1))
+            m = re.match(r"^==\d+== Parent PID: (\d+)", line)
+            if m:
+                ppid = int(m.group(1))
+        figures = mtlib.valgrind_figures(path)
+        if figures is None:
+            procs.append({"pid": pid, "ppid": ppid, "argv": argv or [], "figures": None, "log": path})
+            continue
+        if "All heap blocks were freed" in text:
+            for kind in KINDS:
+                figures[kind] = (0, 0)
+        else:
+            for kind, label in VG_KIND_LABELS.items():
+                m = re.search(r"==\d+==\s+" + label + r": ([\d,]+) bytes in ([\d,]+) blocks", text)
+                if m is None:
+                    raise mtlib.TestError("no '%s' line in %s" % (label, path))
+                figures[kind] = (mtlib.number(m.group(1)), mtlib.number(m.group(2)))
+        procs.append({"pid": pid, "ppid": ppid, "argv": argv or [], "figures": figures, "log": path})
+    return procs
+
+
+def memtrace_processes(ctx, dumpdir):
+    """One entry per dump: pid, ppid, argv, exit, scanned, unknown, exec'd
+    (an image replaced by exec: its pid has a later image), figures."""
+    procs = []
+    for dump in mtlib.dumps_in(dumpdir):
+        out = dump + ".json"
+        with open(out, "wb") as f:
+            r = subprocess.run([ctx.memtrace, "report", "--format", "json", "--top", "1", dump],
+                               stdout=f, stderr=subprocess.PIPE, timeout=120)
+        if r.returncode != 0:
+            raise mtlib.TestError("memtrace report %s exited %d: %s"
+                                  % (dump, r.returncode, r.stderr.decode("utf-8", "replace")[-500:]))
+        with open(out) as f:
+            rep = json.load(f)
+        process = rep.get("process") or {}
+        t = rep.get("totals") or {}
+        leaks = rep.get("leaks") or {}
+        by_kind = leaks.get("by_kind") or {}
+        figures = {k: t.get(k) for k in mtlib.FIGURES}
+        for kind in KINDS + ("unknown",):
+            b = by_kind.get(kind) or {}
+            figures[kind] = (b.get("bytes"), b.get("blocks"))
+        exit_ = process.get("exit") or {}
+        procs.append({"pid": process.get("pid"), "ppid": process.get("ppid"),
+                      "argv": process.get("command") or [], "exit": exit_,
+                      "scanned": leaks.get("scanned"), "figures": figures, "dump": dump,
+                      "truncated": process.get("truncated")})
+    by_pid = {}
+    for p in procs:
+        by_pid.setdefault(p["pid"], []).append(p)
+    for p in procs:
+        exit_ = p["exit"]
+        marked = any(exit_.get(k) for k in ("exec", "replaced_by_exec")) or \
+            exit_.get("reason") == "exec"
+        ended = exit_.get("status") is not None or exit_.get("signal") is not None
+        p["execd"] = marked or (len(by_pid[p["pid"]]) > 1 and not ended)
+    return procs
+
+
+def match(mt_procs, vg_procs):
+    """Pairs (key, memtrace process or None, valgrind process or None), by
+    command line and then by creation order (pid) among equal command lines."""
+    groups = {}
+    for p in sorted(mt_procs, key=lambda p: p["pid"]):
+        groups.setdefault(key_of(p["argv"]), ([], []))[0].append(p)
+    for p in sorted(vg_procs, key=lambda p: p["pid"]):
+        groups.setdefault(key_of(p["argv"]), ([], []))[1].append(p)
+    pairs = []
+    for key, (ms, vs) in groups.items():
+        for i in range(max(len(ms), len(vs))):
+            pairs.append((key, i, ms[i] if i < len(ms) else None, vs[i] if i < len(vs) else None))
+    # the table in creation order of the memtrace run
+    pairs.sort(key=lambda x: (x[2]["pid"] if x[2] else 1 << 40, x[3]["pid"] if x[3] else 0))
+    return pairs
+
+
+# ---------------------------------------------------------------- running
+
+
+class FieldEnvironments(mtlib.EqualEnvironments):
+    """mtlib's equal environments, except that what memtrace adds besides
+    LD_PRELOAD gets no filler in valgrind's run: such a variable is a defect
+    (issue 18 point 4), and the figures must show it."""
+
+    def __init__(self, *args, fill=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.memtrace_adds = sorted(k for k in self.valgrind_env
+                                    if k not in self.base and k != "LD_PRELOAD"
+                                    and k not in self.memtrace_env)
+        if fill:
+            # --fill-memtrace-env: what is left once issue 18 point 4 is fixed
+            self.memtrace_adds = []
+        for name in self.memtrace_adds:
+            del self.valgrind_env[name]
+
+
+def run_case(ctx, c, case):
+    mtlib.need_valgrind()
+    missing = [tool for tool in (case.argv[0],) if not tool.startswith("@") and shutil.which(tool) is None]
+    if missing:
+        raise mtlib.TestError("not installed: %s (scripts/install-deps.sh)" % ", ".join(missing))
+    work = ctx.workdir
+    home = ctx.subdir("home")
+    tmp = ctx.subdir("tmp")
+    base = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": tmp, "LANG": "C.UTF-8"}
+    base.update(case.env)
+    memtrace_wrapper = []
+    valgrind_options = list(VALGRIND_FIELD_OPTIONS)
+    if case.python:
+        base.update(PYTHONMALLOC="malloc", PYTHONHASHSEED="0")
+        memtrace_wrapper = [ctx.prog("nobrk")]
+        valgrind_options += mtlib.VALGRIND_HIGH_ADDRESSES
+
+    argv = list(case.argv)
+    if case.build:
+        bindir = ctx.subdir("bin")
+        t0 = time.monotonic()
+        path = case.build(ctx, bindir)
+        print("  built %s in %.1f s" % (path, time.monotonic() - t0))
+        argv = [path if a.startswith("@bin/") else a for a in argv]
+
+    envs = FieldEnvironments(ctx, base, ctx.subdir("env"),
+                             valgrind_options=[o for o in valgrind_options
+                                               if o.startswith("--aspace")],
+                             memtrace_wrapper=memtrace_wrapper, fill=ctx.args.fill_memtrace_env)
+    if envs.memtrace_adds:
+        print("  memtrace adds to the environment: %s (issue 18 point 4)"
+              % ", ".join(envs.memtrace_adds))
+    # the program sees the same names and lengths in both runs, but for what
+    # memtrace adds (learnt by running /usr/bin/env under both tools)
+    seen_m = envs._env_under_memtrace(envs.memtrace_env, "verify")
+    seen_v = envs._env_under_valgrind(envs.valgrind_env, "verify")
+    c.eq("the environment seen under both tools: same names and lengths, but for %s"
+         % (envs.memtrace_adds or "nothing"),
+         sorted((k, len(v)) for k, v in seen_m.items() if k not in envs.memtrace_adds),
+         sorted((k, len(v)) for k, v in seen_v.items()))
+
+    # run directories with paths of the same length, filled the same way
+    mt_dir = ctx.subdir("run-m")
+    vg_dir = ctx.subdir("run-v")
+    dumps_dir = ctx.subdir("dumps")
+    logs_dir = ctx.subdir("vglogs")
+    for d, env in ((mt_dir, envs.memtrace_env), (vg_dir, envs.valgrind_env)):
+        if case.setup:
+            case.setup(ctx, d)
+        if case.warmup:
+            # settle what the program would rewrite on its first run (git's index)
+            subprocess.run(case.warmup, cwd=d, env=dict(base), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=60)
+    stdin_m = os.path.join(mt_dir, case.stdin) if case.stdin else None
+    stdin_v = os.path.join(vg_dir, case.stdin) if case.stdin else None
+
+    t0 = time.monotonic()
+    result = mtlib.memtrace_run(ctx, argv, os.path.join(dumps_dir, "%n.%p.mtr"),
+                                wrapper=memtrace_wrapper, env=envs.memtrace_env, cwd=mt_dir,
+                                stdin=stdin_m, logdir=work, tag="memtrace",
+                                timeout=MEMTRACE_TIMEOUT)
+    t_mt = time.monotonic() - t0
+    t0 = time.monotonic()
+    vg = mtlib.run([mtlib.VALGRIND] + valgrind_options +
+                   ["--log-file=" + os.path.join(logs_dir, "vg.%p")] + argv,
+                   env=envs.valgrind_env, cwd=vg_dir, stdin=stdin_v, timeout=VALGRIND_TIMEOUT,
+                   stdout_path=os.path.join(work, "valgrind.out"),
+                   stderr_path=os.path.join(work, "valgrind.err"))
+    t_vg = time.monotonic() - t0
+    print("  memtrace run: %.1f s, valgrind: %.1f s" % (t_mt, t_vg))
+    c.eq("the program's exit status is the same in both runs", mtlib.exit_code(result.returncode),
+         mtlib.exit_code(vg.returncode))
+    c.eq("the program's stdout is the same in both runs (but for the run directory's name)",
+         result.stdout.replace(mt_dir, vg_dir), vg.stdout)
+
+    mt_procs = memtrace_processes(ctx, dumps_dir)
+    vg_procs = valgrind_processes(logs_dir)
+    c.check("memtrace wrote dumps", len(mt_procs) > 0)
+    c.check("valgrind wrote logs", len(vg_procs) > 0)
+    execd = [p for p in mt_procs if p["execd"]]
+    live = [p for p in mt_procs if not p["execd"]]
+    # an image replaced by exec: valgrind prints no summary for it (and the
+    # new image's log replaces its log); its blocks end with the image
+    print("  memtrace: %d dumps, %d of them images replaced by exec (not compared: valgrind "
+          "prints nothing for them); valgrind: %d logs" % (len(mt_procs), len(execd), len(vg_procs)))
+    no_summary = [p for p in vg_procs if p["figures"] is None]
+    c.check("every valgrind log has a heap summary", not no_summary,
+            ", ".join(p["log"] for p in no_summary))
+    vg_procs = [p for p in vg_procs if p["figures"] is not None]
+
+    rows = []
+    for key, nth, m, v in match(live, vg_procs):
+        proc = key[0]
+        label = "%s/%s#%d" % (case.name, " ".join(key)[:60], nth)
+        if m is None or v is None:
+            entry = known(EXPECTED_TO_FAIL, case.name, proc, "process")
+            c.check("%s: a process in both runs" % label, entry is not None,
+                    "only under %s" % ("valgrind" if m is None else "memtrace"))
+            rows.append((case.name, proc, nth, m, v, ["only under %s" % ("valgrind" if m is None
+                                                                         else "memtrace")]))
+            continue
+        verdicts = []
+        for figure in FIELD_FIGURES:
+            got = m["figures"][figure]
+            want = v["figures"][figure]
+            verdicts.append(compare(c, case.name, proc, label, figure, got, want))
+        if m.get("truncated"):
+            c.check("%s: the dump is complete" % label, False, "truncated")
+        rows.append((case.name, proc, nth, m, v, verdicts))
+    print_table(rows)
+
+
+def compare(c, case, proc, label, figure, got, want):
+    name = "%s: %s" % (label, figure)
+    if got == want:
+        entry = known(EXPECTED_TO_FAIL, case, proc, figure)
+        if entry:
+            print("  XPASS %s: %s is fixed: remove its entry from EXPECTED_TO_FAIL (%s)"
+                  % (name, entry[3], entry[4]))
+            c.check(name, True)
+            return "XPASS " + entry[3]
+        c.check(name, True)
+        return "ok"
+    entry = known(EXPECTED_TO_FAIL, case, proc, figure)
+    if entry:
+        print("  XFAIL %s: got %s, valgrind %s: %s (%s)" % (name, got, want, entry[3], entry[4]))
+        return "XFAIL " + entry[3]
+    fact = fact_for(case, proc, figure)
+    if fact:
+        delta = max(abs(a - b) for a, b in zip(pair(got), pair(want)))
+        c.check("%s within the fact's bound %d (%s)" % (name, fact[3], fact[4]), delta <= fact[3],
+                "got %s, valgrind %s" % (got, want))
+        return "FACT" if delta <= fact[3] else "FAIL"
+    c.check(name, False, "memtrace %s, valgrind %s" % (got, want))
+    return "FAIL"
+
+
+def pair(x):
+    if isinstance(x, tuple):
+        return tuple(v if v is not None else -1 for v in x)
+    return (x if x is not None else -1,)
+
+
+def cell(figure, m, v):
+    a = m["figures"][figure]
+    b = v["figures"][figure]
+
+    def show(x):
+        if isinstance(x, tuple):
+            return "%s/%s" % x
+        return str(x)
+    if a == b:
+        return show(a)
+    return "vg %s, mt %s" % (show(b), show(a))
+
+
+def print_table(rows):
+    print("")
+    print("field table (kinds as bytes/blocks; where the tools differ: vg VALGRIND, mt MEMTRACE)")
+    print("| program | process | " + " | ".join(SHORT[f] for f in FIELD_FIGURES) + " | verdict |")
+    print("|---|---|" + "---|" * len(FIELD_FIGURES) + "---|")
+    for case, proc, nth, m, v, verdicts in rows:
+        name = proc if nth == 0 else "%s (#%d)" % (proc, nth + 1)
+        if m is None or v is None:
+            print("| %s | %s | %s | %s |" % (case, name, " | ".join("" for _ in FIELD_FIGURES),
+                                             verdicts[0]))
+            continue
+        bad = [x for x in verdicts if x != "ok"]
+        fails = [x for x in bad if x == "FAIL"]
+        others = sorted(set(x for x in bad if x != "FAIL"))
+        verdict = "FAIL" if fails else (", ".join(others) if others else "same")
+        if m["figures"]["unknown"][1]:
+            verdict += " (not scanned: %s/%s unknown)" % m["figures"]["unknown"]
+        print("| %s | %s | %s | %s |" % (case, name,
+                                         " | ".join(cell(f, m, v) for f in FIELD_FIGURES), verdict))
+    print("")
+
+
+def add_arguments(parser):
+    parser.add_argument("--case", required=True, choices=sorted(CASES))
+    parser.add_argument("--fill-memtrace-env", action="store_true",
+                        help="give valgrind's run a filler for what memtrace adds to the "
+                        "environment (to see what differs once issue 18 point 4 is fixed)")
+    parser.add_argument("--sources", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                          "programs"))
+
+
+def main():
+    ctx = mtlib.setup(__doc__, add_arguments)
+    case = CASES[ctx.args.case]
+    mtlib.run_test(ctx, "field." + case.name, lambda c: run_case(ctx, c, case))
+
+
+if __name__ == "__main__":
+    main()
