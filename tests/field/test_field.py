@@ -94,17 +94,77 @@ VALGRIND_TIMEOUT = 200
 # basename of argv[0] of the process ("*": every process of the case).
 # The comparison still runs: XFAIL while the defect is there, XPASS (remove
 # the entry) once it is fixed.
+P18_4 = "issue 18 point 4"
+ENV_COPY = ("memtrace adds MEMTRACE_SOCKET to the environment (only LD_PRELOAD may differ) and "
+            "this program copies its environment")
 EXPECTED_TO_FAIL = [
-    # Go's runtime leaves by a raw exit_group: the process is never scanned
-    # and every live block is "unknown" (memcheck: 27 definite, 8 reachable).
-    ("go_cgo", "cgo_leak", KINDS, "issue 17 point 4",
-     "Go leaves by a raw exit_group: memtrace does not scan it (all blocks unknown)"),
+    # git copies its environment: +16 bytes (one more pointer in two arrays)
+    ("git_status", "git", ("bytes_allocated",), P18_4, ENV_COPY),
+    ("git_log", "git", ("bytes_allocated",), P18_4, ENV_COPY),
+    # perl keeps %ENV: one more key and value (+5 allocations, 4 kept)
+    ("perl", "perl", ("allocations", "frees", "bytes_allocated", "in_use_bytes", "in_use_blocks",
+                      "possible"), P18_4, ENV_COPY),
+    # python3 builds os.environ: +2 allocations, and the dict's other layout
+    # moves one 48-byte block between possible and reachable
+    ("python3", "python3", ("allocations", "frees", "bytes_allocated", "possible", "reachable"),
+     P18_4, ENV_COPY),
+    # make exports its environment to every recipe; dash builds each child's
+    # environment on its own stack, one 512-byte block more
+    ("make", "make", ("allocations", "frees", "bytes_allocated", "in_use_bytes", "in_use_blocks",
+                      "reachable"), P18_4, ENV_COPY),
+    # the g++ driver copies the environment for its children
+    ("gxx", "g++", ("bytes_allocated",), P18_4, ENV_COPY),
+    # bash keeps every variable of its environment (name, value, variable)
+    ("bash", "bash", ("allocations", "frees", "bytes_allocated", "in_use_bytes", "in_use_blocks",
+                      "reachable"), P18_4, ENV_COPY),
+    # Go's runtime leaves by a raw exit_group: memtrace neither scans the
+    # process (every live block "unknown"; memcheck: 27 definite, 4 possible)
+    # nor runs libc's freeres there, as valgrind does at every exit_group (3
+    # frees, 72 bytes). Should the fix scan without freeres, the last three
+    # figures become the EXIT_FREERES fact below.
+    ("go_cgo", "cgo_leak", ("definite", "possible", "frees", "in_use_bytes", "in_use_blocks"),
+     "issue 17 point 4", "Go leaves by a raw exit_group: memtrace does not scan it (all blocks "
+     "unknown) and runs no freeres"),
 ]
 
-# Facts of the environment: (case, process, figure, largest |difference|,
-# the fact). Only the named figure of the named process may differ, and by no
-# more than the bound.
+# Facts of the environment: (case, process, figure, largest |difference|
+# (an int, or "N%" of valgrind's figure), the fact). process is the basename
+# of argv[0], or "NAME#N" for the N-th (from 0) process of that command line.
+# Only the named figure of the named process may differ, and by no more than
+# the bound.
+ZSTD_POOL = ("zstd -T2 takes each job's 512+2 KiB output buffer from a pool that a finished job "
+             "refills: whether a job finds one there depends on thread timing (valgrind runs "
+             "one thread at a time), so a buffer more or less is allocated; seen 115 and 116 "
+             "allocations in runs under either tool")
+CMAKE_TIMING = ("cmake reads its children's output (uname -r, uname -m) through libuv as it comes: "
+                "its allocation count varies with timing from run to run under either tool "
+                "alone (valgrind alone: 11,374 to 11,468 in 4 runs of one command; 11,918 to "
+                "12,732 in the field runs); in use at exit and leak kinds stay exact")
+EXIT_FRERES = ("a fork child that ends by _exit (cmake's, seen with strace -k): valgrind runs "
+               "__libc_freeres and __gnu_cxx::__freeres at every exit_group, _exit included; "
+               "memtrace runs them at exit and return from main only (at _exit they would flush "
+               "stdio, which _exit must not): memtrace keeps libstdc++'s 72,704-byte emergency "
+               "exception pool and libc's 2 one-time blocks, 3 blocks and 72,793 bytes, as "
+               "still reachable")
+VFORK = ("dash runs an external command with vfork, and its vfork child allocates one 512-byte "
+         "block of dash's stack (for the redirection) before it execs: the block is really in "
+         "the parent's heap (a vfork child shares it), and memtrace counts it there; valgrind "
+         "runs vfork as fork, so it sees that allocation in a child image that execs and "
+         "prints nothing for (checked on a 5-line vfork+malloc+exec program)")
 FACTS = [
+    ("make", "sh", "allocations", 1, VFORK),
+    ("make", "sh", "frees", 1, VFORK),
+    ("make", "sh", "bytes_allocated", 512, VFORK),
+    ("zstd", "zstd", "allocations", 1, ZSTD_POOL),
+    ("zstd", "zstd", "frees", 1, ZSTD_POOL),
+    ("zstd", "zstd", "bytes_allocated", 526336, ZSTD_POOL),
+    ("cmake", "cmake#0", "allocations", "8%", CMAKE_TIMING),
+    ("cmake", "cmake#0", "frees", "8%", CMAKE_TIMING),
+    ("cmake", "cmake#0", "bytes_allocated", "40%", CMAKE_TIMING),
+    ("cmake", "cmake#1", "frees", 3, EXIT_FRERES),
+    ("cmake", "cmake#1", "in_use_bytes", 72793, EXIT_FRERES),
+    ("cmake", "cmake#1", "in_use_blocks", 3, EXIT_FRERES),
+    ("cmake", "cmake#1", "reachable", 72793, EXIT_FRERES),
 ]
 
 
@@ -115,11 +175,23 @@ def known(table, case, process, figure):
     return None
 
 
-def fact_for(case, process, figure):
+def fact_for(case, process, nth, figure):
     for entry in FACTS:
-        if entry[0] == case and entry[1] in (process, "*") and entry[2] == figure:
+        if entry[0] == case and entry[1] in (process, "%s#%d" % (process, nth), "*") \
+                and entry[2] == figure:
             return entry
     return None
+
+
+def within(bound, got, want):
+    """Whether every part of got is within bound of want's."""
+    for g, w in zip(pair(got), pair(want)):
+        limit = bound
+        if isinstance(bound, str) and bound.endswith("%"):
+            limit = abs(w) * float(bound[:-1]) / 100
+        if abs(g - w) > limit:
+            return False
+    return True
 
 
 # ---------------------------------------------------------------- the cases
@@ -679,14 +751,14 @@ def run_case(ctx, c, case):
         for figure in FIELD_FIGURES:
             got = m["figures"][figure]
             want = v["figures"][figure]
-            verdicts.append(compare(c, case.name, proc, label, figure, got, want))
+            verdicts.append(compare(c, case.name, proc, nth, label, figure, got, want))
         if m.get("truncated"):
             c.check("%s: the dump is complete" % label, False, "truncated")
         rows.append((case.name, proc, nth, m, v, verdicts))
     print_table(rows)
 
 
-def compare(c, case, proc, label, figure, got, want):
+def compare(c, case, proc, nth, label, figure, got, want):
     name = "%s: %s" % (label, figure)
     if got == want:
         entry = known(EXPECTED_TO_FAIL, case, proc, figure)
@@ -701,12 +773,12 @@ def compare(c, case, proc, label, figure, got, want):
     if entry:
         print("  XFAIL %s: got %s, valgrind %s: %s (%s)" % (name, got, want, entry[3], entry[4]))
         return "XFAIL " + entry[3]
-    fact = fact_for(case, proc, figure)
+    fact = fact_for(case, proc, nth, figure)
     if fact:
-        delta = max(abs(a - b) for a, b in zip(pair(got), pair(want)))
-        c.check("%s within the fact's bound %d (%s)" % (name, fact[3], fact[4]), delta <= fact[3],
-                "got %s, valgrind %s" % (got, want))
-        return "FACT" if delta <= fact[3] else "FAIL"
+        ok = within(fact[3], got, want)
+        c.check("%s: memtrace %s, valgrind %s, within %s (fact: %s)"
+                % (name, got, want, fact[3], fact[4]), ok)
+        return "FACT" if ok else "FAIL"
     c.check(name, False, "memtrace %s, valgrind %s" % (got, want))
     return "FAIL"
 
