@@ -10,6 +10,8 @@ the same kinds) and the same environment, but for LD_PRELOAD.
     --case probe_daemon   transp_probe daemon: closes every fd from 3 up,
                           opens three files (3, 4, 5 bare), allocates in a
                           signal handler, copies in.txt to out.txt
+    --case probe_closeall the same, closing every fd from 3 up with
+                          close_range(3, ~0U): the shim's own too
     --case sh             /bin/sh: its fds and environment, as ls and env
                           see them, a file written through fd 3
     --case python3        python3: os.listdir('/proc/self/fd'), the number
@@ -41,36 +43,26 @@ import mtlib
 FIXED_DATE = "2020-09-13T12:26:40+00:00"
 
 # (case, comparison) -> (issue point, what is wrong today)
-P2 = ("issue 18 point 2", "memtrace's socket and libunwind's validation pipe hold fds 3-5: the "
-      "program's first open() returns 6, /proc/self/fd lists them")
-P2_DAEMON = ("issue 18 point 2", "the program closed fds 3-5 and opened its files there; at the "
-             "first stack through a signal frame libunwind finds its pipe's fd 4 not a pipe, "
-             "closes fds 4 and 5 (the program's out.txt and log.txt) and makes its pipe there: "
-             "the program's write(4) fails with EBADF and it exits 1 (seen with strace)")
-P3 = ("issue 18 point 3", "the shim's notice 'the program defines its own _Znwm ... traced through "
-      "inline hooks' is written into the program's own stderr (cc1plus)")
-P4 = ("issue 18 point 4", "memtrace adds MEMTRACE_SOCKET to the environment")
-P4_PYTHON = ("issue 18 point 4", "memtrace adds MEMTRACE_SOCKET, and PYTHONMALLOC=malloc for a "
-             "Python program (run's --python-allocator malloc default; not named in the issue's "
-             "text, same rule: only LD_PRELOAD may differ)")
+P4_PYTHON = ("issue 18 point 4", "memtrace run sets PYTHONMALLOC=malloc for a Python program (its "
+             "--python-allocator malloc default): the environment differs by more than "
+             "LD_PRELOAD (found by this test; the issue's text names MEMTRACE_SOCKET only)")
 EXPECTED_TO_FAIL = {
-    ("probe_report", "fds"): P2,
-    ("probe_report", "first open()"): P2,
-    ("probe_report", "environment but LD_PRELOAD"): P4,
-    ("probe_daemon", "exit status"): P2_DAEMON,
-    ("probe_daemon", "fds"): P2_DAEMON,
-    ("probe_daemon", "file out.txt"): P2_DAEMON,
-    ("probe_daemon", "file log.txt"): P2_DAEMON,
-    ("sh", "fds"): P2,
-    ("sh", "environment but LD_PRELOAD"): P4,
-    ("python3", "fds"): P2,
-    ("python3", "first open()"): P2,
     ("python3", "environment but LD_PRELOAD"): P4_PYTHON,
-    ("perl", "fds"): P2,
-    ("perl", "first open()"): P2,
-    ("perl", "environment but LD_PRELOAD"): P4,
-    ("gxx", "file inner.err"): P3,
 }
+# Fixed and removed from the list above (each failed on main before its fix,
+# see the field branch's history): the first open() returned 6 (18.2: socket
+# and libunwind's pipe at fds 3-5), transp_probe daemon's files clobbered
+# by libunwind's pipe (18.2), the shim's notice in g++'s inner stderr (18.3),
+# MEMTRACE_SOCKET in the environment (18.4).
+
+# A fact that no fix can hide: the shim's socket (its line to the consumer)
+# and libunwind's memory-validation pipe are open in the traced process, so
+# /proc/self/fd lists them. They sit at the top of the fd range, where the
+# program's open(), dup() and pipe() never reach (its first open() is 3, as
+# bare: checked apart). The fd listing is compared below SHIM_FD_FLOOR, and
+# above it only fds of these kinds may be added.
+SHIM_FD_FLOOR = 1000
+SHIM_FD_KINDS = ("socket", "pipe")
 
 SH_SCRIPT = """\
 for f in /proc/$$/fd/*; do
@@ -160,7 +152,7 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.org",
 
 def add_arguments(parser):
     parser.add_argument("--case", required=True,
-                        choices=["probe_report", "probe_daemon", "sh", "python3", "perl",
+                        choices=["probe_report", "probe_daemon", "probe_closeall", "sh", "python3", "perl",
                                  "gxx", "git", "sqlite3"])
 
 
@@ -168,11 +160,12 @@ def case_spec(ctx, case):
     """argv, files to compare, setup(dir), extra environment."""
     if case == "probe_report":
         return [ctx.prog("transp_probe"), "report"], ["written.txt"], None, {}
-    if case == "probe_daemon":
+    if case in ("probe_daemon", "probe_closeall"):
         def setup(d):
             with open(os.path.join(d, "in.txt"), "w") as f:
                 f.write("twenty-seven bytes of text\n")
-        return [ctx.prog("transp_probe"), "daemon"], ["out.txt", "log.txt"], setup, {}
+        return ([ctx.prog("transp_probe"), case.split("_")[1]], ["out.txt", "log.txt"], setup,
+                {})
     if case == "sh":
         return ["/bin/sh", "-c", SH_SCRIPT], ["fd3.txt"], None, {}
     if case == "python3":
@@ -280,7 +273,17 @@ def main():
         c.check("%s: the program printed something" % case, any(out_b.values()))
         same("stdout", out_m["rest"], out_b["rest"])
         if out_b["fds"] or out_m["fds"]:
-            same("fds", out_m["fds"], out_b["fds"])
+            def fd_number(line):
+                return int(line.split()[1].rstrip(":"))
+            low_m = [x for x in out_m["fds"] if fd_number(x) < SHIM_FD_FLOOR]
+            high_m = [x for x in out_m["fds"] if fd_number(x) >= SHIM_FD_FLOOR]
+            same("fds below %d" % SHIM_FD_FLOOR, low_m,
+                 [x for x in out_b["fds"] if fd_number(x) < SHIM_FD_FLOOR])
+            c.check("%s: fds from %d up: only the shim's socket and pipe (a fact, see "
+                    "SHIM_FD_FLOOR)" % (case, SHIM_FD_FLOOR),
+                    [x for x in out_b["fds"] if fd_number(x) >= SHIM_FD_FLOOR] == [] and
+                    len(high_m) <= 3 and all(x.split(": ")[1] in SHIM_FD_KINDS for x in high_m),
+                    "memtrace run: %s" % high_m)
         if out_b["first open()"] or out_m["first open()"]:
             same("first open()", out_m["first open()"], out_b["first open()"])
         if out_b["environment"] or out_m["environment"]:

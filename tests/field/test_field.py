@@ -94,29 +94,21 @@ VALGRIND_TIMEOUT = 200
 # basename of argv[0] of the process ("*": every process of the case).
 # The comparison still runs: XFAIL while the defect is there, XPASS (remove
 # the entry) once it is fixed.
-P18_4 = "issue 18 point 4"
-ENV_COPY = ("memtrace adds MEMTRACE_SOCKET to the environment (only LD_PRELOAD may differ) and "
-            "this program copies its environment")
 EXPECTED_TO_FAIL = [
-    # git copies its environment: +16 bytes (one more pointer in two arrays)
-    ("git_status", "git", ("bytes_allocated",), P18_4, ENV_COPY),
-    ("git_log", "git", ("bytes_allocated",), P18_4, ENV_COPY),
-    # perl keeps %ENV: one more key and value (+5 allocations, 4 kept)
-    ("perl", "perl", ("allocations", "frees", "bytes_allocated", "in_use_bytes", "in_use_blocks",
-                      "possible"), P18_4, ENV_COPY),
-    # python3 builds os.environ: +2 allocations, and the dict's other layout
-    # moves one 48-byte block between possible and reachable
-    ("python3", "python3", ("allocations", "frees", "bytes_allocated", "possible", "reachable"),
-     P18_4, ENV_COPY),
-    # make exports its environment to every recipe; dash builds each child's
-    # environment on its own stack, one 512-byte block more
-    ("make", "make", ("allocations", "frees", "bytes_allocated", "in_use_bytes", "in_use_blocks",
-                      "reachable"), P18_4, ENV_COPY),
-    # the g++ driver copies the environment for its children
-    ("gxx", "g++", ("bytes_allocated",), P18_4, ENV_COPY),
-    # bash keeps every variable of its environment (name, value, variable)
-    ("bash", "bash", ("allocations", "frees", "bytes_allocated", "in_use_bytes", "in_use_blocks",
-                      "reachable"), P18_4, ENV_COPY),
+    # Fixed and removed (each failed before its fix, see the history of
+    # tests/field): issue 18 point 4, MEMTRACE_SOCKET in the environment,
+    # made the programs that copy their environment allocate more under
+    # memtrace: git +16 bytes, perl +5 allocations (4 kept), python3 +2,
+    # make +9 (3 kept), the g++ driver +48 bytes, every bash +7 (7 kept).
+    # One 48-byte tuple (the tp_bases that type_ready_set_bases makes for a
+    # static type): memcheck finds only interior pointers to it (a Python
+    # object pointer points 16 bytes past its GC header) and says possibly
+    # lost, memtrace says still reachable, so it found a pointer to the
+    # block's start that memcheck did not see. Suspected (not proven): a stale
+    # copy where the scan looks but the program holds nothing, as in issue 17
+    # point 1. If it stays once that fix is in, it is a new difference.
+    ("python3", "python3", ("possible", "reachable"), "issue 17 point 1 (suspected)",
+     "one 48-byte tp_bases tuple: memcheck possibly lost, memtrace still reachable"),
     # Go's runtime leaves by a raw exit_group: memtrace neither scans the
     # process (every live block "unknown"; memcheck: 27 definite, 4 possible)
     # nor runs libc's freeres there, as valgrind does at every exit_group (3
@@ -140,7 +132,7 @@ CMAKE_TIMING = ("cmake reads its children's output (uname -r, uname -m) through 
                 "its allocation count varies with timing from run to run under either tool "
                 "alone (valgrind alone: 11,374 to 11,468 in 4 runs of one command; 11,918 to "
                 "12,732 in the field runs); in use at exit and leak kinds stay exact")
-EXIT_FRERES = ("a fork child that ends by _exit (cmake's, seen with strace -k): valgrind runs "
+EXIT_FREERES = ("a fork child that ends by _exit (cmake's, seen with strace -k): valgrind runs "
                "__libc_freeres and __gnu_cxx::__freeres at every exit_group, _exit included; "
                "memtrace runs them at exit and return from main only (at _exit they would flush "
                "stdio, which _exit must not): memtrace keeps libstdc++'s 72,704-byte emergency "
@@ -151,7 +143,16 @@ VFORK = ("dash runs an external command with vfork, and its vfork child allocate
          "the parent's heap (a vfork child shares it), and memtrace counts it there; valgrind "
          "runs vfork as fork, so it sees that allocation in a child image that execs and "
          "prints nothing for (checked on a 5-line vfork+malloc+exec program)")
+XZ_THREADS = ("xz -T2 keeps finished blocks' output buffers (262,316 bytes each for 256 KiB "
+              "blocks) for the next block: whether a worker finds one free depends on thread "
+              "timing, so one buffer more or less is allocated and kept to the end; seen 247 and "
+              "248 allocations in 8 runs under memtrace alone (6 and 2)")
 FACTS = [
+    ("xz", "xz", "allocations", 1, XZ_THREADS),
+    ("xz", "xz", "bytes_allocated", 262316, XZ_THREADS),
+    ("xz", "xz", "in_use_bytes", 262316, XZ_THREADS),
+    ("xz", "xz", "in_use_blocks", 1, XZ_THREADS),
+    ("xz", "xz", "reachable", 262316, XZ_THREADS),
     ("make", "sh", "allocations", 1, VFORK),
     ("make", "sh", "frees", 1, VFORK),
     ("make", "sh", "bytes_allocated", 512, VFORK),
@@ -161,10 +162,10 @@ FACTS = [
     ("cmake", "cmake#0", "allocations", "8%", CMAKE_TIMING),
     ("cmake", "cmake#0", "frees", "8%", CMAKE_TIMING),
     ("cmake", "cmake#0", "bytes_allocated", "40%", CMAKE_TIMING),
-    ("cmake", "cmake#1", "frees", 3, EXIT_FRERES),
-    ("cmake", "cmake#1", "in_use_bytes", 72793, EXIT_FRERES),
-    ("cmake", "cmake#1", "in_use_blocks", 3, EXIT_FRERES),
-    ("cmake", "cmake#1", "reachable", 72793, EXIT_FRERES),
+    ("cmake", "cmake#1", "frees", 3, EXIT_FREERES),
+    ("cmake", "cmake#1", "in_use_bytes", 72793, EXIT_FREERES),
+    ("cmake", "cmake#1", "in_use_blocks", 3, EXIT_FREERES),
+    ("cmake", "cmake#1", "reachable", 72793, EXIT_FREERES),
 ]
 
 
@@ -654,7 +655,14 @@ def run_case(ctx, c, case):
     work = ctx.workdir
     home = ctx.subdir("home")
     tmp = ctx.subdir("tmp")
-    base = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": tmp, "LANG": "C.UTF-8"}
+    # VALGRIND_LIB: valgrind --trace-children sets it in the environment of
+    # every program that a traced process execs (so that the valgrind it
+    # starts there finds its tools), not in the first one's: a dash started
+    # by make or cmake then keeps one variable (one 32-byte block) more than
+    # under memtrace. Both runs get it, with the value valgrind gives it,
+    # from the start.
+    base = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": tmp, "LANG": "C.UTF-8",
+            "VALGRIND_LIB": "/usr/libexec/valgrind"}
     base.update(case.env)
     memtrace_wrapper = []
     valgrind_options = list(VALGRIND_FIELD_OPTIONS)

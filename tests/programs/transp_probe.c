@@ -11,7 +11,10 @@
  *                         nothing else holds one), allocates in a signal
  *                         handler (stacks through a signal frame), then reads
  *                         in.txt, copies it to out.txt and prints what it read
+ *   transp_probe closeall the same, closing every fd from 3 up with
+ *                         close_range(3, ~0U), the shim's own included
  */
+#define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -131,10 +134,13 @@ static void on_signal(int sig)
     churn(50);
 }
 
-static int daemon_start(void)
+static int daemon_start(int all)
 {
-    for (int fd = 3; fd < 1024; fd++)
-        close(fd);
+    if (all)
+        close_range(3, ~0U, 0);
+    else
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
     int in = open("in.txt", O_RDONLY);
     int out = open("out.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int log = open("log.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -160,7 +166,9 @@ int main(int argc, char **argv)
     if (argc == 2 && strcmp(argv[1], "report") == 0)
         return report();
     if (argc == 2 && strcmp(argv[1], "daemon") == 0)
-        return daemon_start();
-    fprintf(stderr, "usage: transp_probe report|daemon\n");
+        return daemon_start(0);
+    if (argc == 2 && strcmp(argv[1], "closeall") == 0)
+        return daemon_start(1);
+    fprintf(stderr, "usage: transp_probe report|daemon|closeall\n");
     return 2;
 }

@@ -32,7 +32,7 @@ set_tests_properties(field.python3_multiprocessing PROPERTIES
 # The transparency comparison (issue 18): programs run bare and under
 # memtrace give the same stdout, stderr, files, fds and environment (but
 # LD_PRELOAD).
-foreach(case probe_report probe_daemon sh python3 perl gxx git sqlite3)
+foreach(case probe_report probe_daemon probe_closeall sh python3 perl gxx git sqlite3)
   memtrace_e2e(transparency_compare.${case} test_transparency_compare.py TIMEOUT 120
                ARGS --case ${case})
 endforeach()
