@@ -43,17 +43,16 @@ import mtlib
 FIXED_DATE = "2020-09-13T12:26:40+00:00"
 
 # (case, comparison) -> (issue point, what is wrong today)
-P4_PYTHON = ("issue 18 point 4", "memtrace run sets PYTHONMALLOC=malloc for a Python program (its "
-             "--python-allocator malloc default): the environment differs by more than "
-             "LD_PRELOAD (found by this test; the issue's text names MEMTRACE_SOCKET only)")
+# Comparisons that fail because of a known defect being fixed:
+# (case, comparison) -> (issue point, what is wrong). Empty now: every entry
+# it had was fixed on main and removed (each failed before its fix, see the
+# history of this file): the first open() returned 6 (18.2: the shim's
+# socket and libunwind's pipe at fds 3-5), transp_probe daemon's files
+# clobbered by libunwind's pipe (18.2), the shim's notice in g++'s inner
+# stderr (18.3), MEMTRACE_SOCKET in the environment (18.4), PYTHONMALLOC=
+# malloc in a Python program's environment (18.4, found by this test).
 EXPECTED_TO_FAIL = {
-    ("python3", "environment but LD_PRELOAD"): P4_PYTHON,
 }
-# Fixed and removed from the list above (each failed on main before its fix,
-# see the field branch's history): the first open() returned 6 (18.2: socket
-# and libunwind's pipe at fds 3-5), transp_probe daemon's files clobbered
-# by libunwind's pipe (18.2), the shim's notice in g++'s inner stderr (18.3),
-# MEMTRACE_SOCKET in the environment (18.4).
 
 # A fact that no fix can hide: the shim's socket (its line to the consumer)
 # and libunwind's memory-validation pipe are open in the traced process, so
