@@ -675,11 +675,49 @@ static void note_unchecked(struct consumer *c, struct process *p, int how, uint6
                                     (p->scan_map ? MT_UNSCANNED_ASKED_SCAN : 0));
 }
 
+/* How a process that is not our child ended, when it did not say (a raw
+ * exit_group, a signal): its parent may not have reaped it yet, and a
+ * zombie's /proc/PID/stat holds its wait status (field 52, Linux 3.5).
+ * *how and *value are left alone when that cannot be read. */
+static void exit_from_proc(pid_t pid, int *how, int *value)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    char *at = strrchr(buf, ')'); /* the command may hold anything */
+    if (!at || at[1] != ' ' || (at[2] != 'Z' && at[2] != 'X'))
+        return;
+    at += 2;
+    for (int field = 3; field < 52 && at; field++) {
+        at = strchr(at, ' ');
+        at = at ? at + 1 : NULL;
+    }
+    char *end;
+    long status = at ? strtol(at, &end, 10) : -1;
+    if (!at || end == at || status < 0 || status > 0xffff)
+        return;
+    if (status & 0x7f) {
+        *how = MT_EXIT_SIGNAL;
+        *value = (int)(status & 0x7f);
+    } else {
+        *how = MT_EXIT_STATUS;
+        *value = (int)((status >> 8) & 0xff);
+    }
+}
+
 /* Finishes p's dump once it is known how the process ended. Returns 0 while
  * that is not known yet (the direct child not reaped). */
 static int finish(struct consumer *c, struct process *p)
 {
     int how = MT_EXIT_UNKNOWN, value = 0;
+    process_drain(p, 1, &c->snapshots); /* its EXIT and EXEC records first */
     if (p->exec_pending) {
         how = MT_EXIT_EXEC;
     } else if (seen_pid(p) == c->opt->direct_child) {
@@ -695,8 +733,9 @@ static int finish(struct consumer *c, struct process *p)
     } else if (p->saw_exit) {
         how = MT_EXIT_STATUS;
         value = p->exit_value;
+    } else {
+        exit_from_proc(seen_pid(p), &how, &value);
     }
-    process_drain(p, 1, &c->snapshots);
     uint64_t end = p->last_event_ns > p->start_ns ? p->last_event_ns : p->start_ns;
     uint64_t now = consumer_now_ns();
     if (now > end)

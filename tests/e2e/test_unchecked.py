@@ -27,6 +27,9 @@ Cases (victim: tests/programs/unchecked.c, which leaks 4096 bytes and keeps
   scan_not_served     the consumer alone under RLIMIT_AS (prlimit --pid) when
                       the victim exits: it cannot hand over the blocks, and
                       says so in the dump (MT_REC_INCOMPLETE)
+  fork_child          a fork child killed by SIGKILL, another left by a raw
+                      exit_group(3), each a zombie for 2 s: memtrace reads how
+                      it ended from /proc (it is not memtrace's child)
   leak_check_summary  run --leak-check summary: no scan asked for
   exec                an image replaced by exec is not unchecked, and no gate
                       counts its blocks (--leak-kinds all)
@@ -344,6 +347,30 @@ def case_scan_not_served(checker):
                   dump_out.stdout[-300:])
 
 
+def case_fork_child(checker):
+    ctx = checker.ctx
+    for mode, fragment, code, exit in (
+            ("fork-sigkill", "it was not scanned for reachability (killed by signal 9): "
+             "4,596 bytes in 2 blocks", "killed_by_signal", {"status": None, "signal": 9}),
+            ("fork-raw-exit", "it ended with status 3 without libc's exit: a raw exit_group",
+             "raw_exit", {"status": 3, "signal": None})):
+        result, dumps = record(checker, mode)
+        checker.eq("%s: run exits 0" % mode, mtlib.exit_code(result.returncode), 0)
+        if len(dumps) != 2:
+            raise mtlib.TestError("%s: %d dumps, not 2: %s" % (mode, len(dumps), mtlib.tail(result.stderr)))
+        reps = {d: gatelib.report_json(ctx, d, "--summary") for d in dumps}
+        children = [d for d in dumps if reps[d]["totals"]["in_use_blocks"]]
+        checker.eq("%s: one dump with blocks in use (the child's)" % mode, len(children), 1)
+        if not children:
+            continue
+        child = children[0]
+        checker.eq("%s: the child's exit, read from /proc" % mode, reps[child]["process"]["exit"], exit)
+        checker.eq("%s: JSON reasons" % mode,
+                   [r["reason"] for r in reps[child]["unchecked_reasons"]], [code])
+        expect_unchecked(checker, "%s: check --max-leaked 0" % mode,
+                         check(ctx, ["--max-leaked", "0"], dumps), fragment)
+
+
 def case_leak_check_summary(checker):
     fragment = "it was not scanned for reachability (--leak-check summary was asked for)"
     leak_case(checker, "exit", fragment, "scan_not_asked", options=["--leak-check", "summary"],
@@ -390,7 +417,7 @@ def case_nothing_in_use(checker):
 
 CASES = {"sigkill": case_sigkill, "raw_exit": case_raw_exit, "truncated": case_truncated,
          "scan_no_memory": case_scan_no_memory, "scan_not_served": case_scan_not_served,
-         "leak_check_summary": case_leak_check_summary, "exec": case_exec,
+         "leak_check_summary": case_leak_check_summary, "fork_child": case_fork_child, "exec": case_exec,
          "nothing_in_use": case_nothing_in_use}
 
 

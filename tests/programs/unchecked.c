@@ -13,6 +13,10 @@
  *                            limit the scan has no memory left to run in
  *   unchecked exec SELF      leaks 4096 bytes, then execs SELF exit-clean
  *   unchecked exit-clean     frees everything, exit(0)
+ *   unchecked fork-sigkill   a fork child leaks as above and raise(SIGKILL)s;
+ *                            the parent reaps it 2 s later (until then it is
+ *                            a zombie), then exits 0
+ *   unchecked fork-raw-exit  the same, the child ending by a raw exit_group(3)
  *   unchecked wait N READY GO
  *                            leaks N 16-byte blocks, creates READY, waits
  *                            until GO exists, then exit(0)
@@ -24,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 void *volatile keep;
@@ -64,6 +69,21 @@ int main(int argc, char **argv)
         close(fd);
         while (access(argv[4], F_OK) != 0)
             usleep(10000);
+        exit(0);
+    }
+    if (strncmp(mode, "fork-", 5) == 0) {
+        pid_t child = fork();
+        if (child < 0)
+            return 5;
+        if (child == 0) {
+            leak();
+            if (strcmp(mode, "fork-sigkill") == 0)
+                raise(SIGKILL);
+            syscall(SYS_exit_group, 3);
+        }
+        sleep(2);
+        int status;
+        waitpid(child, &status, 0);
         exit(0);
     }
     leak();
