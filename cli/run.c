@@ -565,6 +565,8 @@ int cmd_run(int argc, char **argv)
     child_pidfd = pidfd_open(pid, 0);
     child_pid = pid;
     close(errpipe[1]);
+    if (program_stderr >= 0) /* the program's now: a background copy must not hold it */
+        close(program_stderr);
     int exec_errno = 0;
     if (read(errpipe[0], &exec_errno, sizeof exec_errno) == (ssize_t)sizeof exec_errno) {
         waitpid(pid, NULL, 0);

@@ -86,6 +86,20 @@ def case_daemon(ctx, c):
         c.figures("program", figures(program[0]),
                   {"allocations": 1, "frees": 0, "bytes_allocated": 50, "in_use_bytes": 50,
                    "in_use_blocks": 1})
+    # the background copy keeps no pipe of the caller's open: $(memtrace run
+    # ...) ends when the program does, --log-file or not
+    for extra in ([], ["--log-file", os.path.join(work, "piped.log")]):
+        piped = ctx.subdir("daemon", "piped%d" % len(extra))
+        t0 = time.monotonic()
+        p = subprocess.run([ctx.memtrace, "run", "-q", "-o", os.path.join(piped, "%p.mtr")] +
+                           extra + ["--", ctx.prog("lifecycle"), "daemon", "6",
+                                    os.path.join(piped, "pid")],
+                           cwd=piped, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           stdin=subprocess.DEVNULL, timeout=60)
+        piped_took = time.monotonic() - t0
+        c.check("run's pipes reach their end with the program (%s)" % (extra[:1] or "no log"),
+                p.returncode == 3 and piped_took < 4,
+                "exit %d after %.2f s" % (p.returncode, piped_took))
     mtlib.wait_for_dump(gdump, timeout=60)
     waited = time.monotonic() - began
     print("  the grandchild's dump completed after %.2f s" % waited)
