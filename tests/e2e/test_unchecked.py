@@ -320,11 +320,17 @@ def case_scan_not_served(checker):
         if not os.path.exists(ready):
             raise mtlib.TestError("the victim never got ready: %s"
                                   % mtlib.tail(mtlib.read_text(os.path.join(out, "run.err"))))
-        with open("/proc/%d/status" % proc.pid) as f:
-            size_kb = int(re.search(r"^VmSize:\s+(\d+) kB", f.read(), re.M).group(1))
-        # the consumer (memtrace run itself) may grow by 512 KiB, no more:
-        # the 200,000 blocks it must hand over need 3.4 MB
-        limit = (size_kb + 512) * 1024
+        # the consumer (memtrace run itself) has drained the blocks when its
+        # size stops growing; then it may grow by 1 MiB, no more: the
+        # 200,000 blocks it must hand over need 4.8 MB (and 3.4 MB shared)
+        sizes = []
+        while len(sizes) < 4 or len(set(sizes[-4:])) > 1:
+            time.sleep(0.1)
+            with open("/proc/%d/status" % proc.pid) as f:
+                sizes.append(int(re.search(r"^VmSize:\s+(\d+) kB", f.read(), re.M).group(1)))
+            if len(sizes) > 100:
+                raise mtlib.TestError("the consumer's size never settled: %s" % sizes[-5:])
+        limit = (sizes[-1] + 1024) * 1024
         subprocess.run(["prlimit", "--pid", str(proc.pid), "--as=%d" % limit], check=True)
         open(go, "w").close()
         proc.wait(timeout=90)
