@@ -30,6 +30,9 @@ Cases (victim: tests/programs/unchecked.c, which leaks 4096 bytes and keeps
   fork_child          a fork child killed by SIGKILL, another left by a raw
                       exit_group(3), each a zombie for 2 s: memtrace reads how
                       it ended from /proc (it is not memtrace's child)
+  malformed_ring      the victim writes a record of no known type into its own
+                      ring, then leaks: the consumer stops reading there, the
+                      dump says so (MT_REC_INCOMPLETE), every gate fails
   leak_check_summary  run --leak-check summary: no scan asked for
   exec                an image replaced by exec is not unchecked, and no gate
                       counts its blocks (--leak-kinds all)
@@ -377,6 +380,26 @@ def case_fork_child(checker):
                          check(ctx, ["--max-leaked", "0"], dumps), fragment)
 
 
+def case_malformed_ring(checker):
+    ctx = checker.ctx
+    result, dumps = record(checker, "corrupt-ring")
+    checker.eq("corrupt-ring: the victim found its ring and exited 0",
+               mtlib.exit_code(result.returncode), 0)
+    if len(dumps) != 1:
+        raise mtlib.TestError("corrupt-ring: %d dumps: %s" % (len(dumps), mtlib.tail(result.stderr)))
+    fragment = "its trace is incomplete: a ring held a malformed record: the events after it were lost"
+    checker.check("corrupt-ring: run's summary says why", fragment in result.stderr,
+                  mtlib.tail(result.stderr))
+    for options in (["--max-leaked", "0"], ["--max-peak", "1G"],
+                    ["--leak-kinds", "all", "--max-leaked-blocks", "0"]):
+        expect_unchecked(checker, "corrupt-ring: check %s" % " ".join(options),
+                         check(ctx, options, dumps), fragment)
+    expect_accepted(checker, "corrupt-ring", check(ctx, ["--max-peak", "1G", "--accept-unchecked"],
+                                                   dumps), fragment)
+    checked, reasons, _ = json_reasons(checker, dumps[0])
+    checker.eq("corrupt-ring: JSON", (checked, reasons), (False, ["malformed_ring"]))
+
+
 def case_leak_check_summary(checker):
     fragment = "it was not scanned for reachability (--leak-check summary was asked for)"
     leak_case(checker, "exit", fragment, "scan_not_asked", options=["--leak-check", "summary"],
@@ -423,7 +446,8 @@ def case_nothing_in_use(checker):
 
 CASES = {"sigkill": case_sigkill, "raw_exit": case_raw_exit, "truncated": case_truncated,
          "scan_no_memory": case_scan_no_memory, "scan_not_served": case_scan_not_served,
-         "leak_check_summary": case_leak_check_summary, "fork_child": case_fork_child, "exec": case_exec,
+         "leak_check_summary": case_leak_check_summary, "fork_child": case_fork_child,
+         "malformed_ring": case_malformed_ring, "exec": case_exec,
          "nothing_in_use": case_nothing_in_use}
 
 

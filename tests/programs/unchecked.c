@@ -17,6 +17,9 @@
  *                            the parent reaps it 2 s later (until then it is
  *                            a zombie), then exits 0
  *   unchecked fork-raw-exit  the same, the child ending by a raw exit_group(3)
+ *   unchecked corrupt-ring   writes a record of an unknown type into its own
+ *                            ring (found in /proc/self/maps), then leaks and
+ *                            exits 0: a malformed ring record
  *   unchecked wait N READY GO
  *                            leaks N 16-byte blocks, creates READY, waits
  *                            until GO exists, then exit(0)
@@ -25,6 +28,7 @@
  */
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -39,6 +43,43 @@ static void leak(void)
     keep = malloc(500);
     sink = malloc(4096);
     sink = 0;
+}
+
+/* Publishes a 16-byte record of type 99 (no such type) in the ring that
+ * memtrace mapped into this process: the consumer finds it malformed. 0, or
+ * -1 if no ring was found. No stdio: nothing here allocates. */
+static int corrupt_ring(void)
+{
+    static char maps[65536];
+    int fd = open("/proc/self/maps", O_RDONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t n = 0, got;
+    while (n < (ssize_t)sizeof maps - 1 && (got = read(fd, maps + n, sizeof maps - 1 - n)) > 0)
+        n += got;
+    close(fd);
+    maps[n] = '\0';
+    for (char *line = maps; line && *line;) {
+        char *next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (strstr(line, "memfd:memtrace-ring") && strstr(line, "rw-s") &&
+            strtoull(strchr(line, ' ') + 6, NULL, 16) == 0) { /* offset 0: the control page */
+            unsigned char *base = (unsigned char *)strtoull(line, NULL, 16);
+            volatile uint64_t *head = (volatile uint64_t *)base;
+            /* struct mt_ring_control (ring.h): head at 0, capacity at 136 */
+            uint64_t capacity = *(volatile uint64_t *)(base + 136);
+            uint64_t at = *head & (capacity - 1);
+            if (capacity < 4096 || at + 16 > capacity)
+                return -1;
+            uint32_t record[4] = {99, 16, 0, 0}; /* type, len, ts = 0 */
+            memcpy(base + 4096 + at, record, sizeof record);
+            __atomic_store_n(head, *head + 16, __ATOMIC_RELEASE);
+            return 0;
+        }
+        line = next;
+    }
+    return -1;
 }
 
 int main(int argc, char **argv)
@@ -84,6 +125,14 @@ int main(int argc, char **argv)
         sleep(2);
         int status;
         waitpid(child, &status, 0);
+        exit(0);
+    }
+    if (strcmp(mode, "corrupt-ring") == 0) {
+        free(malloc(10)); /* the ring exists once something was recorded */
+        if (corrupt_ring() != 0)
+            return 6;
+        usleep(200000); /* the consumer reads it while this process lives */
+        leak();
         exit(0);
     }
     leak();
