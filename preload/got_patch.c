@@ -18,6 +18,7 @@
  * read in place, the list of modules already looked at is mmap'd.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <elf.h>
 #include <link.h>
 #include <string.h>
@@ -25,6 +26,9 @@
 #include <unistd.h>
 
 #include "loader.h"
+
+/* glibc 2.35 and later */
+extern int _dl_find_object(void *address, struct dl_find_object *result) __attribute__((weak));
 
 /* ---- reading a module's dynamic section --------------------------------- */
 
@@ -132,4 +136,210 @@ void *mt_elf_lookup(const struct mt_elf *e, const char *name)
 
 /* ---- rebinding the modules that bypass the shim -------------------------- */
 
-unsigned mt_got_patch_new_modules(void) { return 0; }
+/* The names rebound: every function of the shim that a module can bind
+ * past it. */
+static const char *const rebound_names[] = {
+    "malloc", "free", "cfree", "calloc", "realloc", "reallocarray", "posix_memalign",
+    "aligned_alloc", "memalign", "valloc", "pvalloc",
+    "__libc_malloc", "__libc_free", "__libc_calloc", "__libc_realloc", "__libc_memalign",
+    "__libc_valloc", "__libc_pvalloc",
+    "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
+    "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t",
+    "_ZnamSt11align_val_tRKSt9nothrow_t",
+    "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm", "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t",
+    "_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t", "_ZdlPvRKSt9nothrow_t",
+    "_ZdaPvRKSt9nothrow_t", "_ZdlPvSt11align_val_tRKSt9nothrow_t",
+    "_ZdaPvSt11align_val_tRKSt9nothrow_t",
+    "dlopen", "dlmopen", "dlclose", "dlsym", "dlvsym",
+};
+#define REBOUND_COUNT (sizeof rebound_names / sizeof rebound_names[0])
+
+/* For each name: the shim's function, the one it forwards to (the first
+ * definition after the shim, as RTLD_NEXT finds it), and whether any other
+ * module of the base namespace defines it (then a lazy slot is left alone:
+ * where it would bind is not known here). */
+struct binding {
+    uintptr_t own, next;
+    int others;
+};
+
+/* A module looked at, by load address and name. */
+struct examined {
+    uintptr_t bias;
+    char name[240];
+    uint32_t seen;
+};
+
+#define MAX_EXAMINED 16384
+static struct examined *examined; /* mmap'd */
+static uint32_t examined_count;
+
+struct pass {
+    uintptr_t own_base;
+    uintptr_t libc_base;
+    int after_own; /* the walk has passed the shim */
+    struct binding bindings[REBOUND_COUNT];
+    unsigned unready;
+    uint32_t patched;
+};
+
+static uintptr_t first_load(const struct dl_phdr_info *info)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_LOAD)
+            return info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+    return 0;
+}
+
+/* 1 if the module is relocated and in the base namespace (LM_ID_BASE); 0
+ * if in another namespace (its own libc: not the shim's to touch); -1 if
+ * not relocated yet. */
+static int module_state(const struct dl_phdr_info *info)
+{
+    uintptr_t at = first_load(info);
+    if (!_dl_find_object)
+        return 1;
+    struct dl_find_object found;
+    if (!at || _dl_find_object((void *)at, &found) != 0)
+        return -1;
+    Lmid_t ns = LM_ID_BASE;
+    if (found.dlfo_link_map && dlinfo(found.dlfo_link_map, RTLD_DI_LMID, &ns) != 0)
+        return 0;
+    return ns == LM_ID_BASE;
+}
+
+static int in_module(const struct dl_phdr_info *info, uintptr_t address)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && address >= start && address < start + ph->p_memsz)
+            return 1;
+    }
+    return 0;
+}
+
+/* First walk: where each name is defined. */
+static int learn_bindings(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct pass *ps = data;
+    struct mt_elf e;
+    int own = in_module(info, ps->own_base);
+    if (mt_elf_read(info, &e) != 0 || module_state(info) != 1) {
+        ps->after_own |= own;
+        return 0;
+    }
+    for (size_t k = 0; k < REBOUND_COUNT; k++) {
+        struct binding *b = &ps->bindings[k];
+        uintptr_t f = (uintptr_t)mt_elf_lookup(&e, rebound_names[k]);
+        if (!f)
+            continue;
+        if (own)
+            b->own = f;
+        else if (ps->after_own && !b->next)
+            b->next = f;
+        else
+            b->others = 1;
+    }
+    ps->after_own |= own;
+    return 0;
+}
+
+/* Writes value into a GOT slot, making a read-only (RELRO) page writable
+ * for the write. */
+static void write_slot(const struct mt_elf *e, uintptr_t slot, uintptr_t value)
+{
+    uintptr_t page = slot & ~(uintptr_t)4095;
+    int relro = slot >= e->relro_lo && slot < e->relro_hi;
+    if (relro && mprotect((void *)page, 4096, PROT_READ | PROT_WRITE) != 0)
+        return;
+    __atomic_store_n((uintptr_t *)slot, value, __ATOMIC_RELAXED);
+    if (relro)
+        mprotect((void *)page, 4096, PROT_READ);
+}
+
+static void patch_table(struct pass *ps, const struct dl_phdr_info *info, const struct mt_elf *e,
+                        const ElfW(Rela) *table, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        const ElfW(Rela) *r = &table[i];
+        uint32_t type = ELF64_R_TYPE(r->r_info), sym = ELF64_R_SYM(r->r_info);
+        if ((type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT && type != R_X86_64_64) ||
+            sym == 0 || r->r_addend != 0)
+            continue;
+        const char *name = e->strtab + e->symtab[sym].st_name;
+        size_t k = 0;
+        while (k < REBOUND_COUNT && strcmp(rebound_names[k], name) != 0)
+            k++;
+        if (k == REBOUND_COUNT)
+            continue;
+        const struct binding *b = &ps->bindings[k];
+        uintptr_t slot = e->bias + r->r_offset, value = *(const uintptr_t *)slot;
+        if (!b->own || value == b->own)
+            continue;
+        int bypass = b->next && value == b->next;
+        /* a lazy slot not bound yet still points into the module's PLT */
+        int lazy = type == R_X86_64_JUMP_SLOT && in_module(info, value) && !b->others &&
+                   !mt_elf_lookup(e, name);
+        if (bypass || lazy) {
+            write_slot(e, slot, b->own);
+            ps->patched++;
+        }
+    }
+}
+
+static int examine_module(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct pass *ps = data;
+    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    for (uint32_t i = 0; i < examined_count; i++) {
+        struct examined *m = &examined[i];
+        if (m->bias == info->dlpi_addr && strncmp(m->name, name, sizeof m->name - 1) == 0) {
+            m->seen = 1;
+            return 0;
+        }
+    }
+    int state = module_state(info);
+    if (state < 0) { /* still being relocated: next time */
+        ps->unready = MT_DL_PATCH;
+        return 0;
+    }
+    if (examined_count == MAX_EXAMINED)
+        return 0;
+    struct examined *m = &examined[examined_count++];
+    m->bias = info->dlpi_addr;
+    strncpy(m->name, name, sizeof m->name - 1);
+    m->name[sizeof m->name - 1] = '\0';
+    m->seen = 1;
+    struct mt_elf e;
+    /* the executable binds first in every scope; the shim is ours */
+    if (state == 0 || !*name || in_module(info, ps->own_base) || mt_elf_read(info, &e) != 0)
+        return 0;
+    patch_table(ps, info, &e, e.jmprel, e.jmprel_count);
+    patch_table(ps, info, &e, e.rela, e.rela_count);
+    return 0;
+}
+
+unsigned mt_got_patch_new_modules(void)
+{
+    if (!examined) {
+        examined = mt_map(MAX_EXAMINED * sizeof *examined);
+        if (!examined)
+            return 0;
+    }
+    static struct pass ps;
+    memset(&ps, 0, sizeof ps);
+    ps.own_base = (uintptr_t)&mt_got_patch_new_modules;
+    dl_iterate_phdr(learn_bindings, &ps);
+    for (uint32_t i = 0; i < examined_count; i++)
+        examined[i].seen = 0;
+    dl_iterate_phdr(examine_module, &ps);
+    uint32_t kept = 0; /* forget the unloaded: a module loaded at their place is new */
+    for (uint32_t i = 0; i < examined_count; i++)
+        if (examined[i].seen)
+            examined[kept++] = examined[i];
+    examined_count = kept;
+    return ps.unready;
+}

@@ -6,6 +6,28 @@ counted as valgrind memcheck counts them:
                __libc_realloc, __libc_memalign, __libc_valloc and
                __libc_free called directly, mixed with malloc and free
                (tests/programs/libc_direct.c)
+  deepbind_now, deepbind_lazy
+               a C library loaded with RTLD_DEEPBIND (RTLD_NOW, RTLD_LAZY):
+               its malloc, calloc, realloc, posix_memalign, strdup and free
+               bind to libc's, past the shim (tests/programs/deeplib.c)
+  deepbind_cxx, deepbind_cxx_lazy
+               a C++ library loaded with RTLD_DEEPBIND by a program that has
+               libstdc++ loaded already: its operators new and delete bind to
+               libstdc++'s (tests/programs/deeplib_cxx.cc)
+
+The C library's 12,345-byte block is one that memtrace's scan sometimes
+finds "reachable" where memcheck finds it definitely lost, whether the
+library is loaded with RTLD_DEEPBIND or not, and in a program without any
+dlopen (the same allocation sequence with a posix_memalign in it: issue 17
+point 1's subject, not this one's). So for the C library the leak kinds are
+compared with memtrace's own run of the same program loading the library
+without RTLD_DEEPBIND ("plain"): the bypass must be counted exactly as the
+ordinary path is; the totals are compared with valgrind's. The C++
+library's kinds are compared with valgrind's.
+
+What stays out of reach (docs/bad-inputs.md): what the constructors of the
+modules a DEEPBIND dlopen loads allocate before dlopen returns (the shim
+rebinds a module once it is relocated, at the next event or dl* call).
 
 For each case: the program exits 0 under memtrace; the totals (allocations,
 frees, bytes allocated, in use at exit) and the four leak kinds (bytes,
@@ -25,8 +47,13 @@ VALGRIND_LABELS = {"definite": "definitely lost", "indirect": "indirectly lost",
                    "possible": "possibly lost", "reachable": "still reachable"}
 
 CASES = {
-    # case: (program, arguments)
+    # case: (program, arguments; "@NAME" is the path of victim NAME)
     "libc_direct": ("libc_direct", ["5"]),
+    "deepbind_now": ("deepbind_main", ["now", "@mt_deeplib", "deep_run", "100"]),
+    "deepbind_lazy": ("deepbind_main", ["lazy", "@mt_deeplib", "deep_run", "100"]),
+    "deepbind_cxx": ("deepbind_main_cxx", ["now", "@mt_deeplib_cxx", "deep_cxx_run", "100"]),
+    "deepbind_cxx_lazy": ("deepbind_main_cxx",
+                          ["lazy", "@mt_deeplib_cxx", "deep_cxx_run", "100"]),
 }
 
 
@@ -58,7 +85,7 @@ def main():
 
     def body(c):
         program, args = CASES[case]
-        argv = [ctx.prog(program)] + args
+        argv = [ctx.prog(program)] + [ctx.prog(a[1:]) if a.startswith("@") else a for a in args]
         out = ctx.subdir("memtrace")
         result = mtlib.memtrace_run(ctx, argv, os.path.join(out, "%n.%p.mtr"), cwd=out,
                                     logdir=out, timeout=60)
@@ -81,8 +108,25 @@ def main():
         print("  valgrind %s" % mtlib.fmt(want))
         c.figures("memtrace == valgrind", got, want)
         want_kinds = valgrind_kinds(vg.log)
+        print("  kinds: memtrace %s" % got_kinds)
+        print("  kinds: valgrind %s" % want_kinds)
+        reference = "valgrind's"
+        if case in ("deepbind_now", "deepbind_lazy"):
+            plain_dir = ctx.subdir("plain")
+            plain_argv = [argv[0], "plain"] + argv[2:]
+            plain = mtlib.memtrace_run(ctx, plain_argv, os.path.join(plain_dir, "%n.%p.mtr"),
+                                       cwd=plain_dir, logdir=plain_dir, timeout=60)
+            c.eq("memtrace run, no RTLD_DEEPBIND: exits 0", mtlib.exit_code(plain.returncode), 0)
+            plain_dumps = mtlib.dumps_in(plain_dir)
+            if not c.eq("no RTLD_DEEPBIND: one dump", len(plain_dumps), 1):
+                return
+            c.figures("RTLD_DEEPBIND == no RTLD_DEEPBIND", got,
+                      mtlib.totals(mtlib.report(ctx, plain_dumps[0])))
+            want_kinds = memtrace_kinds(ctx, plain_dumps[0])
+            print("  kinds: memtrace without RTLD_DEEPBIND %s" % want_kinds)
+            reference = "those without RTLD_DEEPBIND"
         for kind in KINDS:
-            c.eq("%s (bytes, blocks) == valgrind's" % kind, got_kinds[kind], want_kinds[kind])
+            c.eq("%s (bytes, blocks) == %s" % (kind, reference), got_kinds[kind], want_kinds[kind])
         c.eq("nothing unknown", got_kinds["unknown"], (0, 0))
 
     mtlib.run_test(ctx, "bypass." + case, body)

@@ -32,3 +32,16 @@ memtrace_victim(dl_caller_plain SOURCES ${P}/dl_caller.c LINK ${CMAKE_DL_LIBS})
 
 # glibc's __libc_* allocation functions called directly.
 memtrace_victim(libc_direct SOURCES ${P}/libc_direct.c)
+
+# A program that loads a C and a C++ library with RTLD_DEEPBIND.
+memtrace_victim(deepbind_main SOURCES ${P}/deepbind_main.c LINK ${CMAKE_DL_LIBS})
+# the same with libstdc++ loaded from the start, as in a C++ program
+memtrace_victim(deepbind_main_cxx SOURCES ${P}/deepbind_main.c
+                LINK ${CMAKE_DL_LIBS} -Wl,--no-as-needed stdc++ -Wl,--as-needed)
+add_library(mt_deeplib MODULE ${P}/deeplib.c)
+target_compile_options(mt_deeplib PRIVATE -O0 -g)
+add_library(mt_deeplib_cxx MODULE ${P}/deeplib_cxx.cc)
+target_compile_options(mt_deeplib_cxx PRIVATE -O0 -g)
+set_target_properties(mt_deeplib mt_deeplib_cxx PROPERTIES
+                      LIBRARY_OUTPUT_DIRECTORY ${MT_PROGRAMS_DIR})
+list(APPEND MT_VICTIMS mt_deeplib mt_deeplib_cxx)
