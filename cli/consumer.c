@@ -29,6 +29,7 @@
 #include "../report/text_format.h"
 #include "fd_budget.h"
 #include "memtrace/format.h"
+#include "peer.h"
 #include "process.h"
 
 /* A fork child, as its HELLO names it: its parent's pid and which fork. */
@@ -36,6 +37,17 @@ struct fork_id {
     pid_t parent;
     uint32_t seq;
 };
+
+/* An accepted connection before its HELLO: at most PENDING_MAX of them (the
+ * others wait in the listening socket's backlog), each for PENDING_NS at
+ * most. */
+struct pending_conn {
+    int fd;
+    uint64_t deadline;
+    int no_room; /* accepted with a spare descriptor (fd_budget.h) */
+};
+#define PENDING_MAX 128
+#define PENDING_NS 5000000000ull
 
 struct consumer {
     const struct consumer_options *opt;
@@ -52,6 +64,14 @@ struct consumer {
     struct fork_id *unclaimed; /* refused fork children: snapshots to drop */
     size_t nunclaimed, unclaimed_cap;
     int first_hello_done;
+    /* connections accepted and not yet verified, waiting for their HELLO
+     * (never waited for: a slow or idle peer holds nobody up) */
+    struct pending_conn *pending;
+    size_t npending;
+    int spare_pending; /* one of them holds the spare descriptor */
+    pid_t *traced;     /* every pid served in this run: a fork child may name
+                        * a parent that has ended already (daemons) */
+    size_t ntraced, traced_cap;
     int had_error;
 };
 
@@ -485,10 +505,27 @@ static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
     reply(fd, MT_REPLY_OK, c->opt, NULL);
 }
 
+/* A ring's memfd is mapped only if it is a memfd whose size can no longer
+ * shrink (F_SEAL_SHRINK: a process that truncated it would make every read
+ * of ours a SIGBUS) and holds the whole ring: its size is the kernel's
+ * (fstat), never what the message claims. */
+static int ring_memfd_usable(int memfd, uint64_t map_size)
+{
+    struct stat st;
+    int seals = fcntl(memfd, F_GET_SEALS);
+    return seals >= 0 && (seals & F_SEAL_SHRINK) && fstat(memfd, &st) == 0 &&
+           S_ISREG(st.st_mode) && st.st_size >= 0 && (uint64_t)st.st_size >= map_size;
+}
+
+/* Rings one process may hand over: far more threads than any program has
+ * at once (rings are reused), far fewer than would exhaust our mappings. */
+#define RINGS_PER_PROCESS_MAX 16384u
+
 static void on_ring(struct process *p, const struct mt_msg_ring *m, int memfd)
 {
     uint64_t cap = m->capacity;
-    int ok = memfd >= 0 && cap >= 4096 && (cap & (cap - 1)) == 0 && cap <= (1ull << 32);
+    int ok = memfd >= 0 && cap >= 4096 && (cap & (cap - 1)) == 0 && cap <= (1ull << 32) &&
+             p->nrings < RINGS_PER_PROCESS_MAX && ring_memfd_usable(memfd, MT_RING_DATA_OFFSET + cap);
     void *mem = MAP_FAILED;
     if (ok)
         mem = mmap(NULL, MT_RING_DATA_OFFSET + cap, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
@@ -526,11 +563,16 @@ static void on_scan_request(struct consumer *c, struct process *p)
     struct mt_msg_reply r = {.type = MT_MSG_REPLY, .status = MT_REPLY_ERROR};
     process_drain(p, 1, &c->snapshots);
     struct heap_block *blocks = NULL;
-    long n = p->waiting_for_fork || p->corrupt ? -1 : heap_table_snapshot(&p->live, &blocks);
-    int fd = n >= 0 ? memfd_create("memtrace-scan", MFD_CLOEXEC) : -1;
+    /* one scan at a time (a second request would leak the first's map) */
+    long n = p->waiting_for_fork || p->corrupt || p->scan_map ? -1
+                                                               : heap_table_snapshot(&p->live, &blocks);
+    int fd = n >= 0 ? memfd_create("memtrace-scan", MFD_CLOEXEC | MFD_ALLOW_SEALING) : -1;
     size_t size = sizeof(struct mt_scan_header) + (size_t)(n > 0 ? n : 0) * (sizeof(struct mt_scan_block) + 1);
     uint8_t *map = MAP_FAILED;
-    if (fd >= 0 && ftruncate(fd, (off_t)size) == 0)
+    /* sealed at its size before the process gets it: it cannot truncate
+     * the memory we read back (SIGBUS) */
+    if (fd >= 0 && ftruncate(fd, (off_t)size) == 0 &&
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
         map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     int err = n < 0 ? (p->waiting_for_fork || p->corrupt ? 0 : ENOMEM) : errno;
     if (map != MAP_FAILED) {
@@ -543,6 +585,7 @@ static void on_scan_request(struct consumer *c, struct process *p)
         memset(map + sizeof h + (size_t)n * sizeof *out, MT_KIND_UNKNOWN, (size_t)n);
         p->scan_map = map;
         p->scan_size = size;
+        p->scan_count = (uint64_t)n;
         r.status = MT_REPLY_OK;
     }
     free(blocks);
@@ -571,12 +614,14 @@ static void on_scan_done(struct process *p)
 {
     if (!p->scan_map)
         return;
-    struct mt_scan_header h;
-    memcpy(&h, p->scan_map, sizeof h);
-    const struct mt_scan_block *blocks = (const void *)(p->scan_map + sizeof h);
-    const uint8_t *kinds = (const uint8_t *)(blocks + h.count);
-    dump_write_scan(&p->dump, consumer_now_ns(), h.count);
-    for (uint64_t i = 0; i < h.count; i++) {
+    /* the count is ours: the header in the shared memory is the process's
+     * to scribble on (a count of 2^40 there used to crash us) */
+    uint64_t count = p->scan_count;
+    const struct mt_scan_block *blocks =
+        (const void *)(p->scan_map + sizeof(struct mt_scan_header));
+    const uint8_t *kinds = (const uint8_t *)(blocks + count);
+    dump_write_scan(&p->dump, consumer_now_ns(), count);
+    for (uint64_t i = 0; i < count; i++) {
         uint8_t kind = kinds[i] < MT_KIND_COUNT ? kinds[i] : MT_KIND_UNKNOWN;
         p->incomplete.scan_unclassified += kind == MT_KIND_UNKNOWN;
         dump_write_leak_kind(&p->dump, blocks[i].address, kind);
@@ -806,39 +851,133 @@ static void release(struct process *p)
 
 /* ---- the loop ----------------------------------------------------------- */
 
-/* Accepts the processes that connected. At the open-file limit (no spare
- * in hand: fd_budget.h) a spare is spent to take the connection, and the
- * process is refused at its HELLO; the spare comes back after. */
+/* 1 if n more descriptors can be opened now (a process's dump, its RSS
+ * file, its pidfd): pending connections hold descriptors of their own, so
+ * the room an accept found may be gone by the HELLO. */
+static int descriptors_free(int fd, int n)
+{
+    int got[4], k = 0;
+    while (k < n && k < 4 && (got[k] = fcntl(fd, F_DUPFD_CLOEXEC, 0)) >= 0)
+        k++;
+    for (int i = 0; i < k; i++)
+        close(got[i]);
+    return k == n;
+}
+
+/* Closes a pending connection (the spare it held comes back). */
+static void pending_drop(struct consumer *c, const struct pending_conn *q)
+{
+    if (q->fd >= 0)
+        close(q->fd);
+    if (q->no_room) {
+        fd_budget_restore();
+        c->spare_pending = 0;
+    }
+}
+
+/* Accepts every connection waiting: a peer of another user is closed at
+ * once; the others wait, non-blocking, for their HELLO (read_pending). */
 static void accept_new(struct consumer *c)
 {
-    for (;;) {
+    /* At the open-file limit (no spare in hand: fd_budget.h) a spare is
+     * spent to take one connection, refused at its HELLO (on_hello); no
+     * other is taken until the spare comes back (pending_drop). */
+    while (!c->spare_pending && c->npending < PENDING_MAX) { /* the rest wait in the backlog */
         int room = fd_budget_room();
-        int fd = room ? accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC) : -1;
+        int fd = room ? accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK) : -1;
         if (fd < 0 && (!room || errno == EMFILE || errno == ENFILE)) {
             room = 0;
             fd_budget_take();
-            fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+            fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         }
-        c->fd_room = room;
         if (fd < 0) {
             fd_budget_restore();
             return;
         }
-        c->accepted_any = 1;
+        struct ucred cred;
+        socklen_t len = sizeof cred;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != geteuid() ||
+            (!c->pending && !(c->pending = calloc(PENDING_MAX, sizeof *c->pending)))) {
+            close(fd);
+            if (!room)
+                fd_budget_restore();
+            continue;
+        }
+        c->pending[c->npending++] = (struct pending_conn){fd, consumer_now_ns() + PENDING_NS, !room};
+        c->spare_pending = !room;
+    }
+}
+
+/* The peer's HELLO has come: it is served if it is a process we trace (or
+ * the fork child of one it names), else told it is not traced. No file is
+ * made for a peer that is not. */
+static void verified_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
+{
+    pid_t known_stack[64], *known = c->nprocs <= 64 ? known_stack : malloc(c->nprocs * sizeof *known);
+    size_t nknown = 0;
+    int parent_known = 0;
+    for (size_t i = 0; known && i < c->nprocs; i++) {
+        const struct process *p = c->procs[i];
+        if (p->phase == PHASE_DONE)
+            continue;
+        known[nknown++] = p->peer_pid > 0 ? p->peer_pid : p->pid;
+    }
+    for (size_t i = 0; i < c->ntraced; i++)
+        parent_known |= h->fork_parent != 0 && c->traced[i] == h->fork_parent;
+    struct peer_lineage l = {.uid = geteuid(),
+                             .root = c->opt->direct_child ? c->opt->direct_child : c->opt->root,
+                             .known = known, .nknown = nknown};
+    pid_t pid;
+    const char *why = "";
+    int ok = known && (peer_allowed(fd, &l, &pid, &why) || (parent_known && pid > 0));
+    if (ok && !peer_claims_own_pid(pid, h->pid)) {
+        ok = 0;
+        why = "its HELLO names another process";
+    }
+    if (known != known_stack)
+        free(known);
+    if (ok) {
+        if (c->ntraced == c->traced_cap) {
+            size_t cap = c->traced_cap ? 2 * c->traced_cap : 64;
+            pid_t *q = realloc(c->traced, cap * sizeof *q);
+            if (q)
+                c->traced = q, c->traced_cap = cap;
+        }
+        if (c->ntraced < c->traced_cap)
+            c->traced[c->ntraced++] = h->pid;
+        on_hello(c, fd, h);
+        return;
+    }
+    fprintf(stderr, "memtrace: pid %d connected and is not traced: %s\n", (int)pid, why);
+    reply(fd, MT_REPLY_UNTRACED, c->opt, NULL);
+    close(fd);
+}
+
+/* Reads the HELLO of each pending connection that has one; drops those
+ * that sent something else, closed, or waited too long. */
+static void read_pending(struct consumer *c, uint64_t now)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < c->npending; i++) {
+        struct pending_conn *q = &c->pending[i];
         struct mt_msg_hello h;
         ssize_t n;
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        poll(&pf, 1, 2000);
         do {
-            n = recv(fd, &h, sizeof h, MSG_DONTWAIT);
+            n = recv(q->fd, &h, sizeof h, MSG_DONTWAIT);
         } while (n < 0 && errno == EINTR);
-        if (n == (ssize_t)sizeof h && h.type == MT_MSG_HELLO)
-            on_hello(c, fd, &h);
-        else
-            close(fd);
-        if (!room)
-            fd_budget_restore();
+        if (n < 0 && errno == EAGAIN && now < q->deadline) {
+            c->pending[kept++] = *q;
+            continue;
+        }
+        if (n == (ssize_t)sizeof h && h.type == MT_MSG_HELLO) {
+            c->accepted_any = 1;
+            c->fd_room = !q->no_room && descriptors_free(q->fd, 3);
+            verified_hello(c, q->fd, &h);
+            q->fd = -1; /* served or closed there */
+        }
+        pending_drop(c, q);
     }
+    c->npending = kept;
 }
 
 static int all_done(const struct consumer *c)
@@ -1040,6 +1179,8 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
         check_child(&c, now, &last_wait);
         if (listen_ready)
             accept_new(&c);
+        if (c.npending)
+            read_pending(&c, now);
         long moved = 0;
         for (size_t i = 0; i < c.nprocs; i++) {
             struct process *p = c.procs[i];
@@ -1098,8 +1239,8 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
             if (done && now - idle_since > quiet)
                 break;
         }
-        if (fds_cap < 2 * c.nprocs + 1) {
-            fds_cap = (2 * c.nprocs + 1) * 2;
+        if (fds_cap < 2 * c.nprocs + 1 + PENDING_MAX) {
+            fds_cap = (2 * c.nprocs + 1) * 2 + PENDING_MAX;
             fds = realloc(fds, fds_cap * sizeof *fds);
         }
         size_t nfds = 0;
@@ -1110,6 +1251,8 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
         for (size_t i = 0; i < c.nprocs; i++) /* detached: their end wakes us */
             if (c.procs[i]->conn < 0 && c.procs[i]->pidfd >= 0)
                 fds[nfds++] = (struct pollfd){.fd = c.procs[i]->pidfd, .events = POLLIN};
+        for (size_t i = 0; i < c.npending; i++) /* last: the order above is used below */
+            fds[nfds++] = (struct pollfd){.fd = c.pending[i].fd, .events = POLLIN};
         /* A child that ends while we wait interrupts the poll (EINTR). */
         int n = poll(fds, nfds, moved || child_signalled ? 0 : 1);
         listen_ready = n > 0 && (fds[0].revents & POLLIN);
@@ -1120,6 +1263,10 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
     sigaction(SIGCHLD, &old_chld, NULL);
     free(fds);
     free(c.unclaimed);
+    for (size_t i = 0; i < c.npending; i++)
+        pending_drop(&c, &c.pending[i]);
+    free(c.pending);
+    free(c.traced);
     if (role == CONSUMER_LEFT_BEHIND) { /* the detached copy serves them */
         served_dumps = c.created;
         served_count = c.ncreated;

@@ -19,6 +19,7 @@ struct consumer_options {
     int freeres;        /* free libc's one-time allocations before the scan */
     uint32_t python;    /* enum mt_python_mode */
     pid_t direct_child; /* run mode: the program we started; 0 in serve mode */
+    pid_t root;         /* serve mode: the process that started us (peer.h) */
     int notices;        /* print the shim's notices on stderr */
     /* settings the shim gets in the reply to its HELLO */
     uint32_t ring_kib;      /* 0 = the shim's default */

@@ -263,25 +263,64 @@ void process_inherit(struct process *child, const struct fork_snapshot *snap)
 static int is_ordered(uint32_t type) { return type != MT_RING_PAD; }
 
 /* Reads the record at the ring's tail; NULL if none or malformed. */
+/* The ring's memory is shared with the process, which may write it at any
+ * moment: a field read twice may differ. So a record is read once, into
+ * memory of ours, and only that copy is checked and used: its header into
+ * r->front (for the merge), the whole of it into record_copy when it is
+ * processed. No record is longer than this (a module's path and build id,
+ * a stack of MT_MAX_STACK_ENTRIES frames, a Python frame's names). */
+#define RING_RECORD_MAX (1u << 20)
+
+/* Reads the header of the record at the ring's tail into r->front; NULL if
+ * none or malformed. */
 static const struct mt_ring_record *front(struct process *p, struct consumer_ring *r)
 {
     while (r->tail < r->head_seen) {
         uint64_t offset = r->tail & (r->capacity - 1);
-        const struct mt_ring_record *rec = (const void *)(r->data + offset);
-        uint32_t len = rec->len;
+        struct mt_ring_record rec;
+        uint32_t len;
+        if (offset + sizeof rec <= r->capacity) {
+            memcpy(&rec, r->data + offset, sizeof rec);
+        } else { /* a PAD of 8 bytes at the very end */
+            memcpy(&rec, r->data + offset, 8);
+            rec.ts = 0;
+        }
+        __atomic_signal_fence(__ATOMIC_SEQ_CST); /* the copy is what we check */
+        len = rec.len;
         /* A PAD may be 8 bytes (type and len only); others have a time. */
         if (len < 8 || (len & 7) || offset + len > r->capacity || r->tail + len > r->head_seen ||
-            (rec->type != MT_RING_PAD && len < sizeof *rec)) {
+            (rec.type != MT_RING_PAD && (len < sizeof rec || len > RING_RECORD_MAX))) {
             p->corrupt = 1;
             return NULL;
         }
-        if (rec->type == MT_RING_PAD) {
+        if (rec.type == MT_RING_PAD) {
             r->tail += len;
             continue;
         }
-        return rec;
+        r->front = rec;
+        return &r->front;
     }
     return NULL;
+}
+
+/* The whole record whose header front() read, copied out of the ring, with
+ * that header (not whatever the ring holds now). NULL when out of memory. */
+static const struct mt_ring_record *copy_record(const struct consumer_ring *r)
+{
+    static uint64_t *copy; /* 8-byte aligned, as records are */
+    static size_t copy_cap;
+    uint32_t len = r->front.len;
+    if (len > copy_cap) {
+        uint64_t *q = realloc(copy, len);
+        if (!q)
+            return NULL;
+        copy = q;
+        copy_cap = len;
+    }
+    memcpy(copy, r->data + (r->tail & (r->capacity - 1)), len);
+    memcpy(copy, &r->front, sizeof r->front);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST); /* only the copy is read from here on */
+    return (const struct mt_ring_record *)copy;
 }
 
 static void process_record(struct process *p, struct consumer_ring *r,
@@ -412,8 +451,14 @@ long process_drain(struct process *p, int final, struct fork_snapshot **snapshot
         }
         if (p->corrupt || !best)
             break;
-        process_record(p, best, best_rec, snapshots);
-        best->tail += best_rec->len;
+        uint32_t len = best_rec->len; /* our copy's */
+        const struct mt_ring_record *whole = copy_record(best);
+        if (!whole) {
+            p->corrupt = 1;
+            break;
+        }
+        process_record(p, best, whole, snapshots);
+        best->tail += len;
         prefetch_next(p, best);
         if ((++moved & 255) == 0)
             __atomic_store_n(&best->ctl->tail, best->tail, __ATOMIC_RELEASE);

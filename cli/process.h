@@ -22,6 +22,7 @@ struct consumer_ring {
     uint64_t tail;        /* our position */
     uint64_t head_seen;   /* head read in this round */
     uint64_t last_ts;     /* time of the last ordered record read */
+    struct mt_ring_record front; /* drain.c: our copy of the header at tail */
     uint32_t thread;      /* thread index of the current owner */
 };
 
@@ -91,6 +92,7 @@ struct process {
     /* the reachability scan: the memfd mapping handed to the process */
     uint8_t *scan_map;
     size_t scan_size;
+    uint64_t scan_count;      /* blocks in it: never read back from it */
     int scanned;
     /* what it could not record or check (enum mt_incomplete), as its dump
      * says it (report/summary.h): for the summary printed at its end */

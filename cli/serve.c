@@ -75,6 +75,8 @@ int cmd_serve(int argc, char **argv)
     int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0 || bind(fd, (struct sockaddr *)&addr, len) != 0 || listen(fd, 128) != 0)
         return cli_error("cannot listen on %s", name);
+    /* the traced program spawned us: it and its descendants may connect */
+    o.root = getppid();
     pid_t pid = fork();
     if (pid < 0)
         return cli_error("cannot fork the consumer");

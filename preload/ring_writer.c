@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -145,11 +146,13 @@ static struct mt_ring *create_ring(void)
 {
     uint64_t capacity = mt_config.ring_capacity;
     size_t size = MT_RING_DATA_OFFSET + capacity;
-    int fd = memfd_create("memtrace-ring", MFD_CLOEXEC);
+    int fd = memfd_create("memtrace-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
         return NULL;
     void *mem = MAP_FAILED;
-    if (ftruncate(fd, (off_t)size) == 0)
+    /* sealed at its size: the consumer maps no memfd that could shrink */
+    if (ftruncate(fd, (off_t)size) == 0 &&
+        syscall(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
         mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (mem == MAP_FAILED) {
         close(fd);
