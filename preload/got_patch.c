@@ -289,24 +289,44 @@ static void patch_table(struct pass *ps, const struct dl_phdr_info *info, const 
     }
 }
 
+/* 1 if the module was looked at already (and marks it seen). */
+static int was_examined(const struct dl_phdr_info *info, const char *name)
+{
+    for (uint32_t i = 0; i < examined_count; i++) {
+        struct examined *m = &examined[i];
+        if (m->bias == info->dlpi_addr && strncmp(m->name, name, sizeof m->name - 1) == 0) {
+            m->seen = 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* First walk, cheap (it is repeated at each event while another thread
+ * relocates): are there new modules, and are they relocated? */
+static int survey_module(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct pass *ps = data;
+    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    if (was_examined(info, name))
+        return 0;
+    if (module_state(info) < 0)
+        ps->unready = MT_DL_PATCH; /* still being relocated: next time */
+    else
+        ps->patched++; /* one to look at */
+    return 0;
+}
+
 static int examine_module(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     struct pass *ps = data;
     const char *name = info->dlpi_name ? info->dlpi_name : "";
-    for (uint32_t i = 0; i < examined_count; i++) {
-        struct examined *m = &examined[i];
-        if (m->bias == info->dlpi_addr && strncmp(m->name, name, sizeof m->name - 1) == 0) {
-            m->seen = 1;
-            return 0;
-        }
-    }
-    int state = module_state(info);
-    if (state < 0) { /* still being relocated: next time */
-        ps->unready = MT_DL_PATCH;
+    if (was_examined(info, name))
         return 0;
-    }
-    if (examined_count == MAX_EXAMINED)
+    int state = module_state(info);
+    if (state < 0 || examined_count == MAX_EXAMINED)
         return 0;
     struct examined *m = &examined[examined_count++];
     m->bias = info->dlpi_addr;
@@ -332,10 +352,13 @@ unsigned mt_got_patch_new_modules(void)
     static struct pass ps;
     memset(&ps, 0, sizeof ps);
     ps.own_base = (uintptr_t)&mt_got_patch_new_modules;
-    dl_iterate_phdr(learn_bindings, &ps);
     for (uint32_t i = 0; i < examined_count; i++)
         examined[i].seen = 0;
-    dl_iterate_phdr(examine_module, &ps);
+    dl_iterate_phdr(survey_module, &ps);
+    if (ps.patched) { /* new relocated modules: where each name binds, then patch */
+        dl_iterate_phdr(learn_bindings, &ps);
+        dl_iterate_phdr(examine_module, &ps);
+    }
     uint32_t kept = 0; /* forget the unloaded: a module loaded at their place is new */
     for (uint32_t i = 0; i < examined_count; i++)
         if (examined[i].seen)
