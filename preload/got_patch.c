@@ -193,7 +193,10 @@ static uintptr_t first_load(const struct dl_phdr_info *info)
 
 /* 1 if the module is relocated and in the base namespace (LM_ID_BASE); 0
  * if in another namespace (its own libc: not the shim's to touch); -1 if
- * not relocated yet. */
+ * not relocated yet. Called inside dl_iterate_phdr, which holds the
+ * loader's list lock: _r_debug.r_map, the base namespace's list, cannot
+ * change meanwhile. Not dlinfo: any dl* call clears an error the program
+ * has yet to read with dlerror. */
 static int module_state(const struct dl_phdr_info *info)
 {
     uintptr_t at = first_load(info);
@@ -202,10 +205,10 @@ static int module_state(const struct dl_phdr_info *info)
     struct dl_find_object found;
     if (!at || _dl_find_object((void *)at, &found) != 0)
         return -1;
-    Lmid_t ns = LM_ID_BASE;
-    if (found.dlfo_link_map && dlinfo(found.dlfo_link_map, RTLD_DI_LMID, &ns) != 0)
-        return 0;
-    return ns == LM_ID_BASE;
+    for (const struct link_map *l = _r_debug.r_map; l; l = l->l_next)
+        if (l == found.dlfo_link_map)
+            return 1;
+    return 0;
 }
 
 static int in_module(const struct dl_phdr_info *info, uintptr_t address)

@@ -113,6 +113,19 @@ static void *next_symbol(void **cache, const char *name)
     return f;
 }
 
+/* The C library's own definition, found in its symbol table once: not
+ * with dlsym, whose success would clear an error the program has yet to
+ * read with dlerror. */
+static void *libc_own(void **cache, const char *name)
+{
+    void *f = __atomic_load_n(cache, __ATOMIC_RELAXED);
+    if (!f) {
+        f = mt_libc_symbol(name);
+        __atomic_store_n(cache, f, __ATOMIC_RELAXED);
+    }
+    return f;
+}
+
 /* ---- pass-through (guard raised, tracing off, or still resolving) ------ */
 
 static void *pass_malloc(size_t n)
@@ -223,7 +236,7 @@ static void *real_resize(struct mt_thread *t, void *p, size_t n, size_t count, i
 {
     if (is_array == RESIZE_LIBC) { /* __libc_realloc: the C library's own */
         static void *real;
-        void *(*next)(void *, size_t) = next_symbol(&real, "__libc_realloc");
+        void *(*next)(void *, size_t) = libc_own(&real, "__libc_realloc");
         return (next ? next : mt_real.realloc)(p, n);
     }
     if (!is_array)
@@ -345,15 +358,15 @@ ALIGNED_FUNCTION(pvalloc, (size_t n), (n), mt_bootstrap_alloc((n + 4095) & ~(siz
 /* ---- glibc's __libc_* entry points ------------------------------------------
  * The same functions under glibc's exported internal names: a program that
  * calls them directly gets them recorded as the function they stand for
- * (memcheck replaces them too). Each forwards to the C library's own
- * (dlsym RTLD_NEXT), or to the real function of its family without it.
+ * (memcheck replaces them too). Each forwards to the C library's own, or
+ * to the real function of its family without it.
  * The shim itself never calls these names (init.c finds libc's functions in
  * libc's symbol table). */
 
 static void real_libc_free_next(void *p)
 {
     static void *real;
-    void (*next)(void *) = next_symbol(&real, "__libc_free");
+    void (*next)(void *) = libc_own(&real, "__libc_free");
     (next ? next : mt_real.free)(p);
 }
 
@@ -374,7 +387,7 @@ EXPORT void *__libc_realloc(void *p, size_t n) { return realloc_as(p, n, 1, RESI
         struct mt_thread *t = self();                                                              \
         if (MT_UNLIKELY(!should_record(t)))                                                        \
             return pass;                                                                           \
-        void *(*next) params = next_symbol(&real, "__libc_" #name);                                \
+        void *(*next) params = libc_own(&real, "__libc_" #name);                                   \
         void *p = next ? next args : mt_real.family args;                                          \
         if (p)                                                                                     \
             record_alloc(t, p, size_expr, function);                                               \

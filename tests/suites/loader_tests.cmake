@@ -1,7 +1,7 @@
 # The loader tests (issue 18 point 1, issue 17 point 7).
 
 # dlopen, dlmopen and dlsym relative to their caller.
-foreach(case runpath_bare rpath_bare origin lib ld_path newlm next)
+foreach(case runpath_bare rpath_bare origin lib ld_path newlm next dlerror)
   memtrace_e2e(dlcaller.${case} test_dlcaller.py LABELS valgrind ARGS --case ${case})
 endforeach()
 
