@@ -677,10 +677,10 @@ static void print_summary(const struct process *p, const char *how, uint32_t lea
                           const struct summary *s)
 {
     const struct heap_totals *t = &p->totals;
-    char a[32], b[32], d[32];
+    char a[32], b[32], d[32], clean[4096];
     fprintf(stderr, "==memtrace== pid %d:", (int)seen_pid(p));
     for (int i = 0; i < p->argc && i < 8; i++)
-        fprintf(stderr, " %s", p->argv[i]);
+        fprintf(stderr, " %s", text_clean(p->argv[i], clean, sizeof clean));
     fprintf(stderr, "%s (%s)\n", p->argc > 8 ? " ..." : "", how);
     fprintf(stderr, "==memtrace==   in use at exit: %s bytes in %s blocks\n",
             fmt_count(a, t->in_use_bytes), fmt_count(b, t->in_use_blocks));

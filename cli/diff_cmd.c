@@ -310,17 +310,19 @@ static void text_stack(FILE *out, const struct analysis *a, const struct site *s
         const char *file = f->file;
         if (file && cwd_len && strncmp(file, cwd, cwd_len) == 0 && file[cwd_len] == '/')
             file += cwd_len + 1;
+        char clean[1024], clean_file[1024]; /* no terminal controls (text_clean) */
         if (f->function)
-            fprintf(out, "      %-28s ", f->function);
+            fprintf(out, "      %-28s ", text_clean(f->function, clean, sizeof clean));
         else
-            fprintf(out, "      %s+0x%-18llx ", f->module ? base_name(f->module) : "?",
+            fprintf(out, "      %s+0x%-18llx ",
+                    f->module ? text_clean(base_name(f->module), clean, sizeof clean) : "?",
                     (unsigned long long)f->module_offset);
         if (file && f->line > 0)
-            fprintf(out, "%s:%d", file, f->line);
+            fprintf(out, "%s:%d", text_clean(file, clean_file, sizeof clean_file), f->line);
         else if (file)
-            fputs(file, out);
+            fputs(text_clean(file, clean_file, sizeof clean_file), out);
         else if (f->module)
-            fprintf(out, "(%s)", base_name(f->module));
+            fprintf(out, "(%s)", text_clean(base_name(f->module), clean, sizeof clean));
         fputs(f->inlined ? "  [inlined]\n" : "\n", out);
     }
     if (s->nframes > n)

@@ -385,8 +385,10 @@ static void print_stack(FILE *out, const struct analysis *a, const struct site *
         const struct sym_frame *f = &a->frames[frames[k]];
         char where[PATH_MAX + 64];
         frame_where(f, where, sizeof where);
-        fprintf(out, "       %-*s  %s%s\n", width, f->function ? f->function : "?", where,
-                f->inlined ? "  [inlined]" : "");
+        char clean_fn[1024], clean_where[PATH_MAX + 256];
+        fprintf(out, "       %-*s  %s%s\n", width,
+                f->function ? text_clean(f->function, clean_fn, sizeof clean_fn) : "?",
+                text_clean(where, clean_where, sizeof clean_where), f->inlined ? "  [inlined]" : "");
     }
     if (depth > n)
         fprintf(out, "       ... %u more frame%s\n", depth - n, depth - n == 1 ? "" : "s");

@@ -407,7 +407,9 @@ static void text_stack(FILE *out, const struct analysis *a, const struct site *s
             snprintf(fn, sizeof fn, "%s", f->function);
         else
             snprintf(fn, sizeof fn, "0x%llx", (unsigned long long)f->address);
-        fprintf(out, "      %s%-*s%s  %s%s", st->bold, width, fn, st->reset, where,
+        char clean_fn[256], clean_where[1024];
+        fprintf(out, "      %s%-*s%s  %s%s", st->bold, width, text_clean(fn, clean_fn, sizeof clean_fn),
+                st->reset, text_clean(where, clean_where, sizeof clean_where),
                 f->inlined ? "  [inlined]" : "");
         fputc('\n', out);
     }
@@ -478,7 +480,9 @@ static void text_section(FILE *out, const struct analysis *a, enum report_sectio
         }
         if (s->alloc_function >= MT_FN_CUSTOM_BASE) { /* not the malloc family */
             const char *name = analysis_allocator_name(a, s->alloc_function);
-            fprintf(out, "      %sallocated by %s%s\n", st->dim, name ? name : "?", st->reset);
+            char clean[1024];
+            fprintf(out, "      %sallocated by %s%s\n", st->dim,
+                    name ? text_clean(name, clean, sizeof clean) : "?", st->reset);
         }
         text_stack(out, a, s, st);
     }

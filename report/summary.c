@@ -50,8 +50,9 @@ void summary_print_text(FILE *out, const struct dump_reader *r, const struct sum
     const struct heap_totals *t = &s->totals;
     char a[32], b[32], c[32], h[32];
     fprintf(out, "process %llu:", (unsigned long long)p->pid);
+    char clean[4096];
     for (uint64_t i = 0; i < p->argc; i++)
-        fprintf(out, " %s", p->argv[i]);
+        fprintf(out, " %s", text_clean(p->argv[i], clean, sizeof clean));
     switch (s->exit_how) {
     case MT_EXIT_STATUS: fprintf(out, "  (exited with status %lld)\n", (long long)s->exit_value); break;
     case MT_EXIT_SIGNAL: fprintf(out, "  (killed by signal %lld)\n", (long long)s->exit_value); break;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "xml_util.h"
+
 /* Makes room for `need` elements of `elem` bytes in *p (capacity *cap,
  * doubled as needed, new room zeroed). 0, or -1 when out of memory. */
 static inline int array_grow(void **p, uint32_t *cap, size_t elem, uint64_t need)
@@ -58,29 +60,53 @@ static inline int index_grow(uint32_t **slots, uint32_t *mask, uint32_t count, u
     return 0;
 }
 
-/* Writes s as a JSON string, or null. The runs that need no escape go out
- * whole (a report can write hundreds of megabytes of paths). */
+/* Writes len bytes at s as a JSON string (embedded NULs included). JSON is
+ * always valid UTF-8 (the rule man/memtrace-report.1 states): valid UTF-8
+ * is kept, each byte that is not part of a valid UTF-8 sequence becomes
+ * U+FFFD (written \ufffd), and control characters -- C0, DEL and C1 --
+ * are \u00XX escapes. The runs that need no escape go out whole (a report
+ * can write hundreds of megabytes of paths). */
+static inline void json_write_bytes(FILE *out, const char *s, size_t len)
+{
+    fputc('"', out);
+    const unsigned char *c = (const unsigned char *)s, *end = c + len, *run = c;
+    while (c < end) {
+        if (*c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\') {
+            c++;
+            continue;
+        }
+        int n = *c >= 0x80 ? utf8_length_n(c, end) : 0;
+        if (n > 1 && !(n == 2 && c[0] == 0xc2 && c[1] < 0xa0)) { /* not a C1 control */
+            c += n;
+            continue;
+        }
+        fwrite(run, 1, (size_t)(c - run), out);
+        if (n == 2) { /* C1 */
+            fprintf(out, "\\u%04x", c[1]);
+            c += 2;
+        } else {
+            if (*c >= 0x80)
+                fputs("\\ufffd", out);
+            else if (*c < 0x20 || *c == 0x7f)
+                fprintf(out, "\\u%04x", *c);
+            else
+                fprintf(out, "\\%c", *c);
+            c++;
+        }
+        run = c;
+    }
+    fwrite(run, 1, (size_t)(c - run), out);
+    fputc('"', out);
+}
+
+/* Writes s as a JSON string (json_write_bytes up to its NUL), or null. */
 static inline void json_write_string(FILE *out, const char *s)
 {
     if (!s) {
         fputs("null", out);
         return;
     }
-    fputc('"', out);
-    const char *run = s;
-    for (const unsigned char *c = (const unsigned char *)s;; c++) {
-        if (*c >= 0x20 && *c != '"' && *c != '\\')
-            continue;
-        fwrite(run, 1, (size_t)((const char *)c - run), out);
-        if (!*c)
-            break;
-        if (*c < 0x20)
-            fprintf(out, "\\u%04x", *c);
-        else
-            fprintf(out, "\\%c", *c);
-        run = (const char *)c + 1;
-    }
-    fputc('"', out);
+    json_write_bytes(out, s, strlen(s));
 }
 
 #endif

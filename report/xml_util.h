@@ -25,6 +25,17 @@ static inline int utf8_length(const unsigned char *s)
     return n;
 }
 
+/* The same, for the bytes [s, end): 0 when the sequence runs past end. */
+static inline int utf8_length_n(const unsigned char *s, const unsigned char *end)
+{
+    int n = s[0] < 0x80             ? 1
+            : (s[0] & 0xe0) == 0xc0 ? 2
+            : (s[0] & 0xf0) == 0xe0 ? 3
+            : (s[0] & 0xf8) == 0xf0 ? 4
+                                    : 0;
+    return n && end - s >= n ? utf8_length(s) : 0;
+}
+
 /* At most max bytes of text (up to its NUL) as XML character data or an
  * attribute value: markup characters escaped, and what XML 1.0 cannot hold
  * (control characters, invalid or cut UTF-8) as U+FFFD. */

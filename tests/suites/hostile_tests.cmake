@@ -1,3 +1,4 @@
 # Issue 18 points 11-13: hostile peers, crafted dumps, output encodings.
 memtrace_e2e(hostile.crafted_dumps test_crafted_dumps.py TIMEOUT 600)
 memtrace_e2e(hostile.peers test_hostile_peers.py TIMEOUT 300)
+memtrace_e2e(hostile.encodings test_output_encodings.py)
