@@ -117,6 +117,12 @@ void mt_dl_catch_up(struct mt_thread *t)
     __atomic_store_n(&catch_up_lock, 0, __ATOMIC_RELEASE);
 }
 
+void mt_dl_after_fork(void)
+{
+    /* a thread that held it is not in the child */
+    __atomic_store_n(&catch_up_lock, 0, __ATOMIC_RELAXED);
+}
+
 /* Before a stub jumps: catch up on earlier changes when this thread is in
  * the program's own code (not inside the shim, not in a signal handler that
  * interrupted it). */

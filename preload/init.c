@@ -487,6 +487,7 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
+    mt_dl_after_fork();
     mt_python_unlock(); /* the tables and their ids go on in the child */
     mt_modules_unlock();
     struct mt_thread *t = &mt_thread_state;

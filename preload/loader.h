@@ -29,6 +29,8 @@ void mt_dl_catch_up(struct mt_thread *t) MT_HIDDEN;
 /* The C library's own definition of name (found in its symbol table, not
  * with dlsym), or NULL. */
 void *mt_libc_symbol(const char *name) MT_HIDDEN;
+/* In a fork child: lets go of what another thread of the parent held. */
+void mt_dl_after_fork(void) MT_HIDDEN;
 /* 1 once the module that holds address is relocated (glibc lists it for
  * _dl_find_object only then); 1 where that cannot be told. */
 int mt_dl_code_ready(const void *address) MT_HIDDEN;
