@@ -28,6 +28,9 @@ library's kinds are compared with valgrind's.
 What stays out of reach (docs/bad-inputs.md): what the constructors of the
 modules a DEEPBIND dlopen loads allocate before dlopen returns (the shim
 rebinds a module once it is relocated, at the next event or dl* call).
+Case deepbind_ctor_window measures that window exactly: memtrace's figures
+are valgrind's less the constructor's two blocks (and the later free of
+one of them); the leak kinds are not compared there.
 
 For each case: the program exits 0 under memtrace; the totals (allocations,
 frees, bytes allocated, in use at exit) and the four leak kinds (bytes,
@@ -54,6 +57,16 @@ CASES = {
     "deepbind_cxx": ("deepbind_main_cxx", ["now", "@mt_deeplib_cxx", "deep_cxx_run", "100"]),
     "deepbind_cxx_lazy": ("deepbind_main_cxx",
                           ["lazy", "@mt_deeplib_cxx", "deep_cxx_run", "100"]),
+    "deepbind_ctor_window": ("deepbind_main",
+                             ["now", "@mt_deeplib_ctor", "deep_ctor_run", "50"]),
+}
+
+# What memtrace cannot see, by case: the constructor of
+# tests/programs/deeplib_ctor.c allocates 111 bytes (kept) and 222 bytes
+# (freed after dlopen, a free of a block memtrace never saw, not counted).
+WINDOW = {
+    "deepbind_ctor_window": {"allocations": 2, "frees": 1, "bytes_allocated": 333,
+                             "in_use_bytes": 111, "in_use_blocks": 1},
 }
 
 
@@ -106,6 +119,10 @@ def main():
         got = mtlib.totals(rep)
         print("  memtrace %s" % mtlib.fmt(got))
         print("  valgrind %s" % mtlib.fmt(want))
+        if case in WINDOW:
+            want = {k: want[k] - WINDOW[case][k] for k in mtlib.FIGURES}
+            c.figures("memtrace == valgrind less the constructor's blocks", got, want)
+            return
         c.figures("memtrace == valgrind", got, want)
         want_kinds = valgrind_kinds(vg.log)
         print("  kinds: memtrace %s" % got_kinds)

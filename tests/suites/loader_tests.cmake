@@ -6,6 +6,7 @@ foreach(case runpath_bare rpath_bare origin lib ld_path newlm next dlerror)
 endforeach()
 
 # Allocation paths that bypass interposition, counted as memcheck does.
-foreach(case libc_direct deepbind_now deepbind_lazy deepbind_cxx deepbind_cxx_lazy)
+foreach(case libc_direct deepbind_now deepbind_lazy deepbind_cxx deepbind_cxx_lazy
+             deepbind_ctor_window)
   memtrace_e2e(bypass.${case} test_bypass.py LABELS valgrind ARGS --case ${case})
 endforeach()

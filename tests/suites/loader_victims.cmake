@@ -48,3 +48,7 @@ list(APPEND MT_VICTIMS mt_deeplib mt_deeplib_cxx)
 
 # An error of dlopen kept for dlerror() while libc loads a gconv module.
 memtrace_victim(dlerror_keep SOURCES ${P}/dlerror_keep.c LINK ${CMAKE_DL_LIBS})
+add_library(mt_deeplib_ctor MODULE ${P}/deeplib_ctor.c)
+target_compile_options(mt_deeplib_ctor PRIVATE -O0 -g)
+set_target_properties(mt_deeplib_ctor PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${MT_PROGRAMS_DIR})
+list(APPEND MT_VICTIMS mt_deeplib_ctor)
