@@ -561,6 +561,22 @@ static int by_address(const void *x, const void *y)
 static void on_scan_request(struct consumer *c, struct process *p)
 {
     struct mt_msg_reply r = {.type = MT_MSG_REPLY, .status = MT_REPLY_ERROR};
+    if (p->waiting_for_fork) {
+        /* A fork child that ends at once: its parent's heap at the fork is
+         * not here yet (the parent's FORK record may not even be written).
+         * Read the parent now; if that is not enough, the reply waits (the
+         * child waits for it) until the snapshot comes or the parent is gone
+         * for good: serve_deferred_scan. */
+        struct process *parent = find_running(c, p->fork_parent);
+        if (parent && parent->phase != PHASE_DONE)
+            process_drain(parent, 0, &c->snapshots);
+        try_inherit(c, p);
+        if (p->waiting_for_fork) {
+            p->scan_deferred = 1;
+            return;
+        }
+    }
+    p->scan_deferred = 0;
     process_drain(p, 1, &c->snapshots);
     struct heap_block *blocks = NULL;
     /* one scan at a time (a second request would leak the first's map) */
@@ -607,6 +623,19 @@ static void on_scan_request(struct consumer *c, struct process *p)
         close(fd);
     if (r.status != MT_REPLY_OK) /* no scan: the gates must know why */
         process_note_incomplete(p, consumer_now_ns(), MT_INCOMPLETE_SCAN_NOT_SERVED, (uint64_t)err);
+}
+
+/* A scan request that waited for the fork snapshot: answered once it is
+ * there (or will never come); dropped if the process went away meanwhile. */
+static void serve_deferred_scan(struct consumer *c, struct process *p)
+{
+    if (!p->scan_deferred || p->waiting_for_fork)
+        return;
+    if (p->conn < 0) {
+        p->scan_deferred = 0;
+        return;
+    }
+    on_scan_request(c, p);
 }
 
 /* The process has written a kind for every block: record them. */
@@ -776,7 +805,7 @@ static int finish(struct consumer *c, struct process *p)
             value = WEXITSTATUS(c->child_status);
         }
     } else if (p->saw_exit) {
-        how = MT_EXIT_STATUS;
+        how = p->exit_how == MT_EXIT_SIGNAL ? MT_EXIT_SIGNAL : MT_EXIT_STATUS;
         value = p->exit_value;
     } else {
         exit_from_proc(seen_pid(p), &how, &value);
@@ -1200,6 +1229,7 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
                 fd_budget_restore();
             if (p->waiting_for_fork)
                 try_inherit(&c, p);
+            serve_deferred_scan(&c, p);
             if (p->detached)
                 check_detached(p);
             moved += process_drain(p, 0, &c.snapshots);

@@ -362,6 +362,7 @@ static void process_record(struct process *p, struct consumer_ring *r,
         break;
     case MT_RING_EXIT:
         p->saw_exit = 1;
+        p->exit_how = pair->a == MT_EXIT_SIGNAL ? MT_EXIT_SIGNAL : MT_EXIT_STATUS;
         p->exit_value = pair->b;
         break;
     case MT_RING_FORK:

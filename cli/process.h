@@ -81,6 +81,7 @@ struct process {
     char *exe;
     /* how it ended */
     int saw_exit;
+    int exit_how;             /* its EXIT marker's: MT_EXIT_STATUS or MT_EXIT_SIGNAL */
     int exit_value;
     int exec_pending;
     int waiting_for_fork;     /* a fork child not yet given its parent's heap */
@@ -94,6 +95,7 @@ struct process {
     size_t scan_size;
     uint64_t scan_count;      /* blocks in it: never read back from it */
     int scanned;
+    int scan_deferred;        /* asked to scan before its fork snapshot came */
     /* what it could not record or check (enum mt_incomplete), as its dump
      * says it (report/summary.h): for the summary printed at its end */
     struct summary incomplete;

@@ -49,6 +49,7 @@ static void *arena_malloc(size_t n)
         if (p == MAP_FAILED)
             return NULL;
         arena = p;
+        mt_own_add(arena, arena_size); /* never a root of the scan */
     }
     size_t start = (arena_used + 16 + 15) & ~(size_t)15;
     if (start + n > arena_size || start + n < start)
@@ -112,7 +113,7 @@ void mt_hook_patch_done(void)
     cs_opt_mem mem = {malloc, calloc, realloc, free, vsnprintf};
     cs_option(0, CS_OPT_MEM, (size_t)&mem);
     if (arena)
-        munmap(arena, arena_size);
+        mt_unmap(arena, arena_size);
     arena = NULL;
     arena_used = 0;
 }

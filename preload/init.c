@@ -541,6 +541,18 @@ static void on_exit_handler(int status, void *arg)
 void mt_note_exit(int status) MT_HIDDEN;
 void mt_note_exit(int status) { record_exit(status); }
 
+/* fatal_signals.c: the process is being killed by sig (before its scan). */
+void mt_note_exit_signal(int sig) MT_HIDDEN;
+void mt_note_exit_signal(int sig)
+{
+    struct mt_thread *t = &mt_thread_state;
+    if (mt_state != MT_STATE_ACTIVE)
+        return;
+    t->in_record++;
+    mt_emit_marker(t, MT_RING_EXIT, MT_EXIT_SIGNAL, sig);
+    t->in_record--;
+}
+
 /* ---- init ---------------------------------------------------------------- */
 
 void mt_init(void)
@@ -596,6 +608,7 @@ void mt_init(void)
         mt_rings_setup();
         pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
         on_exit(on_exit_handler, NULL);
+        mt_fatal_signals_install(); /* a fatal signal scans too */
     }
     __atomic_store_n(&mt_state, state, __ATOMIC_RELEASE);
     if (state == MT_STATE_ACTIVE) { /* the dump has the modules from the start */

@@ -210,6 +210,7 @@ int mt_modules_sync(struct mt_ring *r, uint64_t *ts)
         if (p == MAP_FAILED)
             return 0;
         modules = p;
+        mt_own_add(p, MAX_MODULES * sizeof(struct module)); /* never a root of the scan */
     }
     struct sync_state st = {r, ts, 0};
     for (uint32_t i = 0; i < module_count; i++)

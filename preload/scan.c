@@ -29,6 +29,7 @@
 #include <dirent.h>
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
+#include <capstone/capstone.h>
 #include <link.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -416,11 +417,16 @@ static void scan_roots(struct marker *m, const struct program_view *self)
     } else {
         exclude(&ex, (uintptr_t)ex.ranges, (uintptr_t)ex.ranges + ex_size);
     }
-    Dl_info self_info;
-    uintptr_t own_lo, own_hi;
-    if (dladdr((void *)scan_roots, &self_info) &&
-        mt_module_range((uintptr_t)self_info.dli_fbase, &own_lo, &own_hi) == 0)
-        exclude(&ex, own_lo, own_hi);
+    /* the shim's module, and the libraries only it uses (their data holds
+     * the shim's caches, never the program's pointers) */
+    void *own_code[] = {(void *)scan_roots, (void *)unw_init_local, (void *)cs_open};
+    for (size_t i = 0; i < sizeof own_code / sizeof *own_code; i++) {
+        Dl_info info;
+        uintptr_t own_lo, own_hi;
+        if (dladdr(own_code[i], &info) &&
+            mt_module_range((uintptr_t)info.dli_fbase, &own_lo, &own_hi) == 0)
+            exclude(&ex, own_lo, own_hi);
+    }
     mt_own_each(exclude_own, &ex);
     exclude(&ex, (uintptr_t)&mt_thread_state, (uintptr_t)(&mt_thread_state + 1));
     for (int i = 0; i < nstopped; i++)

@@ -280,6 +280,11 @@ void mt_unmap(void *p, size_t size) MT_HIDDEN;
 /* Calls fn for each registered range until it returns non-zero. */
 int mt_own_each(int (*fn)(uintptr_t start, uintptr_t end, void *arg), void *arg) MT_HIDDEN;
 
+/* ---- fatal_signals.c ---- */
+/* Our handler for every fatal signal the program leaves at SIG_DFL (from
+ * mt_init, guard raised). */
+void mt_fatal_signals_install(void) MT_HIDDEN;
+
 /* ---- python.c ---- */
 /* Looks for CPython in the process (handle: a library just dlopen'ed, or
  * NULL for everything loaded); once found, captures read its frames.
