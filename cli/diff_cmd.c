@@ -253,7 +253,10 @@ static void json_run(FILE *out, const char *name, const struct run_info *run)
     fputs(", \"command\": [", out);
     for (uint64_t k = 0; k < run->r.process.argc && run->r.process.argv; k++) {
         fputs(k ? ", " : "", out);
-        json_write_string(out, run->r.process.argv[k]);
+        if (run->r.process.argv[k] && run->r.process.argv_len)
+            json_write_bytes(out, run->r.process.argv[k], run->r.process.argv_len[k]);
+        else
+            json_write_string(out, run->r.process.argv[k]);
     }
     fputs("],\n    \"totals\": {", out);
     for (int k = 0; k < NTOTALS; k++)

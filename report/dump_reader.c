@@ -75,6 +75,7 @@ void dump_close(struct dump_reader *r)
     for (uint64_t i = 0; r->process.argv && i < r->process.argc; i++)
         free(r->process.argv[i]);
     free(r->process.argv);
+    free(r->process.argv_len);
     memset(r, 0, sizeof *r);
 }
 
@@ -205,11 +206,13 @@ static int decode(struct dump_reader *r, struct cursor *c, struct dump_record *r
         p->flags = f[4], p->unwind = f[5], p->max_depth = f[6];
         p->exe = dup_bytes(exe, exe_len);
         p->argv = calloc(argc + 1, sizeof *p->argv);
-        if (!p->exe || !p->argv)
+        p->argv_len = calloc(argc + 1, sizeof *p->argv_len);
+        if (!p->exe || !p->argv || !p->argv_len)
             return -1;
         for (uint64_t i = 0; i < argc; i++) {
             const unsigned char *a = get_bytes(c, &n);
             p->argv[i] = dup_bytes(a, n);
+            p->argv_len[i] = p->argv[i] ? n : 0;
         }
         p->argc = argc;
         r->last_time = p->start_ns;

@@ -19,6 +19,7 @@ struct dump_process {
     uint64_t pid, ppid, start_ns, start_realtime_ns, flags, unwind, max_depth;
     char *exe;
     char **argv;
+    size_t *argv_len; /* each argument's length (it may hold a NUL) */
     uint64_t argc;
 };
 

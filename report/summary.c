@@ -16,7 +16,10 @@ void summary_print_json_blocks(FILE *out, const struct dump_reader *r, const str
     for (uint64_t i = 0; i < p->argc; i++) {
         if (i)
             fputs(", ", out);
-        json_write_string(out, p->argv[i]);
+        if (p->argv[i] && p->argv_len) /* whole: a NUL in it is \u0000 */
+            json_write_bytes(out, p->argv[i], p->argv_len[i]);
+        else
+            json_write_string(out, p->argv[i]);
     }
     fputs("],\n              \"exit\": {\"status\": ", out);
     if (s->exit_how == MT_EXIT_STATUS)

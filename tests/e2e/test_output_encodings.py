@@ -107,7 +107,7 @@ def main():
 
         # crafted: names in frames, allocator, mark
         d = dumpcraft.Dump()
-        d.process(exe=b"/bin/caf\xe9", argv=[b"caf\xe9", ESC_ARG, BINARY_ARG])
+        d.process(exe=b"/bin/caf\xe9", argv=[b"caf\xe9", ESC_ARG, BINARY_ARG, b"nul\x00kept"])
         d.allocator(65, b"pool\x1b[2J\xff")
         d.mark(b"mark\x1b]0;x\x07\xe9")
         d.pyframe(1, 3, b"fn\x1b[1m\xe9\x00tail", b"file\xff.py")
@@ -155,6 +155,8 @@ def main():
                 try:
                     doc = strict_json(data)
                     c.check("%s parses (strict)" % tag, True)
+                    c.eq("%s: an argument with a NUL kept whole" % tag,
+                         doc["process"]["command"][3], "nul\u0000kept")
                     c.check("%s: the allocator's name escaped" % tag,
                             r"pool\u001b[2J\ufffd" in json.dumps(doc), repr(data[:600]))
                 except ValueError as e:
