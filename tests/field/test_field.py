@@ -106,11 +106,18 @@ EXPECTED_TO_FAIL = [
     # possibly lost under memcheck; it matches since main's 691e2d4.
     # Go's runtime leaves by a raw exit_group: memtrace does not scan the
     # process (every live block "unknown"; memcheck: 27 blocks definitely
-    # lost, the 4 thread dtv blocks possibly lost). (Its frees and in-use
-    # figures, 3 frees short before, equal valgrind's on main since the
-    # 17.4 work began to land.)
-    ("go_cgo", "cgo_leak", ("definite", "possible"), "issue 17 point 4",
-     "Go leaves by a raw exit_group: memtrace does not scan it (all blocks unknown)"),
+    # lost, the thread dtv blocks possibly lost), and valgrind runs libc's
+    # freeres at that exit_group while memtrace did not in some runs (frees
+    # 3 short beyond the thread-timing fact; equal in others).
+    ("go_cgo", "cgo_leak", ("definite", "possible", "frees"), "issue 17 point 4",
+     "Go leaves by a raw exit_group: memtrace does not scan it (all blocks unknown), and "
+     "does not always run libc's freeres there as valgrind does (up to 3 frees short)"),
+    # cmake's fork child that ends by _exit(1) after 8,424 allocations: in 1
+    # field run of 8 its dump said "not scanned" (all 2,725 live blocks
+    # unknown; memcheck: still reachable). An exit that is not always
+    # scanned, as in issue 17 point 2.
+    ("cmake", "cmake#1", ("reachable",), "issue 17 point 2",
+     "a fork child's _exit is sometimes not scanned (all blocks unknown)"),
 ]
 
 # Facts of the environment: (case, process, figure, largest |difference|
@@ -184,9 +191,10 @@ FACTS = [
 ]
 
 
-def known(table, case, process, figure):
+def known(table, case, process, nth, figure):
     for entry in table:
-        if entry[0] == case and entry[1] in (process, "*") and figure in entry[2]:
+        if entry[0] == case and entry[1] in (process, "%s#%d" % (process, nth), "*") \
+                and figure in entry[2]:
             return entry
     return None
 
@@ -783,7 +791,7 @@ def run_case(ctx, c, case):
         proc = key[0]
         label = "%s/%s#%d" % (case.name, " ".join(key)[:60], nth)
         if m is None or v is None:
-            entry = known(EXPECTED_TO_FAIL, case.name, proc, "process")
+            entry = known(EXPECTED_TO_FAIL, case.name, proc, nth, "process")
             c.check("%s: a process in both runs" % label, entry is not None,
                     "only under %s" % ("valgrind" if m is None else "memtrace"))
             rows.append((case.name, proc, nth, m, v, ["only under %s" % ("valgrind" if m is None
@@ -801,26 +809,30 @@ def run_case(ctx, c, case):
 
 
 def compare(c, case, proc, nth, label, figure, got, want):
+    """Equal: ok (XPASS when a known defect's entry names it). Else, within
+    a fact's bound: FACT. Else, a known defect: XFAIL. Else: FAIL."""
     name = "%s: %s" % (label, figure)
+    entry = known(EXPECTED_TO_FAIL, case, proc, nth, figure)
     if got == want:
-        entry = known(EXPECTED_TO_FAIL, case, proc, figure)
         if entry:
-            print("  XPASS %s: %s is fixed: remove its entry from EXPECTED_TO_FAIL (%s)"
-                  % (name, entry[3], entry[4]))
+            print("  XPASS %s: passes now; once it always does (%s fixed), remove its entry "
+                  "from EXPECTED_TO_FAIL (%s)" % (name, entry[3], entry[4]))
             c.check(name, True)
             return "XPASS " + entry[3]
         c.check(name, True)
         return "ok"
-    entry = known(EXPECTED_TO_FAIL, case, proc, figure)
+    fact = fact_for(case, proc, nth, figure)
+    if fact and within(fact[3], got, want):
+        c.check("%s: memtrace %s, valgrind %s, within %s (fact: %s)"
+                % (name, got, want, fact[3], fact[4]), True)
+        return "FACT"
     if entry:
         print("  XFAIL %s: got %s, valgrind %s: %s (%s)" % (name, got, want, entry[3], entry[4]))
         return "XFAIL " + entry[3]
-    fact = fact_for(case, proc, nth, figure)
     if fact:
-        ok = within(fact[3], got, want)
         c.check("%s: memtrace %s, valgrind %s, within %s (fact: %s)"
-                % (name, got, want, fact[3], fact[4]), ok)
-        return "FACT" if ok else "FAIL"
+                % (name, got, want, fact[3], fact[4]), False)
+        return "FAIL"
     c.check(name, False, "memtrace %s, valgrind %s" % (got, want))
     return "FAIL"
 
