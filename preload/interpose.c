@@ -33,12 +33,13 @@ static inline struct mt_thread *self(void) { return &mt_thread_state; }
 /* 1 when this call should be recorded; starts the shim on the first call.
  * caller: the return address of the interposed function. */
 #define should_record(t) should_record_from((t), __builtin_return_address(0))
-static inline int should_record_from(struct mt_thread *t, const void *caller)
+static inline __attribute__((always_inline)) int should_record_from(struct mt_thread *t,
+                                                                  const void *caller)
 {
     if (MT_LIKELY(mt_state == MT_STATE_ACTIVE && !t->guard && !t->in_hook &&
                   (!t->unwinding || !mt_is_unwinder(caller))))
         return 1;
-    if (t->guard || (t->unwinding && mt_is_unwinder(caller)))
+    if ((t->guard || (t->unwinding && mt_is_unwinder(caller))) && !mt_frame_gone(t))
         return 0; /* ours, or libunwind's own allocation */
     if (mt_state == MT_STATE_UNINIT || mt_state == MT_STATE_STARTING)
         mt_init();
@@ -50,6 +51,14 @@ static void guard_release(int **guard) { (**guard)--; }
 #define GUARD_SCOPE(t)                                                                             \
     int *guard_scope_ __attribute__((cleanup(guard_release), unused)) = &(t)->guard;               \
     (t)->guard++
+
+/* mt_frame_enter for the rest of the scope (shim.h: a jump out of a
+ * handler); before GUARD_SCOPE, so that it ends after it. */
+static void frame_release(struct mt_frame_note *outer) { mt_frame_leave(&mt_thread_state, outer); }
+#define FRAME_SCOPE(t)                                                                             \
+    volatile uint64_t frame_mark_;                                                                 \
+    struct mt_frame_note frame_scope_ __attribute__((cleanup(frame_release), unused));             \
+    mt_frame_enter(t, &frame_mark_, &frame_scope_)
 
 /* Writes the event of an allocation that returned p. in_record raised. */
 void mt_emit_alloc(struct mt_thread *t, void *p, size_t size, uint32_t function)
@@ -68,6 +77,7 @@ void mt_emit_alloc(struct mt_thread *t, void *p, size_t size, uint32_t function)
     uint32_t id = mt_stack_intern(t, r, ips, depth + python, python ? 0 : hash, &ts);
     struct mt_ring_alloc *rec = mt_ring_reserve(r, sizeof *rec);
     if (rec) {
+        t->pending_end = mt_ring_head(r) + sizeof *rec;
         *rec = (struct mt_ring_alloc){{MT_RING_ALLOC, sizeof *rec, ts}, (uint64_t)p, size, id, function};
         mt_ring_commit(r, sizeof *rec);
     }
@@ -78,6 +88,7 @@ void mt_write_free(struct mt_ring *r, uint64_t ts, void *p, uint32_t function)
 {
     struct mt_ring_free *rec = mt_ring_reserve(r, sizeof *rec);
     if (rec) {
+        mt_thread_state.pending_end = mt_ring_head(r) + sizeof *rec;
         *rec = (struct mt_ring_free){{MT_RING_FREE, sizeof *rec, ts}, (uint64_t)p, function, 0};
         mt_ring_commit(r, sizeof *rec);
     }
@@ -85,15 +96,22 @@ void mt_write_free(struct mt_ring *r, uint64_t ts, void *p, uint32_t function)
 
 /* Records an allocation; from a signal handler that interrupted this
  * thread's own recording, queues it instead. */
-static inline void record_alloc(struct mt_thread *t, void *p, size_t size, uint32_t function)
+static inline __attribute__((always_inline)) void record_alloc(struct mt_thread *t, void *p,
+                                                               size_t size, uint32_t function)
 {
     int saved = errno;
-    if (MT_UNLIKELY(t->in_record)) {
+    if (MT_UNLIKELY(t->in_record) && !mt_frame_gone(t)) {
         mt_defer_event(t, MT_RING_ALLOC, p, size, function, mt_now_ns());
     } else {
+        volatile uint64_t mark;
+        struct mt_frame_note outer;
+        mt_frame_enter(t, &mark, &outer);
+        mt_pending_set(t, MT_RING_ALLOC, p, size, function, 0);
         t->in_record++;
         mt_emit_alloc(t, p, size, function);
         t->in_record--;
+        mt_pending_clear(t);
+        mt_frame_leave(t, &outer);
     }
     errno = saved;
 }
@@ -186,7 +204,8 @@ EXPORT void *calloc(size_t n, size_t size)
     return p;
 }
 
-static void free_as(void *p, uint32_t function, void (*real_free)(void *))
+static inline __attribute__((always_inline)) void free_as(void *p, uint32_t function,
+                                                          void (*real_free)(void *))
 {
     struct mt_thread *t = self();
     if (MT_UNLIKELY(!should_record(t) || mt_is_bootstrap(p))) {
@@ -197,24 +216,30 @@ static void free_as(void *p, uint32_t function, void (*real_free)(void *))
         return;
     }
     int saved = errno;
-    if (MT_UNLIKELY(t->in_record)) { /* a signal handler's free */
+    if (MT_UNLIKELY(t->in_record) && !mt_frame_gone(t)) { /* a signal handler's free */
         uint64_t ts = mt_now_ns();
         real_free(p);
         mt_defer_event(t, MT_RING_FREE, p, 0, function, ts);
         errno = saved;
         return;
     }
+    volatile uint64_t mark;
+    struct mt_frame_note outer;
+    mt_frame_enter(t, &mark, &outer);
     t->in_record++;
     struct mt_ring *r = mt_ring_get(t);
     if (r) {
         uint64_t ts = mt_ring_stamp(r);
         real_free(p);
+        mt_pending_set(t, MT_RING_FREE, p, 0, function, ts);
         mt_write_free(r, ts, p, function);
         mt_ring_idle(r);
     } else {
         real_free(p);
     }
     t->in_record--;
+    mt_pending_clear(t);
+    mt_frame_leave(t, &outer);
     errno = saved;
 }
 
@@ -232,7 +257,9 @@ EXPORT void cfree(void *p) { free(p); }
  * ours, not the program's, so it passes through under the guard. */
 enum { RESIZE_REALLOC, RESIZE_ARRAY, RESIZE_LIBC };
 
-static void *real_resize(struct mt_thread *t, void *p, size_t n, size_t count, int is_array)
+static inline __attribute__((always_inline)) void *real_resize(struct mt_thread *t, void *p,
+                                                               size_t n, size_t count,
+                                                               int is_array)
 {
     if (is_array == RESIZE_LIBC) { /* __libc_realloc: the C library's own */
         static void *real;
@@ -241,16 +268,21 @@ static void *real_resize(struct mt_thread *t, void *p, size_t n, size_t count, i
     }
     if (!is_array)
         return mt_real.realloc(p, n);
+    volatile uint64_t mark;
+    struct mt_frame_note outer;
+    mt_frame_enter(t, &mark, &outer);
     t->guard++;
     void *q = mt_real.reallocarray(p, n, count);
     t->guard--;
+    mt_frame_leave(t, &outer);
     return q;
 }
 
 /* realloc, reallocarray and __libc_realloc (is_array: RESIZE_*): a move is
  * one free (stamped before) and one allocation (stamped after);
  * realloc(p, 0) is one free. */
-static void *realloc_as(void *p, size_t n, size_t count, int is_array)
+static inline __attribute__((always_inline)) void *realloc_as(void *p, size_t n, size_t count,
+                                                              int is_array)
 {
     struct mt_thread *t = self();
     if (MT_UNLIKELY(!should_record(t) || (p && mt_is_bootstrap(p)))) {
@@ -273,7 +305,7 @@ static void *realloc_as(void *p, size_t n, size_t count, int is_array)
             record_alloc(t, q, size, function);
         return q;
     }
-    if (MT_UNLIKELY(t->in_record)) { /* a signal handler's realloc */
+    if (MT_UNLIKELY(t->in_record) && !mt_frame_gone(t)) { /* a signal handler's realloc */
         uint64_t ts_free = mt_now_ns();
         void *q = real_resize(t, p, n, count, is_array);
         int saved = errno;
@@ -284,6 +316,9 @@ static void *realloc_as(void *p, size_t n, size_t count, int is_array)
         errno = saved;
         return q;
     }
+    volatile uint64_t mark;
+    struct mt_frame_note outer;
+    mt_frame_enter(t, &mark, &outer);
     t->in_record++;
     struct mt_ring *r = mt_ring_get(t);
     uint64_t ts_free = r ? mt_ring_stamp(r) : 0;
@@ -297,6 +332,7 @@ static void *realloc_as(void *p, size_t n, size_t count, int is_array)
             mt_emit_alloc(t, q, size, function);
     }
     t->in_record--;
+    mt_frame_leave(t, &outer);
     errno = saved;
     return q;
 }
@@ -432,6 +468,7 @@ static void *fallback_new(size_t n, size_t align)
         void *(*next) params = next_symbol(&real, #mangled);                                       \
         void *p;                                                                                   \
         {                                                                                          \
+            FRAME_SCOPE(t);                                                                        \
             GUARD_SCOPE(t);                                                                        \
             p = next ? next args : fallback_new(size, align);                                      \
         }                                                                                          \
@@ -477,7 +514,7 @@ NEW_FUNCTION(_ZnamSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, nothrow_r
             return;                                                                                \
         }                                                                                          \
         int saved = errno;                                                                         \
-        if (MT_UNLIKELY(t->in_record)) { /* a signal handler's delete */                           \
+        if (MT_UNLIKELY(t->in_record) && !mt_frame_gone(t)) { /* a handler's delete */             \
             uint64_t ts = mt_now_ns();                                                             \
             {                                                                                      \
                 GUARD_SCOPE(t);                                                                    \
@@ -487,6 +524,9 @@ NEW_FUNCTION(_ZnamSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, nothrow_r
             errno = saved;                                                                         \
             return;                                                                                \
         }                                                                                          \
+        volatile uint64_t mark;                                                                    \
+        struct mt_frame_note outer;                                                                \
+        mt_frame_enter(t, &mark, &outer);                                                          \
         t->in_record++;                                                                            \
         struct mt_ring *r = mt_ring_get(t);                                                        \
         uint64_t ts = r ? mt_ring_stamp(r) : 0;                                                    \
@@ -495,10 +535,13 @@ NEW_FUNCTION(_ZnamSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, nothrow_r
             call_##mangled args;                                                                   \
         }                                                                                          \
         if (r) {                                                                                   \
+            mt_pending_set(t, MT_RING_FREE, p, 0, function, ts);                                   \
             mt_write_free(r, ts, p, function);                                                        \
             mt_ring_idle(r);                                                                       \
         }                                                                                          \
         t->in_record--;                                                                            \
+        mt_pending_clear(t);                                                                       \
+        mt_frame_leave(t, &outer);                                                                 \
         errno = saved;                                                                             \
     }
 

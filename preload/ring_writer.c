@@ -398,6 +398,59 @@ static void flush_deferred(struct mt_thread *t, struct mt_ring *r)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+int mt_frame_recover(struct mt_thread *t, uintptr_t sp)
+{
+    uintptr_t frame = t->frame.sp;
+    if (!frame)
+        return 0;
+    if (!t->frame.mark || *t->frame.mark == t->frame.token) { /* token intact */
+        if (sp < frame)
+            return 0; /* below it: a handler's call, the frame is live */
+        stack_t alt;
+        if (sigaltstack(NULL, &alt) == 0 && (alt.ss_flags & SS_ONSTACK) &&
+            (frame < (uintptr_t)alt.ss_sp || frame >= (uintptr_t)alt.ss_sp + alt.ss_size))
+            return 0; /* on the handlers' own stack: cannot tell */
+    }
+    int n = t->nheld < 4 ? t->nheld : 4;
+    for (int i = 0; i < n; i++)
+        __atomic_store_n(t->held[i], 0, __ATOMIC_RELEASE);
+    t->nheld = 0;
+    if (t->nocancel > 0) {
+        t->nocancel = 1;
+        mt_cancel_on(t);
+    }
+    t->guard = 0;
+    t->unwinding = 0;
+    /* handlers queue while the queue is written; the caller's frame is
+     * the one noted meanwhile (a jump may leave it too) */
+    t->frame = (struct mt_frame_note){sp, NULL, 0};
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    t->in_record = 1;
+    struct mt_ring *r = t->ring;
+    uint32_t type = t->pending.type;
+    t->pending.type = 0;
+    if (r && t->generation == mt_generation) {
+        /* the abandoned event, if its real call was made and its record
+         * not published (its stack is lost with its frames) */
+        if (type && !(t->pending_end && r->head >= t->pending_end)) {
+            uint64_t ts = type == MT_RING_FREE ? t->pending.ts : mt_ring_stamp(r);
+            if (type == MT_RING_FREE)
+                mt_write_free(r, ts, (void *)t->pending.ptr, t->pending.function);
+            else
+                mt_write_alloc_unstacked(r, ts, t->pending.ptr, t->pending.size,
+                                         t->pending.function);
+        }
+        if (r->ndeferred)
+            flush_deferred(t, r);
+        /* the abandoned event's stamp: its record was never published */
+        __atomic_store_n(&r->ctl->busy, 0, __ATOMIC_RELEASE);
+    }
+    t->in_record = 0;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    t->frame.sp = 0;
+    return 1;
+}
+
 void mt_ring_idle(struct mt_ring *r)
 {
     struct mt_thread *t = &mt_thread_state;
@@ -464,6 +517,18 @@ void *mt_ring_reserve(struct mt_ring *r, uint32_t len)
         offset = 0;
     }
     return r->data + offset;
+}
+
+uint64_t mt_ring_head(const struct mt_ring *r) { return r->head; }
+
+void mt_write_alloc_unstacked(struct mt_ring *r, uint64_t ts, uint64_t ptr, uint64_t size,
+                              uint32_t function)
+{
+    struct mt_ring_alloc *rec = mt_ring_reserve(r, sizeof *rec);
+    if (rec) {
+        *rec = (struct mt_ring_alloc){{MT_RING_ALLOC, sizeof *rec, ts}, ptr, size, 0, function};
+        mt_ring_commit(r, sizeof *rec);
+    }
 }
 
 void mt_ring_commit(struct mt_ring *r, uint32_t len)

@@ -89,6 +89,22 @@ struct mt_thread {
     struct mt_unwind_cache *unwind; /* unwind.c: rules by code address */
     int nocancel;                  /* > 0: cancellation held off (mt_cancel_off) */
     int cancel_state, cancel_type; /* the program's, given back by mt_cancel_on */
+    struct mt_frame_note {         /* the frame that raised in_record, guard or */
+        uintptr_t sp;              /* unwinding (mt_frame_enter): its address, */
+        volatile uint64_t *mark;   /* a word in it, and the token written there */
+        uint64_t token;
+    } frame;
+    uint64_t frame_tokens;
+    int nheld;                     /* spin locks held, and which */
+    int *held[4];
+    /* The event whose real call is done and whose record is being written
+     * (type 0: none); published once the ring's head reaches pending_end.
+     * mt_frame_recover writes it if a jump abandoned it. */
+    struct {
+        uint32_t type, function;
+        uint64_t ptr, size, ts;
+    } pending;
+    uint64_t pending_end;
 };
 extern __thread struct mt_thread mt_thread_state
     __attribute__((tls_model("initial-exec"))) MT_HIDDEN;
@@ -130,6 +146,11 @@ struct mt_ring *mt_ring_get(struct mt_thread *t) MT_HIDDEN;
 uint64_t mt_ring_stamp(struct mt_ring *r) MT_HIDDEN;
 void *mt_ring_reserve(struct mt_ring *r, uint32_t len) MT_HIDDEN;
 void mt_ring_commit(struct mt_ring *r, uint32_t len) MT_HIDDEN;
+/* Bytes written into the ring so far (published or being published). */
+uint64_t mt_ring_head(const struct mt_ring *r) MT_HIDDEN;
+/* An ALLOC record without a stack (stack id 0). */
+void mt_write_alloc_unstacked(struct mt_ring *r, uint64_t ts, uint64_t ptr, uint64_t size,
+                              uint32_t function) MT_HIDDEN;
 void mt_ring_idle(struct mt_ring *r) MT_HIDDEN;
 void mt_ring_write_pair(struct mt_ring *r, uint32_t type, uint64_t ts, uint32_t a, int32_t b)
     MT_HIDDEN;
@@ -326,18 +347,104 @@ void mt_cancel_off(struct mt_thread *t) MT_HIDDEN;
 void mt_cancel_on(struct mt_thread *t) MT_HIDDEN;
 
 /* ---- locks: a word, taken by exchange; a waiter yields the CPU (the holder
- * may be waiting for the consumer). Held with cancellation off. ---- */
+ * may be waiting for the consumer). Held with cancellation off, and noted
+ * in the thread's state (mt_frame_recover releases them). ---- */
 static inline void mt_spin_lock(int *lock)
 {
-    mt_cancel_off(&mt_thread_state);
+    struct mt_thread *t = &mt_thread_state;
+    mt_cancel_off(t);
     while (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE))
         sched_yield();
+    int i = t->nheld++; /* the slot first: a handler in between uses the next */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (i < 4)
+        t->held[i] = lock;
 }
 
 static inline void mt_spin_unlock(int *lock)
 {
+    struct mt_thread *t = &mt_thread_state;
+    int n = t->nheld < 4 ? t->nheld : 4;
+    for (int i = 0; i < n; i++)
+        if (t->held[i] == lock) {
+            t->held[i] = t->held[n - 1];
+            break;
+        }
+    if (t->nheld > 0)
+        t->nheld--;
     __atomic_store_n(lock, 0, __ATOMIC_RELEASE);
-    mt_cancel_on(&mt_thread_state);
+    mt_cancel_on(t);
+}
+
+/* ---- a jump out of a signal handler (siglongjmp, setcontext) ----
+ * A handler that interrupts the shim and leaves by a jump abandons the
+ * shim's frames with the thread's flags raised: every later event would be
+ * taken for a handler's and queued forever. The frame that raises the
+ * first flag notes its frame address and writes a token into its frame
+ * (mt_frame_enter). A handler's call runs below the frame it interrupted,
+ * which is intact; a call that finds flags raised, and runs at or above
+ * that frame or finds its token overwritten (by the frames of the
+ * program's later calls), knows the frame is gone: mt_frame_gone clears the
+ * flags, releases the locks it held, writes what handlers queued and lets
+ * the ring's half-written record be overwritten (it was never published).
+ * A handler on an alternate signal stack cannot be told from a later call
+ * this way, and is taken for a handler (its events queued, as before).
+ * mt_frame_enter and mt_frame_gone are inlined into the interposed
+ * functions (and whatever they use them in is always_inline), so that
+ * mt_sp is theirs. */
+/* The frame address of the interposed function this is inlined into. */
+#define mt_sp() ((uintptr_t)__builtin_frame_address(0))
+
+/* Before raising a flag: the calling frame becomes the one noted, unless a
+ * flag is up already (then an outer frame is); *mark (a volatile local of
+ * the caller, in scope until mt_frame_leave) gets a token that a later
+ * frame over the same stack would overwrite. *outer: what to give back to
+ * mt_frame_leave once the flags are down again. */
+static inline __attribute__((always_inline)) void
+mt_frame_enter(struct mt_thread *t, volatile uint64_t *mark, struct mt_frame_note *outer)
+{
+    *outer = t->frame;
+    if (!(t->in_record | t->guard | t->unwinding)) {
+        uint64_t token = (++t->frame_tokens * 0x9e3779b97f4a7c15ull) | 1;
+        *mark = token;
+        t->frame.mark = mark;
+        t->frame.token = token;
+        t->frame.sp = mt_sp();
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    }
+}
+
+/* The real call of an event is done: its record is to be written. */
+static inline void mt_pending_set(struct mt_thread *t, uint32_t type, const void *p, uint64_t size,
+                                  uint32_t function, uint64_t ts)
+{
+    t->pending_end = 0;
+    t->pending.ptr = (uint64_t)p;
+    t->pending.size = size;
+    t->pending.function = function;
+    t->pending.ts = ts;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    t->pending.type = type;
+}
+
+static inline void mt_pending_clear(struct mt_thread *t)
+{
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    t->pending.type = 0;
+}
+
+static inline void mt_frame_leave(struct mt_thread *t, const struct mt_frame_note *outer)
+{
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    t->frame = *outer;
+}
+
+/* ring_writer.c: 1 if the frame noted is gone (sp: the caller's), after
+ * clearing what it left. */
+int mt_frame_recover(struct mt_thread *t, uintptr_t sp) MT_HIDDEN;
+static inline __attribute__((always_inline)) int mt_frame_gone(struct mt_thread *t)
+{
+    return MT_UNLIKELY(t->frame.sp != 0) && mt_frame_recover(t, mt_sp());
 }
 
 /* ---- util ---- */

@@ -11,6 +11,11 @@ a hang is a failure) and compares every dump with valgrind.bin memcheck
                             totals exact vs valgrind
     --case cancel_async     the same with asynchronous cancellation: no hang
                             (it spun at exit), the dump consistent
+    --case longjmp          a SIGALRM handler siglongjmps out of the shim
+                            2000 times while main allocates; then 100000
+                            malloc/free pairs and a 1,000,000-byte leak:
+                            every one of them recorded, the leak reported
+                            definite as valgrind reports it
 """
 
 import os
@@ -18,7 +23,7 @@ import re
 
 import mtlib
 
-CASES = ["cancel_deferred", "cancel_async"]
+CASES = ["cancel_deferred", "cancel_async", "longjmp"]
 
 
 def add_arguments(parser):
@@ -31,7 +36,7 @@ def valgrind_per_pid(ctx, argv, tag, env=None):
     mtlib.need_valgrind()
     out = ctx.subdir(tag)
     vg = mtlib.valgrind_run(argv, logdir=out, cwd=out, timeout=200, env=env,
-                            options=["--trace-children=yes",
+                            options=["--trace-children=yes", "--leak-check=full",
                                      "--log-file=" + os.path.join(out, "vg.%p.log")])
     logs = {}
     for name in os.listdir(out):
@@ -42,8 +47,9 @@ def valgrind_per_pid(ctx, argv, tag, env=None):
     return vg, logs
 
 
-def memtrace_dumps(ctx, c, argv, tag, options=(), env=None, timeout=120, status=0):
-    """`memtrace run` with -o DIR/%n.%p.mtr: (result, {dump name: report})."""
+def memtrace_dumps(ctx, c, argv, tag, options=(), env=None, timeout=120, status=0, shape=True):
+    """`memtrace run` with -o DIR/%n.%p.mtr: (result, {dump name: report});
+    shape=False skips check_report_shape."""
     out = ctx.subdir(tag)
     result = mtlib.memtrace_run(ctx, argv, os.path.join(out, "%n.%p.mtr"), options=options,
                                 env=env, cwd=out, logdir=out, tag="memtrace", timeout=timeout)
@@ -52,7 +58,8 @@ def memtrace_dumps(ctx, c, argv, tag, options=(), env=None, timeout=120, status=
     for path in mtlib.dumps_in(out):
         rep = mtlib.report(ctx, path)
         reports[os.path.basename(path)] = rep
-        mtlib.check_report_shape(c, rep, "%s: %s" % (tag, os.path.basename(path)))
+        if shape:
+            mtlib.check_report_shape(c, rep, "%s: %s" % (tag, os.path.basename(path)))
     stderr = result.stderr
     c.check("%s: no malformed record" % tag, "malformed" not in stderr, mtlib.tail(stderr))
     c.check("%s: no process left untraced" % tag, "no longer traced" not in stderr
@@ -106,6 +113,73 @@ def cancel_case(ctx, c, mode):
                 got["in_use_blocks"] <= 2000 - filled, mtlib.fmt(got))
 
 
+# ---------------------------------------------------------------- longjmp
+
+VG_LOSS = re.compile(r"^==\d+== ([\d,]+) bytes in ([\d,]+) blocks are definitely lost")
+
+
+def valgrind_definite_at(log, function):
+    """(bytes, blocks) of valgrind's definitely-lost records whose stack
+    names function."""
+    total = [0, 0]
+    current = None
+    for line in mtlib.read_text(log).splitlines():
+        m = VG_LOSS.match(line)
+        if m:
+            current = (mtlib.number(m.group(1)), mtlib.number(m.group(2)))
+            continue
+        if current and re.search(r"(by|at) 0x[0-9A-F]+: %s \(" % function, line):
+            total[0] += current[0]
+            total[1] += current[1]
+            current = None
+        elif current and not line.strip("= 0123456789"):
+            current = None
+    return tuple(total)
+
+
+def longjmp_case(ctx, c):
+    prog = ctx.prog("longjmp_alloc")
+    churn, leak = 100000, 1000
+    # Not checked (known, issue 18 point 6 left open): a jump that lands
+    # between the real free and the shim's note of it loses that free (about
+    # one jump in 70 here), so the jumpy phase's own figures may miss a few
+    # frees; the work after it is exact.
+    result, reports = memtrace_dumps(ctx, c, [prog, "2000", str(churn), str(leak)], "memtrace",
+                                     timeout=90, shape=False)
+    c.check("no event lost", "could not be recorded" not in result.stderr,
+            mtlib.tail(result.stderr))
+    if not c.check("one dump", len(reports) == 1, "dumps %s" % sorted(reports)):
+        return
+    c.check("the victim made its 2000 jumps", printed(result, r"jumps 2000\b") is not None,
+            result.stdout)
+    dump = mtlib.dumps_in(os.path.join(ctx.workdir, "memtrace"))[0]
+    full = mtlib.report(ctx, dump, summary=False)
+
+    def top(site):
+        return site["stack"][0]["function"] if site["stack"] else None
+
+    counts = {}
+    for site in full["allocations"]["sites"]:
+        counts[top(site)] = counts.get(top(site), 0) + site["count"]
+    c.eq("allocations recorded in churn()", counts.get("churn"), churn)
+    c.eq("allocations recorded in leak()", counts.get("leak"), leak)
+    lost = [0, 0]
+    for site in full["leaks"]["sites"]:
+        if site["kind"] == "definite" and top(site) == "leak":
+            lost[0] += site["bytes"]
+            lost[1] += site["blocks"]
+    c.eq("leak(): definitely lost (bytes, blocks)", tuple(lost), (leak * 1000, leak))
+    churn_lost = sum(s["blocks"] for s in full["leaks"]["sites"] if top(s) == "churn")
+    c.eq("churn(): nothing in use", churn_lost, 0)
+    # valgrind, with fewer jumps (it runs the loop 50 times slower): the
+    # same known work gives the same leak
+    vg, logs = valgrind_per_pid(ctx, [prog, "50", str(churn), str(leak)], "valgrind")
+    log = os.path.join(ctx.workdir, "valgrind", "vg.%d.log" % vg.pid)
+    c.eq("valgrind: leak() definitely lost (bytes, blocks)", valgrind_definite_at(log, "leak"),
+         tuple(lost))
+    c.eq("valgrind: churn() definitely lost", valgrind_definite_at(log, "churn"), (0, 0))
+
+
 def main():
     ctx = mtlib.setup(__doc__, add_arguments)
     case = ctx.args.case
@@ -113,6 +187,8 @@ def main():
     def body(c):
         if case.startswith("cancel_"):
             cancel_case(ctx, c, case[len("cancel_"):])
+        elif case == "longjmp":
+            longjmp_case(ctx, c)
 
     mtlib.run_test(ctx, "resilience." + case, body)
 

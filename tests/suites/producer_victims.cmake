@@ -5,3 +5,4 @@
 # and the loader's own allocations in dlopen are not what this test counts.
 memtrace_victim(cancel_loop SOURCES ${P}/cancel_loop.c
                 LINK Threads::Threads -Wl,--no-as-needed gcc_s -Wl,--as-needed)
+memtrace_victim(longjmp_alloc SOURCES ${P}/longjmp_alloc.c)
