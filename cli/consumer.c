@@ -977,7 +977,10 @@ static void verified_hello(struct consumer *c, int fd, const struct mt_msg_hello
         on_hello(c, fd, h);
         return;
     }
-    fprintf(stderr, "memtrace: pid %d connected and is not traced: %s\n", (int)pid, why);
+    static unsigned refused; /* a flood of them says so once, not a line each */
+    if (++refused <= 5)
+        fprintf(stderr, "memtrace: pid %d connected and is not traced: %s%s\n", (int)pid, why,
+                refused == 5 ? " (further refusals are not shown)" : "");
     reply(fd, MT_REPLY_UNTRACED, c->opt, NULL);
     close(fd);
 }
