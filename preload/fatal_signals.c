@@ -31,6 +31,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -104,15 +105,27 @@ static void die_as_default(int sig, const siginfo_t *info)
     syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &set, NULL, _NSIG / 8);
 }
 
+static int exit_noted; /* the first fatal signal's EXIT marker is written */
+
 static void fatal_handler(int sig, siginfo_t *info, void *context)
 {
     int saved = errno;
-    if (!__atomic_exchange_n(&dying, 1, __ATOMIC_ACQ_REL) && mt_state == MT_STATE_ACTIVE &&
-        getpid() == mt_traced_pid()) {
-        struct mt_thread *t = &mt_thread_state;
-        if (!t->guard && !t->in_record && !t->unwinding && !t->in_hook) {
-            mt_note_exit_signal(sig);
-            mt_scan_at_exit(MT_SCAN_SIGNAL, context);
+    if (!__atomic_exchange_n(&dying, 1, __ATOMIC_ACQ_REL)) {
+        if (mt_state == MT_STATE_ACTIVE && getpid() == mt_traced_pid()) {
+            struct mt_thread *t = &mt_thread_state;
+            if (!t->guard && !t->in_record && !t->unwinding && !t->in_hook) {
+                mt_note_exit_signal(sig);
+                __atomic_store_n(&exit_noted, 1, __ATOMIC_RELEASE);
+                mt_scan_at_exit(MT_SCAN_SIGNAL, context);
+            }
+        }
+        __atomic_store_n(&exit_noted, 1, __ATOMIC_RELEASE);
+    } else {
+        /* Another fatal signal is being handled: kill now, but not before
+         * its EXIT marker is written (a moment; at most 100 ms). */
+        for (int i = 0; i < 1000 && !__atomic_load_n(&exit_noted, __ATOMIC_ACQUIRE); i++) {
+            struct timespec pause = {0, 100000};
+            syscall(SYS_nanosleep, &pause, NULL);
         }
     }
     die_as_default(sig, info);

@@ -13,11 +13,15 @@
  *                            fault repeats and kills); sysv_signal's
  *                            one-shot handler for SIGUSR1 runs once, then
  *                            SIGUSR1 is fatal
+ *   fatal_signal twofaults   4 threads write through NULL at once: the
+ *                            second fatal signal, during the first one's
+ *                            scan, must kill at once, never hang
  *
  * memcheck: definite 4096/1, reachable 500/1; memtrace must say the same,
  * and the program must end exactly as it does bare (status, core flag).
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +46,17 @@ static void on_usr1(int sig)
     usr1_count++;
 }
 
+static volatile int go;
+
+static void *fault(void *arg)
+{
+    (void)arg;
+    while (!go)
+        ;
+    *(volatile int *)0 = 1;
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     const char *how = argc > 1 ? argv[1] : "abort";
@@ -56,6 +71,15 @@ int main(int argc, char **argv)
             return 2;
         fputs("ready\n", f);
         fclose(f);
+        for (;;)
+            pause();
+    }
+    if (!strcmp(how, "twofaults")) {
+        pthread_t t[4];
+        for (int i = 0; i < 4; i++)
+            pthread_create(&t[i], NULL, fault, NULL);
+        usleep(20000);
+        go = 1;
         for (;;)
             pause();
     }
