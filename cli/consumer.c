@@ -293,6 +293,22 @@ static void try_inherit(struct consumer *c, struct process *child)
         child->waiting_for_fork = 0;
 }
 
+/* A child made without fork() (clone: fork_seq 0 in its HELLO) has no FORK
+ * record in its parent's stream: it gets its parent's heap as it is when
+ * it says hello, under a number no fork() of the parent uses. Exact when
+ * the parent made no event between the clone and that moment (it waits for
+ * the child, or its next event comes after). */
+static void clone_snapshot(struct consumer *c, struct process *child)
+{
+    static uint32_t clones;
+    struct process *parent = find_running(c, child->fork_parent);
+    if (!parent || parent->phase == PHASE_DONE || parent->waiting_for_fork)
+        return;
+    process_drain(parent, 0, &c->snapshots);
+    child->fork_seq = 0x80000000u | ++clones;
+    process_take_snapshot(parent, child->fork_seq, &c->snapshots);
+}
+
 static pid_t peer_pid(int fd)
 {
     struct ucred cred;
@@ -498,6 +514,8 @@ static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
     p->conn_ready = 1; /* a RING message may follow the HELLO at once */
     c->procs[c->nprocs++] = p;
     c->first_hello_done = 1;
+    if (h->fork_parent && h->fork_seq == 0)
+        clone_snapshot(c, p);
     if (h->fork_parent) {
         p->waiting_for_fork = 1;
         try_inherit(c, p);

@@ -210,6 +210,11 @@ static void take_snapshot(struct process *p, uint32_t seq, struct fork_snapshot 
     *list = s;
 }
 
+void process_take_snapshot(struct process *p, uint32_t seq, struct fork_snapshot **list)
+{
+    take_snapshot(p, seq, list);
+}
+
 void fork_snapshot_free(struct fork_snapshot *s)
 {
     free(s->blocks);

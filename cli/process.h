@@ -109,6 +109,9 @@ long process_drain(struct process *p, int final, struct fork_snapshot **snapshot
 /* Gives a fork child the heap its parent had at the fork. */
 void process_inherit(struct process *child, const struct fork_snapshot *snap);
 void fork_snapshot_free(struct fork_snapshot *s);
+/* The heap p has now, for the child whose fork number is seq (a child
+ * made without fork(): consumer.c). */
+void process_take_snapshot(struct process *p, uint32_t seq, struct fork_snapshot **list);
 void process_sample_rss(struct process *p, uint64_t now);
 /* Writes an INCOMPLETE record (enum mt_incomplete) into p's dump and keeps
  * it for its summary. */

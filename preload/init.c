@@ -147,6 +147,8 @@ static int reconnect(void);
  * a descriptor that is no longer ours, and connect again. */
 int mt_socket_fd(void)
 {
+    if (MT_UNLIKELY(!*mt_clone_token))
+        mt_clone_child();
     if (mt_socket_is_ours())
         return socket_fd;
     return reconnect();
@@ -485,20 +487,76 @@ static void atfork_parent(void)
     t->guard--;
 }
 
+/* ---- children made without fork() ---------------------------------------
+ * clone(fn, stack, SIGCHLD, arg) and syscall(SYS_clone, SIGCHLD, ...) make
+ * a process without running the atfork handlers: it would write into its
+ * parent's rings (mapped shared) and socket. A private page marked
+ * MADV_WIPEONFORK holds a token: it reads zero in any child that does not
+ * share our memory, and mt_ring_get (every event) and mt_socket_fd look at
+ * it. atfork_child sets it again in a fork() child. A child that shares our
+ * memory (vfork, CLONE_VM) is left as it is (note_exec's getpid check). */
+static volatile uint32_t token_fallback = 1; /* before init, or no MADV_WIPEONFORK */
+volatile uint32_t *mt_clone_token = &token_fallback;
+
+static void clone_token_setup(void)
+{
+    void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page != MAP_FAILED && madvise(page, 4096, MADV_WIPEONFORK) == 0) {
+        *(volatile uint32_t *)page = 1;
+        mt_clone_token = page;
+    } else {
+        if (page != MAP_FAILED)
+            munmap(page, 4096);
+        mt_clone_token = &token_fallback;
+    }
+}
+
+static void become_child(pid_t parent, uint32_t seq);
+
+/* This process is a child made without fork(): what atfork_child does, and
+ * locks that other threads of the parent held at the clone are let go (they
+ * do not exist here). Its HELLO says fork_seq 0: the consumer gives it its
+ * parent's heap as it is when the child says hello. */
+void mt_clone_child(void)
+{
+    struct mt_thread *t = &mt_thread_state;
+    *mt_clone_token = 1;
+    t->guard++;
+    mt_dl_after_fork();
+    mt_rings_forget_all(); /* the ring and socket locks too */
+    t->nheld = 0;
+    mt_python_unlock();
+    mt_modules_unlock();
+    become_child(traced_pid, 0);
+    t->guard--;
+}
+
 static void atfork_child(void)
 {
+    *mt_clone_token = 1;
     mt_dl_after_fork();
     mt_python_unlock(); /* the tables and their ids go on in the child */
     mt_modules_unlock();
     struct mt_thread *t = &mt_thread_state;
     uint32_t seq = ++fork_count;
-    pid_t parent = traced_pid;
+    mt_rings_forget_all();
+    become_child(traced_pid, seq);
+    t->guard--;
+}
+
+/* A child (of fork, seq > 0, or of a clone, seq 0) forgets its parent's
+ * connection and rings, and says hello as a child of parent. Guard
+ * raised. */
+static void become_child(pid_t parent, uint32_t seq)
+{
+    struct mt_thread *t = &mt_thread_state;
     mt_generation++;
     fork_count = 0;
-    if (mt_socket_is_ours()) /* else the number is the program's */
+    /* a clone child with CLONE_FILES shares the parent's descriptors */
+    int shared = seq == 0 && syscall(SYS_kcmp, getpid(), getppid(), 2 /* KCMP_FILES */, 0, 0) == 0;
+    if (!shared && mt_socket_is_ours()) /* else the number is the program's */
         close(socket_fd);
     socket_fd = -1;
-    mt_rings_forget_all();
     mt_modules_forget_announced();
     t->ring = NULL;
     t->stack_hi = 0;
@@ -513,7 +571,6 @@ static void atfork_child(void)
         mt_hooks_announce(t);
         t->in_record--;
     }
-    t->guard--;
 }
 
 static void record_exit(int status)
@@ -606,6 +663,7 @@ void mt_init(void)
             mt_stacks_find_unwinder();
         }
         mt_rings_setup();
+        clone_token_setup();
         pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
         on_exit(on_exit_handler, NULL);
         mt_fatal_signals_install(); /* a fatal signal scans too */

@@ -253,6 +253,8 @@ static struct mt_ring *attach_ring(struct mt_thread *t);
 
 struct mt_ring *mt_ring_get(struct mt_thread *t)
 {
+    if (MT_UNLIKELY(!*mt_clone_token)) /* a clone child's first event (init.c) */
+        mt_clone_child();
     if (MT_UNLIKELY(t->generation != mt_generation)) {
         /* A fork child's first event: this thread's state is the parent's. */
         t->ring = NULL;

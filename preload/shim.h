@@ -126,6 +126,10 @@ extern uint32_t mt_generation MT_HIDDEN; /* bumped in every fork child */
 void mt_init(void) MT_HIDDEN;
 void mt_disable(const char *why) MT_HIDDEN;
 int mt_socket_fd(void) MT_HIDDEN;
+/* Nonzero, except in a child made without fork() (clone) that has not yet
+ * been told so: it then calls mt_clone_child before anything else. */
+extern volatile uint32_t *mt_clone_token MT_HIDDEN;
+void mt_clone_child(void) MT_HIDDEN;
 /* 1 while the socket fd is still the one we connected (not closed by the
  * program and reused for something else). */
 int mt_socket_is_ours(void) MT_HIDDEN;

@@ -16,6 +16,11 @@ a hang is a failure) and compares every dump with valgrind.bin memcheck
                             malloc/free pairs and a 1,000,000-byte leak:
                             every one of them recorded, the leak reported
                             definite as valgrind reports it
+    --case clone_fn         a child made by clone(fn, stack, SIGCHLD, arg):
+                            no atfork handler runs in it; it gets its own dump
+                            (with its parent's heap), the parent's stays
+                            exact: both vs valgrind and the victim's figures
+    --case clone_raw        the same with syscall(SYS_clone, SIGCHLD, 0, ...)
 """
 
 import os
@@ -23,7 +28,7 @@ import re
 
 import mtlib
 
-CASES = ["cancel_deferred", "cancel_async", "longjmp"]
+CASES = ["cancel_deferred", "cancel_async", "longjmp", "clone_fn", "clone_raw"]
 
 
 def add_arguments(parser):
@@ -180,6 +185,41 @@ def longjmp_case(ctx, c):
     c.eq("valgrind: churn() definitely lost", valgrind_definite_at(log, "churn"), (0, 0))
 
 
+# ---------------------------------------------------------------- clone
+
+CLONE_PARENT = {"allocations": 4, "frees": 2, "bytes_allocated": 1000,
+                "in_use_bytes": 700, "in_use_blocks": 2}
+CLONE_CHILD = {"allocations": 5, "frees": 3, "bytes_allocated": 3600,
+               "in_use_bytes": 2100, "in_use_blocks": 2}
+
+
+def clone_case(ctx, c, mode):
+    argv = [ctx.prog("clone_child"), mode]
+    result, reports = memtrace_dumps(ctx, c, argv, "memtrace", timeout=60)
+    if not c.check("two dumps", len(reports) == 2, "dumps %s" % sorted(reports)):
+        return
+    reps = list(reports.values())
+    pids = {r["process"]["pid"] for r in reps}
+    child = [r for r in reps if r["process"]["ppid"] in pids]
+    parent = [r for r in reps if r not in child]
+    if not c.check("one dump is the other's child", len(child) == 1 and len(parent) == 1,
+                   str([(r["process"]["pid"], r["process"]["ppid"]) for r in reps])):
+        return
+    child, parent = child[0], parent[0]
+    mtlib.check_exit(c, parent, "parent", status=0)
+    mtlib.check_exit(c, child, "child", status=0)
+    vg, logs = valgrind_per_pid(ctx, argv, "valgrind")
+    vg_parent = logs.get(vg.pid, (None, None))[1]
+    others = [v[1] for pid, v in logs.items() if pid != vg.pid]
+    if not c.check("valgrind gave both processes' figures",
+                   vg_parent is not None and len(others) == 1 and others[0], str(logs)):
+        return
+    compare(c, "parent == valgrind", parent, vg_parent)
+    compare(c, "parent == the victim's figures", parent, CLONE_PARENT)
+    compare(c, "child == valgrind", child, others[0])
+    compare(c, "child == the victim's figures", child, CLONE_CHILD)
+
+
 def main():
     ctx = mtlib.setup(__doc__, add_arguments)
     case = ctx.args.case
@@ -189,6 +229,8 @@ def main():
             cancel_case(ctx, c, case[len("cancel_"):])
         elif case == "longjmp":
             longjmp_case(ctx, c)
+        elif case.startswith("clone_"):
+            clone_case(ctx, c, case[len("clone_"):])
 
     mtlib.run_test(ctx, "resilience." + case, body)
 

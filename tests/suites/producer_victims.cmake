@@ -6,3 +6,4 @@
 memtrace_victim(cancel_loop SOURCES ${P}/cancel_loop.c
                 LINK Threads::Threads -Wl,--no-as-needed gcc_s -Wl,--as-needed)
 memtrace_victim(longjmp_alloc SOURCES ${P}/longjmp_alloc.c)
+memtrace_victim(clone_child SOURCES ${P}/clone_child.c)
