@@ -7,3 +7,4 @@ memtrace_victim(cancel_loop SOURCES ${P}/cancel_loop.c
                 LINK Threads::Threads -Wl,--no-as-needed gcc_s -Wl,--as-needed)
 memtrace_victim(longjmp_alloc SOURCES ${P}/longjmp_alloc.c)
 memtrace_victim(clone_child SOURCES ${P}/clone_child.c)
+memtrace_victim(exec_threads SOURCES ${P}/exec_threads.c LINK Threads::Threads)
