@@ -289,7 +289,7 @@ static uint32_t find_child(const struct flame_tree *t, uint32_t parent, uint32_t
     return UINT32_MAX;
 }
 
-/* Past FLAME_MAX_NODES nodes, the frames of a site that would need a new
+/* Past the tree's node budget (flame_tree.h), the frames of a site that would need a new
  * node go into one "[more frames]" child of the deepest node it reached
  * (one per parent at most, so the tree stays below twice the budget):
  * widths stay exact, the work stays bounded whatever a dump holds. */
@@ -317,7 +317,7 @@ static int add_site(struct flame_tree *t, const struct analysis *a, const struct
         uint32_t name = frame_name(t, a, frames[k]), next;
         if (name == UINT32_MAX)
             return -1;
-        if (t->nnodes >= FLAME_MAX_NODES && (next = find_child(t, node, name)) == UINT32_MAX) {
+        if (t->nnodes >= t->max_nodes && (next = find_child(t, node, name)) == UINT32_MAX) {
             if ((node = more_frames(t, node)) == UINT32_MAX)
                 return -1;
             t->nodes[node].bytes += bytes;
@@ -414,6 +414,10 @@ int flame_tree_build(struct flame_tree *t, const struct analysis *a, enum flame_
     t->nnames = 1;
     t->nnodes = 1;
     t->nodes[0].module = FLAME_MODULE_ROOT;
+    uint64_t budget = (uint64_t)a->nsites * FLAME_NODES_PER_SITE;
+    t->max_nodes = budget < FLAME_MIN_NODES   ? FLAME_MIN_NODES
+                   : budget > FLAME_MAX_NODES ? FLAME_MAX_NODES
+                                              : (uint32_t)budget;
     for (uint32_t i = 0; i < a->nsites; i++) {
         const struct site *s = &a->sites[i];
         uint64_t bytes, blocks;
@@ -429,7 +433,7 @@ int flame_tree_build(struct flame_tree *t, const struct analysis *a, enum flame_
         fprintf(stderr,
                 "memtrace: the flame graph is cut at %u frames: the deeper frames of %u stacks "
                 "are shown as [more frames]\n",
-                FLAME_MAX_NODES, t->cut_sites);
+                t->max_nodes, t->cut_sites);
     free(t->name_index), free(t->node_index), free(t->frame_name);
     t->name_index = t->node_index = t->frame_name = NULL;
     return 0;

@@ -28,8 +28,14 @@ enum flame_module {
 
 /* Nodes a tree grows to before the deeper frames of further sites are
  * merged into "[more frames]" (flame_tree.c add_site): a flame graph's work
- * and memory stay bounded (about 150 bytes a node: 40 MB) whatever a dump holds. */
-#define FLAME_MAX_NODES (1u << 18)
+ * and memory stay in proportion to what the dump holds (about 150 bytes a
+ * node), whatever its stacks claim: FLAME_NODES_PER_SITE nodes for each
+ * site, at least FLAME_MIN_NODES (40 MB) and at most FLAME_MAX_NODES. A site
+ * is at least one ALLOC record of the dump; a real program's sites share
+ * most of their frames. */
+#define FLAME_MIN_NODES (1u << 18)
+#define FLAME_NODES_PER_SITE 16u
+#define FLAME_MAX_NODES (1u << 22)
 
 struct flame_node {
     uint32_t name;        /* index into flame_tree.names */
@@ -59,6 +65,7 @@ struct flame_tree {
     uint32_t max_depth;
     int primary_is_bytes; /* the metric's widths are bytes (else blocks) */
     uint32_t cut_sites;   /* sites whose deeper frames became "[more frames]" */
+    uint32_t max_nodes;   /* the node budget of this tree (flame_tree_build) */
     /* building only */
     uint32_t *name_index, name_index_mask; /* hash of names: id + 1 */
     uint32_t *node_index, node_index_mask; /* hash of (parent, name): id + 1 */
