@@ -585,6 +585,7 @@ static void record_exit(int status)
                (int)getpid(), (unsigned long long)lost);
     mt_unwind_verify_report();
     t->in_record++;
+    mt_rings_report_missing(t);
     mt_emit_marker(t, MT_RING_EXIT, MT_EXIT_STATUS, status);
     t->in_record--;
 }

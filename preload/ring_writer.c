@@ -272,6 +272,31 @@ struct mt_ring *mt_ring_get(struct mt_thread *t)
     return r;
 }
 
+/* Threads of this process that found no ring (the program had lowered its
+ * descriptor limit, or a seccomp filter denies memfd_create): their events
+ * are lost, which is said on stderr at once and in the dump at exit
+ * (MT_RING_INCOMPLETE, mt_rings_report_missing), so that gates fail. */
+static uint32_t ringless_threads;
+
+static void note_ringless(struct mt_thread *t)
+{
+    int error = errno;
+    if (mt_state != MT_STATE_ACTIVE || t->ringless)
+        return;
+    t->ringless = 1;
+    if (__atomic_fetch_add(&ringless_threads, 1, __ATOMIC_RELAXED) == 0)
+        mt_log("pid %d: a thread could not get a ring to record into (%s): its allocations "
+               "and frees are not recorded, and the dump says the trace is incomplete",
+               (int)getpid(), strerror(error));
+}
+
+void mt_rings_report_missing(struct mt_thread *t)
+{
+    uint32_t n = __atomic_load_n(&ringless_threads, __ATOMIC_RELAXED);
+    if (n)
+        mt_emit_marker(t, MT_RING_INCOMPLETE, MT_INCOMPLETE_NO_RING, (int32_t)n);
+}
+
 /* The slow part of mt_ring_get: a ring for a thread that has none. */
 static struct mt_ring *attach_ring(struct mt_thread *t)
 {
@@ -280,10 +305,14 @@ static struct mt_ring *attach_ring(struct mt_thread *t)
     if (r)
         free_rings = r->next_free;
     mt_spin_unlock(&rings_lock);
+    if (!r && t->ringless && (++t->ringless & 1023) != 1)
+        return NULL; /* tried again every 1024 events, not at each */
     if (!r)
         r = create_ring();
-    if (!r)
+    if (!r) {
+        note_ringless(t);
         return NULL;
+    }
     t->ring = r;
     if (t->stack_hi == 0 && mt_config.unwind == MT_UNWIND_FP)
         mt_note_stack_bounds(t);
@@ -560,6 +589,8 @@ void mt_rings_forget_all(void)
     socket_lock = 0;
     next_thread_index = 1;
     recording_threads = 0; /* the child's one thread */
+    ringless_threads = 0;
+    mt_thread_state.ringless = 0;
     fine_clock = 0;
     register_remote_barrier(); /* for the child's own memory map */
 }

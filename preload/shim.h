@@ -105,6 +105,7 @@ struct mt_thread {
         uint64_t ptr, size, ts;
     } pending;
     uint64_t pending_end;
+    uint32_t ringless; /* > 0: found no ring (ring_writer.c), events since */
 };
 extern __thread struct mt_thread mt_thread_state
     __attribute__((tls_model("initial-exec"))) MT_HIDDEN;
@@ -159,6 +160,8 @@ void mt_ring_idle(struct mt_ring *r) MT_HIDDEN;
 void mt_ring_write_pair(struct mt_ring *r, uint32_t type, uint64_t ts, uint32_t a, int32_t b)
     MT_HIDDEN;
 void mt_rings_forget_all(void) MT_HIDDEN; /* fork child: drop the parent's */
+/* MT_RING_INCOMPLETE (NO_RING) into t's ring if threads found none; at exit. */
+void mt_rings_report_missing(struct mt_thread *t) MT_HIDDEN;
 /* Writes one stamped u32pair record (exit, fork, exec...) into the thread's
  * ring. The caller has raised the guard. */
 void mt_emit_marker(struct mt_thread *t, uint32_t type, uint32_t a, int32_t b) MT_HIDDEN;
