@@ -12,8 +12,25 @@ bash scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMEMTRACE_WERROR=ON
 cmake --build build -j2
 
+# A test that fails and then passes when run again alone is reported as
+# FLAKY (by name, on stderr and in build*/flaky.txt) and does not fail the
+# run; one that fails twice does. Known flaky: e2e.signals (issue 17's
+# closing note: a signal handler's free is sometimes written after a later
+# handler's events, so one free of a million is not counted).
+run_ctest() {
+    local dir=$1
+    shift
+    ctest --test-dir "$dir" --output-on-failure --no-tests=error "$@" && return 0
+    sed -n 's/^[0-9]*:\(.*\)$/\1/p' "$dir/Testing/Temporary/LastTestsFailed.log" \
+        > "$dir/flaky.txt" 2>/dev/null || true
+    echo "memtrace test.sh: running the failed tests of $dir again, alone" >&2
+    ctest --test-dir "$dir" --output-on-failure --rerun-failed || return 1
+    echo "memtrace test.sh: FLAKY (failed once, passed alone): $(tr '\n' ' ' < "$dir/flaky.txt")" >&2
+    return 0
+}
+
 status=0
-ctest --test-dir build --output-on-failure --no-tests=error -j2 "$@" || status=$?
+run_ctest build -j2 "$@" || status=$?
 
 # The same suite against an ASan/UBSan build of cli/ and report/ (the shim
 # stays as it is: it must not bring a runtime that replaces malloc). ASan's
@@ -27,7 +44,7 @@ if [ "${MEMTRACE_SKIP_SANITIZE:-0}" != 1 ]; then
     # runs once, in the plain pass; it checks the shim, which this build
     # does not change
     ASAN_OPTIONS=verify_asan_link_order=0 UBSAN_OPTIONS=print_stacktrace=1 \
-        ctest --test-dir build-asan --output-on-failure --no-tests=error -j2 -LE field "$@" || status=$?
+        run_ctest build-asan -j2 -LE field "$@" || status=$?
 fi
 # The dump reader under libFuzzer for 60 seconds (clang; regressions first).
 # MEMTRACE_SKIP_FUZZ=1 leaves this pass out; tests/fuzz/run_fuzz.sh runs it
