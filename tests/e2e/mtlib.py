@@ -467,6 +467,38 @@ def valgrind_figures(log_path):
     return figures
 
 
+LEAK_KINDS = ("definite", "indirect", "possible", "reachable")
+VALGRIND_KIND_LABELS = {"definite": "definitely lost", "indirect": "indirectly lost",
+                        "possible": "possibly lost", "reachable": "still reachable"}
+
+
+def valgrind_leak_kinds(log_path):
+    """memcheck's LEAK SUMMARY: {kind: (bytes, blocks)} for the four kinds
+    (all zero when it says every block was freed)."""
+    text = read_text(log_path)
+    if "All heap blocks were freed" in text:
+        return {k: (0, 0) for k in LEAK_KINDS}
+    out = {}
+    for kind, label in VALGRIND_KIND_LABELS.items():
+        m = re.search(label + r": ([\d,]+) bytes in ([\d,]+) blocks", text)
+        if not m:
+            raise TestError("no '%s' line in %s" % (label, log_path))
+        out[kind] = (number(m.group(1)), number(m.group(2)))
+    return out
+
+
+def memtrace_leak_kinds(ctx, dump):
+    """(the JSON of `report --leaks`, {kind: (bytes, blocks)} for the four
+    kinds and unknown)."""
+    out = subprocess.run([ctx.memtrace, "report", "--leaks", "--format", "json", dump],
+                         capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise TestError("report failed: " + out.stderr.strip())
+    rep = json.loads(out.stdout)
+    by_kind = rep["leaks"]["by_kind"]
+    return rep, {k: (by_kind[k]["bytes"], by_kind[k]["blocks"]) for k in LEAK_KINDS + ("unknown",)}
+
+
 def valgrind_command(log_path):
     for line in read_text(log_path).splitlines():
         m = VG_COMMAND.match(line)

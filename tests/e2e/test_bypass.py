@@ -32,16 +32,11 @@ blocks) are those of `valgrind.bin --leak-check=full
 --show-leak-kinds=all`; nothing is left "unknown".
 """
 
-import json
 import os
-import re
-import subprocess
 
 import mtlib
 
-KINDS = ("definite", "indirect", "possible", "reachable")
-VALGRIND_LABELS = {"definite": "definitely lost", "indirect": "indirectly lost",
-                   "possible": "possibly lost", "reachable": "still reachable"}
+KINDS = mtlib.LEAK_KINDS
 
 CASES = {
     # case: (program, arguments; "@NAME" is the path of victim NAME)
@@ -64,28 +59,6 @@ WINDOW = {
 }
 
 
-def valgrind_kinds(log):
-    text = mtlib.read_text(log)
-    if "All heap blocks were freed" in text:
-        return {k: (0, 0) for k in KINDS}
-    out = {}
-    for kind, label in VALGRIND_LABELS.items():
-        m = re.search(label + r": ([\d,]+) bytes in ([\d,]+) blocks", text)
-        if not m:
-            raise mtlib.TestError("no '%s' line in %s" % (label, log))
-        out[kind] = (mtlib.number(m.group(1)), mtlib.number(m.group(2)))
-    return out
-
-
-def memtrace_kinds(ctx, dump):
-    out = subprocess.run([ctx.memtrace, "report", "--leaks", "--format", "json", dump],
-                         capture_output=True, text=True, timeout=120)
-    if out.returncode != 0:
-        raise mtlib.TestError("report failed: " + out.stderr.strip())
-    by_kind = json.loads(out.stdout)["leaks"]["by_kind"]
-    return {k: (by_kind[k]["bytes"], by_kind[k]["blocks"]) for k in KINDS + ("unknown",)}
-
-
 def main():
     ctx = mtlib.setup(__doc__, lambda p: p.add_argument("--case", required=True, choices=CASES))
     case = ctx.args.case
@@ -102,7 +75,7 @@ def main():
             return
         rep = mtlib.report(ctx, dumps[0])
         mtlib.check_report_shape(c, rep, "dump")
-        got_kinds = memtrace_kinds(ctx, dumps[0])
+        _, got_kinds = mtlib.memtrace_leak_kinds(ctx, dumps[0])
         vg_dir = ctx.subdir("valgrind")
         vg = mtlib.valgrind_run(argv, logdir=vg_dir, cwd=vg_dir, timeout=100,
                                 options=["--leak-check=full", "--show-leak-kinds=all"])
@@ -118,7 +91,7 @@ def main():
             c.figures("memtrace == valgrind less the constructor's blocks", got, want)
             return
         c.figures("memtrace == valgrind", got, want)
-        want_kinds = valgrind_kinds(vg.log)
+        want_kinds = mtlib.valgrind_leak_kinds(vg.log)
         print("  kinds: memtrace %s" % got_kinds)
         print("  kinds: valgrind %s" % want_kinds)
         for kind in KINDS:
@@ -134,7 +107,7 @@ def main():
                 return
             c.figures("RTLD_DEEPBIND == no RTLD_DEEPBIND", got,
                       mtlib.totals(mtlib.report(ctx, plain_dumps[0])))
-            plain_kinds = memtrace_kinds(ctx, plain_dumps[0])
+            _, plain_kinds = mtlib.memtrace_leak_kinds(ctx, plain_dumps[0])
             for kind in KINDS:
                 c.eq("%s (bytes, blocks) == without RTLD_DEEPBIND" % kind, got_kinds[kind],
                      plain_kinds[kind])

@@ -19,7 +19,6 @@ signal and core flag); the kinds are then compared only if the scan ended.
 
 usage: test_fatal_signals.py ... --case abort|segv|term|query|handler|twofaults
 """
-import json
 import os
 import resource
 import signal
@@ -28,7 +27,7 @@ import time
 
 import mtlib
 
-KINDS = ("definite", "indirect", "possible", "reachable")
+KINDS = mtlib.LEAK_KINDS
 CASES = {"abort": signal.SIGABRT, "segv": signal.SIGSEGV, "term": signal.SIGTERM,
          "query": signal.SIGSEGV, "handler": signal.SIGSEGV, "twofaults": signal.SIGSEGV}
 
@@ -74,30 +73,6 @@ def describe(status):
     if os.WIFSIGNALED(status):
         return "signal %d%s" % (os.WTERMSIG(status), ", core dumped" if os.WCOREDUMP(status) else "")
     return "status %d" % os.WEXITSTATUS(status)
-
-
-def kinds_of(ctx, dump):
-    out = subprocess.run([ctx.memtrace, "report", "--leaks", "--format", "json", dump],
-                         capture_output=True, text=True, timeout=120)
-    if out.returncode != 0:
-        raise mtlib.TestError("report failed: " + out.stderr.strip())
-    rep = json.loads(out.stdout)
-    by_kind = rep["leaks"]["by_kind"]
-    return rep, {k: (by_kind[k]["bytes"], by_kind[k]["blocks"]) for k in KINDS + ("unknown",)}
-
-
-def valgrind_kinds(log):
-    import re
-    text = mtlib.read_text(log)
-    labels = {"definite": "definitely lost", "indirect": "indirectly lost",
-              "possible": "possibly lost", "reachable": "still reachable"}
-    out = {}
-    for kind, label in labels.items():
-        m = re.search(label + r": ([\d,]+) bytes in ([\d,]+) blocks", text)
-        if not m:
-            raise mtlib.TestError("no '%s' line in %s" % (label, log))
-        out[kind] = (mtlib.number(m.group(1)), mtlib.number(m.group(2)))
-    return out
 
 
 def body(checker):
@@ -170,12 +145,12 @@ def body(checker):
     else:
         mtlib.valgrind_run(argv_in(vg_dir), logdir=vg_dir, tag="vg", cwd=vg_dir,
                            options=["--leak-check=full"])
-    want = valgrind_kinds(log)
+    want = mtlib.valgrind_leak_kinds(log)
     checker.eq("valgrind: definite and reachable", (want["definite"], want["reachable"]),
                ((4096, 1), (500, 1)))
 
     for label, path in (("LD_PRELOAD", os.path.join(plain, "p.mtr")), ("run", dump)):
-        rep, got = kinds_of(ctx, path)
+        rep, got = mtlib.memtrace_leak_kinds(ctx, path)
         if case == "twofaults":
             mtlib.check_exit(checker, rep, label, signal_number=sig)
             if rep["leaks"]["scanned"] is not True:

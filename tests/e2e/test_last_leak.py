@@ -10,42 +10,16 @@ every kind equal to valgrind's, and the block definite, for every end
 
 usage: test_last_leak.py ... --function malloc|calloc|realloc|aligned_alloc|new
 """
-import json
 import os
-import re
-import subprocess
 
 import mtlib
 
-KINDS = ("definite", "indirect", "possible", "reachable")
-LABELS = {"definite": "definitely lost", "indirect": "indirectly lost",
-          "possible": "possibly lost", "reachable": "still reachable"}
+KINDS = mtlib.LEAK_KINDS
 SIZE = {"aligned_alloc": 3008}
 
 
 def add_arguments(parser):
     parser.add_argument("--function", required=True)
-
-
-def valgrind_kinds(log):
-    text = mtlib.read_text(log)
-    out = {}
-    for kind, label in LABELS.items():
-        m = re.search(label + r": ([\d,]+) bytes in ([\d,]+) blocks", text)
-        if not m:
-            raise mtlib.TestError("no '%s' line in %s" % (label, log))
-        out[kind] = (mtlib.number(m.group(1)), mtlib.number(m.group(2)))
-    return out
-
-
-def memtrace_kinds(ctx, dump):
-    out = subprocess.run([ctx.memtrace, "report", "--leaks", "--format", "json", dump],
-                         capture_output=True, text=True, timeout=120)
-    if out.returncode != 0:
-        raise mtlib.TestError("report failed: " + out.stderr.strip())
-    rep = json.loads(out.stdout)
-    by_kind = rep["leaks"]["by_kind"]
-    return rep, {k: (by_kind[k]["bytes"], by_kind[k]["blocks"]) for k in KINDS + ("unknown",)}
 
 
 def body(checker):
@@ -60,7 +34,7 @@ def body(checker):
             tag = "%s-%s" % (threads, end)
             vg = mtlib.valgrind_run(argv, logdir=ctx.workdir, tag="vg-" + tag,
                                     options=["--leak-check=full"])
-            want = valgrind_kinds(vg.log)
+            want = mtlib.valgrind_leak_kinds(vg.log)
             checker.check("%s: valgrind says the %d bytes are definitely lost" % (tag, size),
                           want["definite"] == (size, 1), repr(want))
             for unwind in ("dwarf", "fp"):
@@ -69,7 +43,7 @@ def body(checker):
                 result = mtlib.memtrace_run(ctx, argv, dump, options=["--unwind", unwind],
                                             logdir=ctx.workdir, tag="mt-%s-%s" % (tag, unwind))
                 checker.eq("%s: exits 0" % label, result.returncode, 0)
-                rep, got = memtrace_kinds(ctx, dump)
+                rep, got = mtlib.memtrace_leak_kinds(ctx, dump)
                 checker.check("%s: scanned" % label, rep["leaks"]["scanned"] is True)
                 checker.eq("%s: no block left unknown" % label, got["unknown"], (0, 0))
                 for kind in KINDS:

@@ -9,43 +9,16 @@ report no definite and no indirect leaks.
 
 usage: test_leak_kinds.py ... --case exit|thread-exit|_exit|clean|sqlite3|gzip
 """
-import json
 import os
 import re
-import subprocess
 
 import mtlib
 
-KINDS = ("definite", "indirect", "possible", "reachable")
-VALGRIND_LABELS = {"definite": "definitely lost", "indirect": "indirectly lost",
-                   "possible": "possibly lost", "reachable": "still reachable"}
+KINDS = mtlib.LEAK_KINDS
 
 
 def add_arguments(parser):
     parser.add_argument("--case", required=True)
-
-
-def valgrind_kinds(log):
-    text = mtlib.read_text(log)
-    if "All heap blocks were freed" in text:
-        return {k: (0, 0) for k in KINDS}
-    out = {}
-    for kind, label in VALGRIND_LABELS.items():
-        m = re.search(label + r": ([\d,]+) bytes in ([\d,]+) blocks", text)
-        if not m:
-            raise mtlib.TestError("no '%s' line in %s" % (label, log))
-        out[kind] = (mtlib.number(m.group(1)), mtlib.number(m.group(2)))
-    return out
-
-
-def memtrace_kinds(ctx, dump):
-    out = subprocess.run([ctx.memtrace, "report", "--leaks", "--format", "json", dump],
-                         capture_output=True, text=True, timeout=120)
-    if out.returncode != 0:
-        raise mtlib.TestError("report failed: " + out.stderr.strip())
-    rep = json.loads(out.stdout)
-    by_kind = rep["leaks"]["by_kind"]
-    return rep, {k: (by_kind[k]["bytes"], by_kind[k]["blocks"]) for k in KINDS + ("unknown",)}
 
 
 def body(checker):
@@ -69,7 +42,7 @@ def body(checker):
             argv, stdin = ["/usr/bin/gzip", "-9", "-k", data], None
         result = mtlib.memtrace_run(ctx, argv, dump, logdir=work, tag="mt", stdin=stdin)
         checker.eq("memtrace exits 0", result.returncode, 0)
-        rep, got = memtrace_kinds(ctx, dump)
+        rep, got = mtlib.memtrace_leak_kinds(ctx, dump)
         checker.check("scanned", rep["leaks"]["scanned"] is True)
         checker.eq("no definite leak", got["definite"], (0, 0))
         checker.eq("no indirect leak", got["indirect"], (0, 0))
@@ -78,11 +51,11 @@ def body(checker):
     expected_exit = {"exit": 0, "thread-exit": 3, "_exit": 4, "clean": 0}[case]
     result = mtlib.memtrace_run(ctx, [prog, case], dump, logdir=work, tag="mt")
     checker.eq("memtrace exits with the program's status", result.returncode, expected_exit)
-    rep, got = memtrace_kinds(ctx, dump)
+    rep, got = mtlib.memtrace_leak_kinds(ctx, dump)
     checker.check("scanned", rep["leaks"]["scanned"] is True)
     checker.eq("no block left unknown", got["unknown"], (0, 0))
     vg = mtlib.valgrind_run([prog, case], logdir=work, tag="vg", options=["--leak-check=full"])
-    want = valgrind_kinds(vg.log)
+    want = mtlib.valgrind_leak_kinds(vg.log)
     for kind in KINDS:
         checker.eq("%s (bytes, blocks) == valgrind's" % kind, got[kind], want[kind])
     if case == "clean":
