@@ -37,6 +37,7 @@ struct mt_ring {
     struct mt_ring *next_free;
     struct mt_deferred *deferred; /* MT_DEFERRED_MAX entries, mmap'd */
     volatile uint32_t ndeferred;
+    int flushing; /* flush_deferred is writing the queue (no re-entry) */
     uint64_t floor_ts; /* the latest stamp of a queued handler event */
 };
 
@@ -251,6 +252,8 @@ static void use_fine_clock(void)
 
 static struct mt_ring *attach_ring(struct mt_thread *t);
 
+static void flush_deferred(struct mt_thread *t, struct mt_ring *r);
+
 struct mt_ring *mt_ring_get(struct mt_thread *t)
 {
     if (MT_UNLIKELY(!*mt_clone_token)) /* a clone child's first event (init.c) */
@@ -261,8 +264,16 @@ struct mt_ring *mt_ring_get(struct mt_thread *t)
         mt_stacks_forget_all(t);
         t->generation = mt_generation;
     }
-    if (MT_LIKELY(t->ring != NULL))
+    if (MT_LIKELY(t->ring != NULL)) {
+        /* Events a signal handler queued after this thread's last flush
+         * (it landed between mt_ring_idle and the end of the recording)
+         * are older than the event about to be written: they go first,
+         * or a handler's free would follow the next handler's allocation
+         * of the same address and one free would not be counted. */
+        if (MT_UNLIKELY(t->ring->ndeferred))
+            flush_deferred(t, t->ring);
         return t->ring;
+    }
     if (mt_state != MT_STATE_ACTIVE)
         return NULL;
     /* No cancellation point in here (memfd, socket, /proc/self/maps). */
@@ -397,9 +408,12 @@ void mt_defer_event(struct mt_thread *t, uint32_t type, const void *p, uint64_t 
  * time order. */
 static void flush_deferred(struct mt_thread *t, struct mt_ring *r)
 {
+    if (r->flushing)
+        return;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
+    r->flushing = 1;
     uint64_t floor_ts = 0;
     for (uint32_t i = 0; i < r->ndeferred; i++) {
         struct mt_deferred *d = &r->deferred[i];
@@ -426,6 +440,7 @@ static void flush_deferred(struct mt_thread *t, struct mt_ring *r)
     if (floor_ts > r->floor_ts)
         r->floor_ts = floor_ts;
     r->ndeferred = 0;
+    r->flushing = 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 

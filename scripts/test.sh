@@ -14,7 +14,7 @@ cmake --build build -j2
 
 # A test that fails and then passes when run again alone is reported as
 # FLAKY (by name, on stderr and in build*/flaky.txt) and does not fail the
-# run; one that fails twice does. Known flaky: e2e.signals (issue 17's
+X
 # closing note: a signal handler's free is sometimes written after a later
 # handler's events, so one free of a million is not counted).
 run_ctest() {
