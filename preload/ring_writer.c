@@ -86,8 +86,8 @@ void mt_cancel_off(struct mt_thread *t)
 void mt_cancel_on(struct mt_thread *t)
 {
     if (t->nocancel > 0 && --t->nocancel == 0) {
-        pthread_setcanceltype(t->cancel_type, NULL);
         pthread_setcancelstate(t->cancel_state, NULL);
+        pthread_setcanceltype(t->cancel_type, NULL);
     }
 }
 

@@ -14,9 +14,8 @@ cmake --build build -j2
 
 # A test that fails and then passes when run again alone is reported as
 # FLAKY (by name, on stderr and in build*/flaky.txt) and does not fail the
-# run; one that fails twice does. Known flaky: e2e.resilience.cancel_async
-# (the victim's pthread_join sometimes does not see PTHREAD_CANCELED under
-# memtrace, about 1 run in 8: issue 18's closing note).
+# run; one that fails twice does. (e2e.signals and e2e.resilience.cancel_async
+# were flaky until 2d78d89 and the commit after it.)
 run_ctest() {
     local dir=$1
     shift
