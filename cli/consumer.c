@@ -116,25 +116,11 @@ static pid_t seen_pid(const struct process *p)
     return p->peer_pid > 0 ? p->peer_pid : p->pid;
 }
 
-/* The parent of pid as this consumer sees it, from /proc/PID/stat; 0 if
- * unknown. */
+/* The parent of pid as this consumer sees it; 0 if unknown. */
 static pid_t read_parent(pid_t pid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    const char *paren = strrchr(buf, ')'); /* the name may hold anything */
-    int ppid = 0;
-    if (!paren || sscanf(paren + 1, " %*c %d", &ppid) != 1)
-        return 0;
-    return (pid_t)ppid;
+    pid_t ppid = peer_parent_of(pid);
+    return ppid > 0 ? ppid : 0;
 }
 
 static void read_command_line(struct process *p)
@@ -773,20 +759,11 @@ static void note_unchecked(struct consumer *c, struct process *p, int how, uint6
  * *how and *value are left alone when that cannot be read. */
 static void exit_from_proc(pid_t pid, int *how, int *value)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char buf[1024];
+    char *at = peer_proc_stat(pid, buf, sizeof buf);
+    if (!at || at[0] != ' ' || (at[1] != 'Z' && at[1] != 'X'))
         return;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return;
-    buf[n] = '\0';
-    char *at = strrchr(buf, ')'); /* the command may hold anything */
-    if (!at || at[1] != ' ' || (at[2] != 'Z' && at[2] != 'X'))
-        return;
-    at += 2;
+    at += 1;
     for (int field = 3; field < 52 && at; field++) {
         at = strchr(at, ' ');
         at = at ? at + 1 : NULL;

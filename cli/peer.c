@@ -15,23 +15,29 @@
 /* How many parents are followed at most: deeper than any real tree. */
 #define LINEAGE_STEPS 512
 
-pid_t peer_parent_of(pid_t pid)
+char *peer_proc_stat(pid_t pid, char *buf, size_t size)
 {
-    char path[64], buf[1024];
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+        return NULL;
+    ssize_t n = read(fd, buf, size - 1);
     close(fd);
     if (n <= 0)
-        return -1;
+        return NULL;
     buf[n] = '\0';
-    /* "pid (comm) state ppid ...": comm may hold anything, ')' included */
     char *close_paren = strrchr(buf, ')');
+    return close_paren ? close_paren + 1 : NULL;
+}
+
+pid_t peer_parent_of(pid_t pid)
+{
+    char buf[1024];
+    char *fields = peer_proc_stat(pid, buf, sizeof buf);
     int ppid;
     char state;
-    if (!close_paren || sscanf(close_paren + 1, " %c %d", &state, &ppid) != 2)
+    if (!fields || sscanf(fields, " %c %d", &state, &ppid) != 2)
         return -1;
     return (pid_t)ppid;
 }

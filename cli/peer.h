@@ -26,4 +26,9 @@ int peer_claims_own_pid(pid_t pid, pid_t claimed);
 /* The parent of pid as /proc says, or -1. */
 pid_t peer_parent_of(pid_t pid);
 
+/* Reads /proc/PID/stat into buf; returns what follows the command's
+ * closing parenthesis (" S ppid ..."), or NULL. The command may hold
+ * anything, ')' included: the last one ends it. */
+char *peer_proc_stat(pid_t pid, char *buf, size_t size);
+
 #endif
