@@ -576,7 +576,8 @@ static void become_child(pid_t parent, uint32_t seq)
 static void record_exit(int status)
 {
     struct mt_thread *t = &mt_thread_state;
-    if (mt_state != MT_STATE_ACTIVE)
+    /* a vfork child's _exit ends the child, not the traced process */
+    if (mt_state != MT_STATE_ACTIVE || getpid() != traced_pid)
         return;
     uint64_t lost = mt_deferred_lost();
     if (lost)

@@ -39,6 +39,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -550,19 +552,43 @@ static int request_blocks(int sock)
     return fd;
 }
 
-static void run_freeres(struct mt_thread *t, int libc_too)
+/* _exit never flushes stdio, but libc's freeres does (_IO_cleanup flushes
+ * every stream, then frees their buffers). Before it runs at _exit, what is
+ * pending in each stream is dropped, as _exit drops it (__fpurge: unwritten
+ * output, and unread input that a sync would seek back over): the program's
+ * output and file offsets stay what they are bare, and the buffers are
+ * freed as under valgrind, whose freeres at _exit does flush them. */
+void _IO_list_lock(void);   /* libc's, exported (GLIBC_2.2.5), in no header */
+void _IO_list_unlock(void);
+
+static void drop_pending_stdio(FILE **list_all)
+{
+    _IO_list_lock();
+    for (FILE *f = *list_all; f; f = f->_chain)
+        __fpurge(f);
+    _IO_list_unlock();
+}
+
+static void run_freeres(struct mt_thread *t, int how)
 {
     /* As valgrind's --run-libc-freeres and --run-cxx-freeres: libc's and
-     * libstdc++'s one-time allocations are freed, and those frees recorded.
+     * libstdc++'s one-time allocations are freed, and those frees recorded,
+     * at exit and at _exit alike (valgrind runs both at every exit_group).
      * Looked up guarded (a failed dlsym allocates its message), called
      * unguarded. */
     t->guard++;
     void (*cxx)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
     void (*libc)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "__libc_freeres");
+    FILE **list_all = dlsym(RTLD_DEFAULT, "_IO_list_all");
     t->guard--;
     if (cxx)
         cxx();
-    if (libc && libc_too)
+    if (libc && how == MT_SCAN_UNDERSCORE_EXIT) {
+        if (!list_all)
+            return; /* no way to keep stdio unflushed */
+        drop_pending_stdio(list_all);
+    }
+    if (libc)
         libc();
 }
 
@@ -604,16 +630,19 @@ __attribute__((noinline)) static void scan_with_blocks(int memfd, const struct p
 void mt_scan_at_exit(int how, const void *context)
 {
     struct mt_thread *t = &mt_thread_state;
+    /* Not in a child that shares our memory (vfork, clone with CLONE_VM):
+     * its _exit ends it, not the traced process, whose heap it would scan,
+     * and free libc's blocks of, under the traced process's feet. */
     if (mt_state != MT_STATE_ACTIVE || mt_config.leak_check != MT_LEAK_CHECK_FULL ||
-        __atomic_exchange_n(&scanned, 1, __ATOMIC_ACQ_REL))
+        getpid() != mt_traced_pid() || __atomic_exchange_n(&scanned, 1, __ATOMIC_ACQ_REL))
         return;
     int saved = errno;
-    /* Its frees are events. From _exit, libstdc++'s only: libc's flushes
-     * stdio, which _exit must not (valgrind runs both there). Never from a
-     * signal handler: the signal may have come inside malloc (valgrind runs
-     * neither after a fatal signal). */
+    /* Its frees are events. From exit and _exit (there with stdio's pending
+     * data dropped first: drop_pending_stdio). Never from a signal handler:
+     * the signal may have come inside malloc (valgrind runs neither after a
+     * fatal signal). */
     if (how != MT_SCAN_SIGNAL && mt_config.freeres && !t->guard)
-        run_freeres(t, how == MT_SCAN_EXIT);
+        run_freeres(t, how);
     t->guard++;
     /* The program's view of this thread, taken before anything else runs. */
     struct program_view self;

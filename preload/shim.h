@@ -292,8 +292,8 @@ void mt_socket_unlock(void) MT_HIDDEN;
  * from, which says where the program's own stack ends (its roots are only
  * what the program holds): MT_SCAN_EXIT from our destructor under libc's
  * exit (freeres first, then the caller of exit); MT_SCAN_UNDERSCORE_EXIT
- * from _exit and _Exit (no freeres: it would flush stdio; the caller of our
- * interposer); MT_SCAN_SIGNAL from a fatal signal's handler, context its
+ * from _exit and _Exit (freeres too, stdio's pending data dropped first;
+ * the caller of our interposer); MT_SCAN_SIGNAL from a fatal signal's handler, context its
  * ucontext_t (the interrupted stack pointer less the red zone). */
 enum { MT_SCAN_EXIT = 1, MT_SCAN_UNDERSCORE_EXIT = 2, MT_SCAN_SIGNAL = 3 };
 void mt_scan_at_exit(int how, const void *context) MT_HIDDEN;
