@@ -576,6 +576,12 @@ static void become_child(pid_t parent, uint32_t seq)
 static void record_exit(int status)
 {
     struct mt_thread *t = &mt_thread_state;
+    if (mt_state != MT_STATE_ACTIVE)
+        return;
+    /* a clone child's first event may be its exit: it says hello first, so
+     * that traced_pid is its own */
+    if (MT_UNLIKELY(!*mt_clone_token))
+        mt_clone_child();
     /* a vfork child's _exit ends the child, not the traced process */
     if (mt_state != MT_STATE_ACTIVE || getpid() != traced_pid)
         return;
