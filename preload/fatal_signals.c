@@ -11,12 +11,30 @@
  * to the instruction, which faults again; any other by sending it again to
  * the thread and unblocking it.
  *
- * The program sees only what it installed: sigaction, signal, bsd_signal
- * and sysv_signal are interposed and keep a shadow table of the program's
+ * The program sees only what it installed: sigaction and __sigaction,
+ * signal, bsd_signal and ssignal (one function in glibc), sysv_signal,
+ * sigset and sigvec (a compat symbol) are interposed and keep a shadow table of the program's
  * actions; sigaction's oldact reports the program's action, never ours. A
  * handler the program installs goes to the kernel as it is (with one
  * exception: SA_RESETHAND goes through a trampoline, so that the reset to
  * SIG_DFL puts our handler back, not the bare default).
+ *
+ * Stack overflow: a SIGSEGV from running off the stack finds no stack to
+ * run a handler on. So the handler runs on an alternate stack of the
+ * shim's own (SA_ONSTACK is set on our handler only), one per thread:
+ * mapped at the thread's first event (the main thread's at init),
+ * registered in own_memory.c (never a root), unmapped by a thread-specific
+ * destructor. A thread that runs off its stack before its first event has
+ * none, and dies unscanned as it would bare (the gates say so). The
+ * program sees only its own sigaltstack settings: sigaltstack is
+ * interposed; while the program has no alternate stack in a thread, ours is
+ * the kernel's and the program is told "disabled"; once the program sets
+ * one, the kernel has the program's, and our handler, which the kernel then
+ * starts on the program's stack, moves to ours before it scans (the scan
+ * needs room, and its frames must not lie in the program's memory, which is
+ * a root). While no thread of the program ever set an alternate stack,
+ * SA_ONSTACK is left out of the program's own fatal-signal handlers, so
+ * that they run where they would bare (not on our stack).
  *
  * Re-entrancy: the first fatal signal scans; any other one, in any thread,
  * during or after that scan, kills at once (restores SIG_DFL, re-raises):
@@ -28,18 +46,40 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "loader.h"
 #include "shim.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
-/* libc's sigaction under its other name: we define sigaction, not this. */
-extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *oldact);
+/* libc's own sigaction, found in its symbol table (we export sigaction and
+ * __sigaction, so a plain reference would bind to ours). Resolved at
+ * install, or at the program's first call if that comes before. */
+typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+static sigaction_fn libc_sigaction_fn;
+
+static int real_sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)
+{
+    sigaction_fn f = __atomic_load_n(&libc_sigaction_fn, __ATOMIC_RELAXED);
+    if (MT_UNLIKELY(!f)) {
+        f = (sigaction_fn)mt_libc_symbol("__sigaction");
+        if (!f)
+            f = (sigaction_fn)mt_libc_symbol("sigaction");
+        if (!f) {
+            errno = ENOSYS;
+            return -1;
+        }
+        __atomic_store_n(&libc_sigaction_fn, f, __ATOMIC_RELAXED);
+    }
+    return f(sig, act, oldact);
+}
 
 void mt_note_exit_signal(int sig) MT_HIDDEN;
 
@@ -57,6 +97,7 @@ static unsigned char is_fatal[NSIG_TABLE];
 static int installed;    /* our handlers are in place: the shadow table is authoritative */
 static int table_lock;
 static int dying;        /* a fatal signal is being handled */
+static int program_altstack; /* some thread of the program set an alternate stack */
 
 static void fatal_handler(int sig, siginfo_t *info, void *context);
 static void resethand_trampoline(int sig, siginfo_t *info, void *context);
@@ -75,15 +116,109 @@ static int apply(int sig, const struct sigaction *a)
         k.sa_sigaction = fatal_handler;
         k.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
         sigfillset(&k.sa_mask);
-        return __sigaction(sig, &k, NULL);
+        return real_sigaction(sig, &k, NULL);
     }
     if ((a->sa_flags & SA_RESETHAND) && a->sa_handler != SIG_IGN) {
         k = *a;
         k.sa_flags = (a->sa_flags & ~SA_RESETHAND) | SA_SIGINFO;
         k.sa_sigaction = resethand_trampoline;
-        return __sigaction(sig, &k, NULL);
+        if (!__atomic_load_n(&program_altstack, __ATOMIC_ACQUIRE))
+            k.sa_flags &= ~SA_ONSTACK;
+        return real_sigaction(sig, &k, NULL);
     }
-    return __sigaction(sig, a, NULL);
+    if ((a->sa_flags & SA_ONSTACK) && !__atomic_load_n(&program_altstack, __ATOMIC_ACQUIRE)) {
+        /* no alternate stack of the program's anywhere: bare, the handler
+         * runs on the thread's stack, not on ours */
+        k = *a;
+        k.sa_flags &= ~SA_ONSTACK;
+        return real_sigaction(sig, &k, NULL);
+    }
+    return real_sigaction(sig, a, NULL);
+}
+
+/* ---- the shim's alternate signal stack ----------------------------------- */
+
+/* Room for the handler and the scan under it (the kernel's signal frame,
+ * the scan's frames and buffers: its deepest use measured about 20 KiB),
+ * above a guard page. */
+#define ALT_SIZE (128 * 1024)
+#ifndef SS_AUTODISARM
+#define SS_AUTODISARM (1U << 31) /* linux/signal.h */
+#endif
+#define ALT_GUARD 4096
+
+static __thread struct {
+    char *map;              /* guard page + stack, or NULL */
+    unsigned char ready;    /* set up (or tried) for this thread */
+    unsigned char program;  /* the program's alternate stack is the kernel's */
+} alt __attribute__((tls_model("initial-exec")));
+
+static pthread_key_t alt_key;
+static int alt_key_made;
+
+static int kernel_sigaltstack(const stack_t *ss, stack_t *old)
+{
+    return (int)syscall(SYS_sigaltstack, ss, old);
+}
+
+static void install_ours(void)
+{
+    stack_t s = {.ss_sp = alt.map + ALT_GUARD, .ss_size = ALT_SIZE, .ss_flags = 0};
+    kernel_sigaltstack(&s, NULL);
+}
+
+/* At thread exit: the kernel forgets our stack, then it is unmapped. */
+static void alt_release(void *map)
+{
+    if (!map || map != alt.map)
+        return;
+    if (!alt.program) {
+        stack_t off = {.ss_flags = SS_DISABLE};
+        kernel_sigaltstack(&off, NULL);
+    }
+    alt.map = NULL; /* ready stays set: no new stack for a thread that ends */
+    mt_unmap(map, ALT_GUARD + ALT_SIZE);
+}
+
+/* This thread's stack, mapped and (unless the program has one there)
+ * handed to the kernel. Once per thread; cheap after. */
+void mt_fatal_signals_thread(void)
+{
+    if (MT_LIKELY(alt.ready) || !__atomic_load_n(&installed, __ATOMIC_ACQUIRE))
+        return;
+    alt.ready = 1;
+    int saved = errno;
+    char *m = mt_map(ALT_GUARD + ALT_SIZE);
+    if (m) {
+        mprotect(m, ALT_GUARD, PROT_NONE);
+        alt.map = m;
+        stack_t now;
+        if (kernel_sigaltstack(NULL, &now) == 0 && !(now.ss_flags & SS_DISABLE))
+            alt.program = 1; /* set already (by a raw system call) */
+        else
+            install_ours();
+        if (__atomic_load_n(&alt_key_made, __ATOMIC_ACQUIRE)) {
+            struct mt_thread *t = &mt_thread_state;
+            t->guard++;
+            pthread_setspecific(alt_key, m);
+            t->guard--;
+        }
+    }
+    errno = saved;
+}
+
+/* Calls fn(arg) with the stack pointer at top (16-byte aligned). */
+__attribute__((noinline)) static void call_on_stack(void (*fn)(void *), void *arg, char *top)
+{
+    __asm__ volatile("mov %%rsp, %%rbx\n\t"
+                     "mov %[top], %%rsp\n\t"
+                     "call *%[fn]\n\t"
+                     "mov %%rbx, %%rsp\n\t"
+                     : "+D"(arg)
+                     : [fn] "r"(fn), [top] "r"(top)
+                     : "rbx", "rax", "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11", "memory",
+                       "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+                       "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
 }
 
 /* ---- the handlers -------------------------------------------------------- */
@@ -93,7 +228,7 @@ static void die_as_default(int sig, const siginfo_t *info)
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
-    __sigaction(sig, &dfl, NULL);
+    real_sigaction(sig, &dfl, NULL);
     int fault = info && info->si_code > 0 &&
                 (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL);
     if (fault)
@@ -107,8 +242,31 @@ static void die_as_default(int sig, const siginfo_t *info)
 
 static int exit_noted; /* the first fatal signal's EXIT marker is written */
 
+struct fatal_call {
+    int sig;
+    siginfo_t *info;
+    void *context;
+};
+
+static void fatal_body(void *arg);
+
 static void fatal_handler(int sig, siginfo_t *info, void *context)
 {
+    struct fatal_call call = {sig, info, context};
+    char *sp = __builtin_frame_address(0);
+    char *m = alt.map;
+    if (m && !(sp > m + ALT_GUARD && sp <= m + ALT_GUARD + ALT_SIZE))
+        call_on_stack(fatal_body, &call, m + ALT_GUARD + ALT_SIZE); /* not on ours: move */
+    else
+        fatal_body(&call);
+}
+
+static void fatal_body(void *arg)
+{
+    const struct fatal_call *call = arg;
+    int sig = call->sig;
+    siginfo_t *info = call->info;
+    void *context = call->context;
     int saved = errno;
     if (!__atomic_exchange_n(&dying, 1, __ATOMIC_ACQ_REL)) {
         if (mt_state == MT_STATE_ACTIVE && getpid() == mt_traced_pid()) {
@@ -159,13 +317,17 @@ void mt_fatal_signals_install(void)
     if (!installed) {
         for (size_t i = 0; i < sizeof fatal_list / sizeof *fatal_list; i++) {
             int sig = fatal_list[i];
-            if (__sigaction(sig, NULL, &program_action[sig]) == 0 &&
+            if (real_sigaction(sig, NULL, &program_action[sig]) == 0 &&
                 is_default(&program_action[sig]))
                 apply(sig, &program_action[sig]);
         }
         __atomic_store_n(&installed, 1, __ATOMIC_RELEASE);
     }
     mt_spin_unlock(&table_lock);
+    if (!__atomic_load_n(&alt_key_made, __ATOMIC_ACQUIRE) &&
+        pthread_key_create(&alt_key, alt_release) == 0)
+        __atomic_store_n(&alt_key_made, 1, __ATOMIC_RELEASE);
+    mt_fatal_signals_thread(); /* the thread that starts the shim */
 }
 
 /* ---- the program's interface --------------------------------------------- */
@@ -173,7 +335,7 @@ void mt_fatal_signals_install(void)
 EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)
 {
     if (!fatal(sig) || !__atomic_load_n(&installed, __ATOMIC_ACQUIRE))
-        return __sigaction(sig, act, oldact);
+        return real_sigaction(sig, act, oldact);
     mt_spin_lock(&table_lock);
     struct sigaction old = program_action[sig];
     int r = 0;
@@ -207,6 +369,141 @@ EXPORT sighandler_t signal(int sig, sighandler_t handler)
 }
 
 EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler) { return signal(sig, handler); }
+
+/* glibc's ssignal is signal under another name. */
+EXPORT sighandler_t ssignal(int sig, sighandler_t handler) { return signal(sig, handler); }
+
+/* sigaction's other name (glibc's own functions call it internally, but a
+ * program may too). */
+EXPORT int __sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)
+{
+    return sigaction(sig, act, oldact);
+}
+
+/* System V's sigset, as glibc has it: SIG_HOLD blocks the signal (and
+ * returns SIG_HOLD if it was blocked, else the handler); any other
+ * disposition is installed with no flags and the signal unblocked
+ * (returning SIG_HOLD if it was blocked). */
+EXPORT sighandler_t sigset(int sig, sighandler_t disp)
+{
+    sigset_t set, old;
+    struct sigaction act, oact;
+    sigemptyset(&set);
+    if (sigaddset(&set, sig) < 0)
+        return SIG_ERR;
+    if (disp == SIG_HOLD) {
+        if (sigprocmask(SIG_BLOCK, &set, &old) < 0)
+            return SIG_ERR;
+        if (sigismember(&old, sig))
+            return SIG_HOLD;
+        if (sigaction(sig, NULL, &oact) < 0)
+            return SIG_ERR;
+        return oact.sa_handler;
+    }
+    memset(&act, 0, sizeof act);
+    act.sa_handler = disp;
+    sigemptyset(&act.sa_mask);
+    if (sigaction(sig, &act, &oact) < 0)
+        return SIG_ERR;
+    if (sigprocmask(SIG_UNBLOCK, &set, &old) < 0)
+        return SIG_ERR;
+    return sigismember(&old, sig) ? SIG_HOLD : oact.sa_handler;
+}
+
+/* 4.2BSD's sigvec: glibc still exports it, as a compat symbol only (old
+ * binaries); ours, unversioned, takes their calls. Its structure left the
+ * headers. The mask holds the first 32 signals (bit n-1 for signal n). */
+struct mt_sigvec {
+    void (*sv_handler)(int);
+    int sv_mask;
+    int sv_flags;
+};
+#define MT_SV_ONSTACK 1
+#define MT_SV_INTERRUPT 2
+#define MT_SV_RESETHAND 4
+
+EXPORT int sigvec(int sig, const struct mt_sigvec *vec, struct mt_sigvec *ovec)
+{
+    struct sigaction act, old;
+    if (vec) {
+        memset(&act, 0, sizeof act);
+        act.sa_handler = vec->sv_handler;
+        sigemptyset(&act.sa_mask);
+        for (int i = 0; i < 32; i++)
+            if ((unsigned)vec->sv_mask & (1u << i))
+                sigaddset(&act.sa_mask, i + 1);
+        if (vec->sv_flags & MT_SV_ONSTACK)
+            act.sa_flags |= SA_ONSTACK;
+        if (!(vec->sv_flags & MT_SV_INTERRUPT))
+            act.sa_flags |= SA_RESTART;
+        if (vec->sv_flags & MT_SV_RESETHAND)
+            act.sa_flags |= SA_RESETHAND;
+    }
+    if (sigaction(sig, vec ? &act : NULL, &old) < 0)
+        return -1;
+    if (ovec) {
+        unsigned mask = 0;
+        for (int i = 0; i < 32; i++)
+            if (sigismember(&old.sa_mask, i + 1) == 1)
+                mask |= 1u << i;
+        ovec->sv_handler = old.sa_handler;
+        ovec->sv_mask = (int)mask;
+        ovec->sv_flags = ((old.sa_flags & SA_ONSTACK) ? MT_SV_ONSTACK : 0) |
+                         (!(old.sa_flags & SA_RESTART) ? MT_SV_INTERRUPT : 0) |
+                         ((old.sa_flags & SA_RESETHAND) ? MT_SV_RESETHAND : 0);
+    }
+    return 0;
+}
+
+/* A thread of the program set an alternate stack: from now on its fatal
+ * handlers keep SA_ONSTACK, as it asked. */
+static void program_sets_altstack(void)
+{
+    if (__atomic_exchange_n(&program_altstack, 1, __ATOMIC_ACQ_REL))
+        return;
+    mt_spin_lock(&table_lock);
+    for (size_t i = 0; i < sizeof fatal_list / sizeof *fatal_list; i++) {
+        int sig = fatal_list[i];
+        if (!is_default(&program_action[sig]) && (program_action[sig].sa_flags & SA_ONSTACK))
+            apply(sig, &program_action[sig]);
+    }
+    mt_spin_unlock(&table_lock);
+}
+
+/* The program sees its own alternate stack, or none: never ours. */
+EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
+{
+    if (!__atomic_load_n(&installed, __ATOMIC_ACQUIRE))
+        return kernel_sigaltstack(ss, old);
+    mt_fatal_signals_thread();
+    if (!alt.map || alt.program) {
+        int r = kernel_sigaltstack(ss, old);
+        if (r == 0 && ss && (ss->ss_flags & SS_DISABLE) && alt.map) {
+            alt.program = 0; /* the program gave its stack up: ours again */
+            install_ours();
+        } else if (r == 0 && ss && !(ss->ss_flags & SS_DISABLE)) {
+            program_sets_altstack();
+        }
+        return r;
+    }
+    /* Ours is the kernel's: the program has none. */
+    if (ss && (ss->ss_flags & SS_DISABLE)) {
+        if ((ss->ss_flags & ~SS_AUTODISARM) != SS_DISABLE) {
+            errno = EINVAL;
+            return -1;
+        }
+    } else if (ss) {
+        if (kernel_sigaltstack(ss, NULL) != 0)
+            return -1;
+        alt.program = 1;
+        program_sets_altstack();
+    }
+    if (old) {
+        memset(old, 0, sizeof *old);
+        old->ss_flags = SS_DISABLE;
+    }
+    return 0;
+}
 
 /* System V semantics: reset to the default on entry, not blocked. */
 EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)

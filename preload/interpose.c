@@ -65,6 +65,8 @@ void mt_emit_alloc(struct mt_thread *t, void *p, size_t size, uint32_t function)
 {
     if (MT_UNLIKELY(mt_dl_pending)) /* a module came or went (dl_track.c) */
         mt_dl_catch_up(t);
+    if (MT_UNLIKELY(!t->ring)) /* the thread's first event: its signal stack */
+        mt_fatal_signals_thread();
     struct mt_ring *r = mt_ring_get(t);
     if (!r)
         return;
@@ -227,6 +229,8 @@ static inline __attribute__((always_inline)) void free_as(void *p, uint32_t func
     struct mt_frame_note outer;
     mt_frame_enter(t, &mark, &outer);
     t->in_record++;
+    if (MT_UNLIKELY(!t->ring)) /* the thread's first event: its signal stack */
+        mt_fatal_signals_thread();
     struct mt_ring *r = mt_ring_get(t);
     if (r) {
         uint64_t ts = mt_ring_stamp(r);

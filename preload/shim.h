@@ -312,6 +312,10 @@ int mt_own_each(int (*fn)(uintptr_t start, uintptr_t end, void *arg), void *arg)
 /* Our handler for every fatal signal the program leaves at SIG_DFL (from
  * mt_init, guard raised). */
 void mt_fatal_signals_install(void) MT_HIDDEN;
+/* The calling thread's alternate signal stack for that handler (a stack
+ * overflow leaves no other stack to run on); from its first event, while it
+ * has no ring yet. Once per thread. */
+void mt_fatal_signals_thread(void) MT_HIDDEN;
 
 /* ---- python.c ---- */
 /* Looks for CPython in the process (handle: a library just dlopen'ed, or

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""The fatal-signal deaths that the first handler missed (issue 17, point 3).
+tests/programs/sig_fatal.c leaks 4096 bytes, keeps 500 reachable, then dies
+by SIGSEGV in one of these ways:
+
+  overflow         the main thread runs off its stack: no stack is left for
+                   a handler unless memtrace gives its own an alternate one
+  thread_overflow  a second thread that has made a heap call runs off its
+                   stack
+  altstack         the program queries, sets, disables and sets again its own
+                   alternate stack (it must see only what it set), then runs
+                   off the main stack: memtrace's handler runs on the
+                   program's alternate stack and scans on its own
+  sigset, ssignal, sigaction2 (__sigaction), sigvec
+                   the program installs its SIGSEGV handler through that
+                   function, which must report it (and so must sigaction);
+                   the handler runs, restores SIG_DFL through the same
+                   function, and the fault repeats
+  early_overflow   a second thread runs off its stack before it ever made a
+                   heap call: memtrace has never seen it, so it has no
+                   alternate stack of memtrace's, and the process dies
+                   unscanned. What is checked: it still ends as bare, the dump
+                   says it was not scanned, and `memtrace check` fails with a
+                   "not checked" line (SPEC section 5: no silent pass).
+
+For each (but early_overflow's kinds): the LEAK SUMMARY equals valgrind
+memcheck's (definite 4096/1, reachable 500/1), the dump is scanned with
+nothing unknown and says "killed by signal 11"; the program ends exactly as
+bare (the same signal, the same core-dump flag, in plain LD_PRELOAD mode with
+RLIMIT_CORE unlimited), and `memtrace run` exits 139.
+
+usage: test_signals2.py ... --case CASE
+"""
+import os
+import signal
+import subprocess
+
+import mtlib
+import test_fatal_signals as fatal
+
+KINDS = mtlib.LEAK_KINDS
+CASES = ("overflow", "thread_overflow", "early_overflow", "altstack", "sigset", "ssignal",
+         "sigaction2", "sigvec")
+HANDLER_CASES = ("sigset", "ssignal", "sigaction2", "sigvec")
+
+
+def add_arguments(parser):
+    parser.add_argument("--case", required=True, choices=CASES)
+
+
+def body(checker):
+    ctx = checker.ctx
+    case = ctx.args.case
+    sig = signal.SIGSEGV
+    argv = [ctx.prog("sig_fatal"), case]
+
+    bare = ctx.subdir("bare")
+    bare_status = fatal.run_raw(argv, bare, dict(os.environ))
+    checker.check("bare: killed by signal %d" % sig,
+                  os.WIFSIGNALED(bare_status) and os.WTERMSIG(bare_status) == sig,
+                  fatal.describe(bare_status) + " " + mtlib.tail(mtlib.read_text(os.path.join(bare, "err"))))
+    if case in HANDLER_CASES:
+        checker.check("bare: the program's handler ran",
+                      "handler ran" in mtlib.read_text(os.path.join(bare, "err")))
+
+    plain = ctx.subdir("plain")
+    plain_dump = os.path.join(plain, "p.mtr")
+    env = dict(os.environ, LD_PRELOAD=ctx.shim, MEMTRACE_OUTPUT=plain_dump,
+               MEMTRACE_BIN=ctx.memtrace)
+    plain_status = fatal.run_raw(argv, plain, env)
+    plain_err = mtlib.read_text(os.path.join(plain, "err"))
+    checker.eq("LD_PRELOAD: ends as bare (%s)" % fatal.describe(bare_status),
+               fatal.describe(plain_status), fatal.describe(bare_status))
+    checker.check("LD_PRELOAD: the program saw only what it set", "sigaction check" not in plain_err,
+                  mtlib.tail(plain_err))
+    if case in HANDLER_CASES:
+        checker.check("LD_PRELOAD: the program's handler ran", "handler ran" in plain_err)
+    mtlib.wait_for_dump(plain_dump)
+
+    out = ctx.subdir("run")
+    dump = os.path.join(out, "r.mtr")
+    result = mtlib.memtrace_run(ctx, argv, dump, cwd=out, logdir=out, tag="mt")
+    checker.eq("memtrace run exits 128+%d" % sig, mtlib.exit_code(result.returncode), 128 + sig)
+
+    mtlib.need_valgrind()
+    vg_dir = ctx.subdir("valgrind")
+    log = os.path.join(vg_dir, "vg.log")
+    mtlib.valgrind_run(argv, logdir=vg_dir, tag="vg", cwd=vg_dir, options=["--leak-check=full"])
+    want = mtlib.valgrind_leak_kinds(log)
+    checker.eq("valgrind: definite and reachable", (want["definite"], want["reachable"]),
+               ((4096, 1), (500, 1)))
+
+    for label, path in (("LD_PRELOAD", plain_dump), ("run", dump)):
+        rep, got = mtlib.memtrace_leak_kinds(ctx, path)
+        if case == "early_overflow":
+            checker.check("%s: not scanned (the thread never met memtrace)" % label,
+                          rep["leaks"]["scanned"] is not True, str(rep["leaks"].get("scanned")))
+            gate = subprocess.run([ctx.memtrace, "check", "--max-leaked", "0", path],
+                                  capture_output=True, text=True, timeout=120)
+            checker.eq("%s: check --max-leaked 0 fails" % label, gate.returncode, 1)
+            checker.check("%s: check says the process was not checked" % label,
+                          "not checked" in gate.stderr + gate.stdout, mtlib.tail(gate.stderr))
+            continue
+        checker.check("%s: scanned" % label, rep["leaks"]["scanned"] is True)
+        checker.eq("%s: no block left unknown" % label, got["unknown"], (0, 0))
+        for kind in KINDS:
+            checker.eq("%s: %s (bytes, blocks) == valgrind's" % (label, kind), got[kind], want[kind])
+        mtlib.check_exit(checker, rep, label, signal_number=sig)
+
+
+if __name__ == "__main__":
+    ctx = mtlib.setup(__doc__, add_arguments)
+    mtlib.run_test(ctx, "signals2." + ctx.args.case, body)

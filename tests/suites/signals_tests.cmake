@@ -1,0 +1,7 @@
+# Issue 17 point 3, the cases the first fatal-signal handler missed: a stack
+# overflow (main thread, a known thread, a thread never seen, the program's
+# own alternate stack) and handlers installed through sigset, ssignal,
+# __sigaction and sigvec.
+foreach(case overflow thread_overflow early_overflow altstack sigset ssignal sigaction2 sigvec)
+  memtrace_e2e(signals2.${case} test_signals2.py LABELS valgrind ARGS --case ${case})
+endforeach()
