@@ -12,6 +12,9 @@
  *                     (what the program left), sets its own, checks that
  *                     sigaltstack reports it, disables it and checks again,
  *                     sets it again and overflows the main stack
+ *   blocked_fault     blocks SIGSEGV (sigprocmask), then writes through
+ *                     NULL: the kernel unblocks it and resets its action to
+ *                     SIG_DFL before it delivers the fault (no handler runs)
  *   sigset | ssignal | sigaction2 | sigvec
  *                     installs its own SIGSEGV handler through sigset,
  *                     ssignal, __sigaction or sigvec (the last through its
@@ -185,6 +188,12 @@ int main(int argc, char **argv)
         pthread_attr_setstacksize(&attr, 256 * 1024);
         pthread_create(&t, &attr, overflow_thread, !strcmp(how, "thread_overflow") ? &attr : NULL);
         pthread_join(t, NULL);
+    } else if (!strcmp(how, "blocked_fault")) {
+        sigset_t segv;
+        sigemptyset(&segv);
+        sigaddset(&segv, SIGSEGV);
+        sigprocmask(SIG_BLOCK, &segv, NULL);
+        *(volatile int *)0 = 1;
     } else if (!strcmp(how, "altstack")) {
         int r = altstack_checks();
         if (r)
