@@ -681,6 +681,7 @@ void mt_init(void)
         mt_modules_sync_now(t);
         mt_python_setup(NULL);
         mt_hooks_install();
+        mt_go_exit_install(); /* Go leaves by a raw exit_group: scan it there */
         t->in_record++;
         mt_hooks_announce(t);
         t->in_record--;

@@ -20,7 +20,9 @@
  * registers there: never the frames of the shim, of libc's exit machinery or
  * of the scan, which hold stale copies of block addresses. The shim's own
  * memory (its module's data and bss, its mappings, each thread's struct
- * mt_thread) is never a root either.
+ * mt_thread) is never a root either. In a Go process (scanned from
+ * runtime.exit, go_exit.c) the dead parts of every thread's g0 and goroutine
+ * stacks are left out the same way.
  *
  * Runs inside the traced process: memory from mmap only, no stdio, no
  * malloc (the guard is raised throughout).
@@ -60,6 +62,7 @@
 struct stopped {
     uintptr_t sp;
     uintptr_t own_tls; /* the thread's struct mt_thread: never a root */
+    uintptr_t go_g;    /* Go's current g on the thread (go_exit.c), or 0 */
     uint64_t regs[NGREG];
 };
 
@@ -81,6 +84,7 @@ static void stop_handler(int sig, siginfo_t *info, void *context)
         for (int r = 0; r < NGREG; r++)
             stopped[i].regs[r] = (uint64_t)uc->uc_mcontext.gregs[r];
         stopped[i].own_tls = (uintptr_t)&mt_thread_state;
+        stopped[i].go_g = mt_go_current_g();
         __atomic_store_n(&stopped[i].sp, (uintptr_t)uc->uc_mcontext.gregs[REG_RSP], __ATOMIC_RELEASE);
     }
     while (!__atomic_load_n(&release_word, __ATOMIC_ACQUIRE))
@@ -125,18 +129,24 @@ static int signal_other_threads(int sig)
     return count;
 }
 
-static int stop_the_world(void)
+/* Returns how many threads were signalled and did not stop, or -1. go: a
+ * Go process, which handles every signal (it is ending: take one) and runs
+ * on goroutine stacks of a few KiB (the handler goes on the thread's
+ * alternate signal stack, which Go gives every thread). */
+static int stop_the_world(int go)
 {
     stopped = mt_map(MAX_THREADS * sizeof *stopped);
     if (!stopped)
         return -1;
     int sig = pick_signal();
+    if (!sig && go)
+        sig = SIGRTMAX - 1;
     if (!sig)
         return -1;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = stop_handler;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | (go ? SA_ONSTACK : 0);
     sigfillset(&sa.sa_mask);
     if (sigaction(sig, &sa, NULL) != 0)
         return -1;
@@ -150,7 +160,28 @@ static int stop_the_world(void)
         nanosleep(&pause, NULL);
     }
     /* Our handler stays installed: a late signal must not kill the process. */
-    return 0;
+    int count = __atomic_load_n(&stopped_count, __ATOMIC_ACQUIRE);
+    return signalled > count ? signalled - count : 0;
+}
+
+/* Go blocks every signal in a thread it is starting until the thread is
+ * its own (runtime.minit); meanwhile the shim may be registering the
+ * thread's ring, which waits for the socket that the scan holds. Let them
+ * have it, up to a second, and take it back; returns how many still did not
+ * stop. The stopped threads cannot hold it: they stopped while it was ours. */
+static int wait_for_stragglers(int unstopped)
+{
+    int signalled = __atomic_load_n(&stopped_count, __ATOMIC_ACQUIRE) + unstopped;
+    mt_socket_unlock();
+    for (int waited = 0; waited < 10000; waited++) {
+        if (__atomic_load_n(&stopped_count, __ATOMIC_ACQUIRE) >= signalled)
+            break;
+        struct timespec pause = {0, 100000};
+        nanosleep(&pause, NULL);
+    }
+    mt_socket_lock();
+    int count = __atomic_load_n(&stopped_count, __ATOMIC_ACQUIRE);
+    return signalled > count ? signalled - count : 0;
 }
 
 static void release_the_world(void)
@@ -274,6 +305,10 @@ static void mark_cliques(struct marker *m)
 
 /* ---- roots ---------------------------------------------------------------- */
 
+/* memcheck scans a stack from its stack pointer less the red zone (the
+ * 128 bytes below it that leaf code may use: VG_STACK_REDZONE_SZB). */
+#define RED_ZONE 128
+
 /* What the program itself holds in the thread that ends the process: its
  * stack from sp up, and its registers. Never the frames of the shim, of
  * libc's exit machinery or of the scan below sp: they hold stale copies of
@@ -283,6 +318,37 @@ struct program_view {
     int nregs;
     uint64_t regs[NGREG];
 };
+
+/* A Go process (MT_SCAN_FOREIGN): the dead parts of its threads' stacks
+ * (mt_go_dead_ranges), never roots. mmap'd, 2 per thread. */
+static uintptr_t (*go_dead)[2];
+static int go_dead_count;
+
+/* Fills go_dead for the exiting thread (view) and every stopped thread;
+ * NULL, or why Go's bounds cannot be trusted. */
+static const char *go_bounds(const struct mt_go_exit_view *view)
+{
+    go_dead = mt_map((MAX_THREADS + 1) * 2 * sizeof *go_dead);
+    if (!go_dead)
+        return "no memory for the bounds";
+    const char *why = NULL;
+    int n = mt_go_dead_ranges(view->g, view->sp, &go_dead[0], &why);
+    if (n < 0)
+        return why;
+    go_dead_count = n;
+    int nstopped = __atomic_load_n(&stopped_count, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < nstopped && i < MAX_THREADS; i++) {
+        uintptr_t sp = __atomic_load_n(&stopped[i].sp, __ATOMIC_ACQUIRE);
+        uintptr_t(*dead)[2] = &go_dead[go_dead_count];
+        n = mt_go_dead_ranges(stopped[i].go_g, sp, dead, &why);
+        if (n < 0)
+            return why;
+        if (n > 0) /* the first is below sp: the red zone is live */
+            dead[0][1] = sp - RED_ZONE > dead[0][0] ? sp - RED_ZONE : dead[0][0];
+        go_dead_count += n;
+    }
+    return NULL;
+}
 
 /* Ranges that are never roots, sorted by start: the shim's own module
  * (its data, bss and bootstrap arena), its mappings (own_memory.c) and each
@@ -360,9 +426,6 @@ static void scan_root_range(struct marker *m, const struct excluded *ex, uintptr
     }
 }
 
-/* memcheck scans a stack from its stack pointer less the red zone (the
- * 128 bytes below it that leaf code may use: VG_STACK_REDZONE_SZB). */
-#define RED_ZONE 128
 
 /* Scans one line of /proc/self/maps if it is a root. */
 static void scan_mapping(struct marker_roots *w, const char *line)
@@ -410,7 +473,7 @@ static void scan_roots(struct marker *m, const struct program_view *self)
     for (int i = 0; i < nstopped; i++)
         for (int r = 0; r < NGREG; r++)
             consider(m, stopped[i].regs[r], 1);
-    struct excluded ex = {.cap = 2 * MAX_THREADS + 16384 + 16};
+    struct excluded ex = {.cap = 4 * MAX_THREADS + 16384 + 16};
     size_t ex_size = ex.cap * sizeof *ex.ranges;
     ex.ranges = mmap(NULL, ex_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (ex.ranges == MAP_FAILED) {
@@ -431,6 +494,8 @@ static void scan_roots(struct marker *m, const struct program_view *self)
     }
     mt_own_each(exclude_own, &ex);
     exclude(&ex, (uintptr_t)&mt_thread_state, (uintptr_t)(&mt_thread_state + 1));
+    for (int i = 0; i < go_dead_count; i++)
+        exclude(&ex, go_dead[i][0], go_dead[i][1]);
     for (int i = 0; i < nstopped; i++)
         if (stopped[i].own_tls)
             exclude(&ex, stopped[i].own_tls, stopped[i].own_tls + sizeof(struct mt_thread));
@@ -653,6 +718,9 @@ void mt_scan_at_exit(int how, const void *context)
         self.nregs = NGREG;
         for (int r = 0; r < NGREG; r++)
             self.regs[r] = (uint64_t)uc->uc_mcontext.gregs[r];
+    } else if (how == MT_SCAN_FOREIGN) {
+        self.sp = 0; /* the Go stacks' dead ranges (go_bounds) bound it */
+        self.nregs = 0;  /* Go keeps nothing in registers across a call */
     } else if (view_by_walk(how == MT_SCAN_EXIT, &self) != 0) {
         /* no unwind: our own frame up, as the best bound there is */
         self.sp = (uintptr_t)__builtin_frame_address(0);
@@ -661,8 +729,26 @@ void mt_scan_at_exit(int how, const void *context)
     mt_socket_lock();
     int sock = mt_socket_fd();
     if (sock >= 0 && mt_socket_is_ours() && mt_state == MT_STATE_ACTIVE) {
-        stop_the_world();
-        int memfd = request_blocks(sock);
+        int unstopped = stop_the_world(how == MT_SCAN_FOREIGN);
+        if (how == MT_SCAN_FOREIGN && unstopped > 0)
+            unstopped = wait_for_stragglers(unstopped);
+        const char *why = NULL;
+        if (how == MT_SCAN_FOREIGN) {
+            if (unstopped != 0)
+                why = "a thread could not be stopped";
+            else
+                why = go_bounds(context);
+        }
+        int memfd = -1;
+        if (why) { /* not scanned: every gate fails, saying so */
+            mt_log("cannot scan this Go program at its exit (%s): its leaks are not classified",
+                   why);
+            t->in_record++;
+            mt_emit_marker(t, MT_RING_INCOMPLETE, MT_INCOMPLETE_SCAN_FAILED, 0);
+            t->in_record--;
+        } else {
+            memfd = request_blocks(sock);
+        }
         if (memfd >= 0) {
             scan_with_blocks(memfd, &self);
             close(memfd);

@@ -295,7 +295,19 @@ void mt_socket_unlock(void) MT_HIDDEN;
  * from _exit and _Exit (freeres too, stdio's pending data dropped first;
  * the caller of our interposer); MT_SCAN_SIGNAL from a fatal signal's handler, context its
  * ucontext_t (the interrupted stack pointer less the red zone). */
-enum { MT_SCAN_EXIT = 1, MT_SCAN_UNDERSCORE_EXIT = 2, MT_SCAN_SIGNAL = 3 };
+enum { MT_SCAN_EXIT = 1, MT_SCAN_UNDERSCORE_EXIT = 2, MT_SCAN_SIGNAL = 3, MT_SCAN_FOREIGN = 4 };
+/* MT_SCAN_FOREIGN: from Go's runtime.exit (go_exit.c), context a struct
+ * mt_go_exit_view; no libc freeres, no unwinding; the dead parts of every Go
+ * thread's stacks are left out (mt_go_dead_ranges). */
+struct mt_go_exit_view {
+    uintptr_t sp; /* the stack pointer at runtime.exit's entry */
+    uintptr_t g;  /* Go's current g there */
+};
+/* ---- go_exit.c ---- */
+extern int mt_go_process MT_HIDDEN;          /* 1: Go's runtime.exit is hooked */
+void mt_go_exit_install(void) MT_HIDDEN;     /* from mt_init, guard raised */
+uintptr_t mt_go_current_g(void) MT_HIDDEN;   /* async-signal-safe; 0: none */
+int mt_go_dead_ranges(uintptr_t g, uintptr_t sp, uintptr_t dead[2][2], const char **why) MT_HIDDEN;
 void mt_scan_at_exit(int how, const void *context) MT_HIDDEN;
 
 /* ---- own_memory.c ---- */

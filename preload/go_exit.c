@@ -1,0 +1,264 @@
+/* Programs that leave without libc's exit: Go's runtime ends the process
+ * with a raw exit_group system call from runtime.exit (the end of main,
+ * os.Exit, a fatal panic), so neither our destructor nor _exit runs. In a Go
+ * executable (its "Go" build-id note), runtime.exit is hooked inline
+ * (hook_patch.c): the hook leaves the goroutine's stack, which may be a few
+ * KiB, for a stack of the shim's own, records the exit status, scans, and
+ * ends the process with exit_group as runtime.exit would have.
+ *
+ * The roots of a Go process are what memcheck would take: each thread's
+ * live stack. A Go thread (an M) runs C code (cgo calls, malloc) on its g0
+ * stack -- the pthread's stack -- and Go code on goroutine stacks in Go's
+ * own mappings. When it runs a goroutine, everything on g0 below g0's saved
+ * stack pointer (g0.sched.sp) is dead: the frames of past cgo calls, which
+ * hold stale copies of the addresses malloc returned; and on the
+ * goroutine's stack everything below its stack pointer is dead. This file
+ * reads Go's current g from the executable's TLS slot (runtime.tlsg, the
+ * executable's only TLS variable) and follows g.m.g0 to those bounds; the
+ * scan (scan.c) leaves the dead ranges out. The offsets used are those
+ * Go's assembly and runtime/cgo rely on (g.stack, g.m, g.sched, m.g0;
+ * unchanged since Go 1.5), and every pointer followed is checked against
+ * the others (g0.m is m, g0.sched.g is g0, each stack pointer lies in its
+ * stack); when anything does not check out, the process is not scanned and
+ * the gates fail as for any raw exit_group: a bound that cannot be trusted
+ * could make a real leak look reachable.
+ *
+ * Runs inside the traced process: memory from mt_map only, no malloc; Go's
+ * memory is read with process_vm_readv, which fails instead of faulting.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "hooks.h"
+
+#define GO_STACK_SIZE (1u << 20)
+
+/* Offsets in Go's runtime structures (runtime/runtime2.go, amd64). */
+#define G_STACK_LO 0   /* g.stack.lo: "offset known to runtime/cgo" */
+#define G_STACK_HI 8   /* g.stack.hi */
+#define G_M 48         /* g.m */
+#define G_SCHED_SP 56  /* g.sched.sp (gobuf.sp) */
+#define G_SCHED_G 72   /* g.sched.g (gobuf.g) */
+#define M_G0 0         /* m.g0 */
+#define GO_STACK_MAX ((uintptr_t)1 << 32)
+
+void mt_note_exit(int status) MT_HIDDEN;
+void mt_go_exit(int code, uintptr_t go_sp) MT_HIDDEN;
+void mt_go_exit_entry(void) MT_HIDDEN;
+uintptr_t mt_go_stack_top MT_HIDDEN;
+int mt_go_exiting MT_HIDDEN;
+
+int mt_go_process MT_HIDDEN;        /* 1: runtime.exit is hooked */
+static intptr_t go_tls_offset;      /* Go's g: at the thread pointer plus this */
+static int go_tls_known;
+
+/* runtime.exit is ABI0: its status is on the stack, above the return
+ * address. The first thread to get here switches to our stack (16-byte
+ * aligned) and never comes back; another that calls it meanwhile waits on
+ * its own stack for the first to end the process. */
+__asm__(".text\n"
+        ".globl mt_go_exit_entry\n"
+        ".hidden mt_go_exit_entry\n"
+        ".type mt_go_exit_entry, @function\n"
+        "mt_go_exit_entry:\n"
+        "    mov $1, %eax\n"
+        "    xchg %eax, mt_go_exiting(%rip)\n"
+        "    test %eax, %eax\n"
+        "    jnz 2f\n"
+        "    movl 8(%rsp), %edi\n"
+        "    mov %rsp, %rsi\n"
+        "    mov mt_go_stack_top(%rip), %rsp\n"
+        "    and $-16, %rsp\n"
+        "    call mt_go_exit\n"
+        "    ud2\n"
+        "2:  pause\n"
+        "    jmp 2b\n"
+        ".size mt_go_exit_entry, .-mt_go_exit_entry\n");
+
+static uintptr_t thread_pointer(void)
+{
+    uintptr_t tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    return tp;
+}
+
+/* The calling thread's current Go g, or 0 (not a Go process, or a thread
+ * Go has not made its own). Async-signal-safe: one read of static TLS. */
+uintptr_t mt_go_current_g(void)
+{
+    if (!go_tls_known)
+        return 0;
+    return *(const uintptr_t *)(thread_pointer() + go_tls_offset);
+}
+
+/* Reads the word at address in this process; 0 on success. */
+static int read_word(uintptr_t address, uintptr_t *out)
+{
+    struct iovec local = {out, sizeof *out}, remote = {(void *)address, sizeof *out};
+    if (!address || (address & 7))
+        return -1;
+    return syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0) ==
+                   (long)sizeof *out
+               ? 0
+               : -1;
+}
+
+struct go_g {
+    uintptr_t lo, hi, m, sched_sp, sched_g;
+};
+
+static const char *read_g(uintptr_t g, struct go_g *out)
+{
+    if (read_word(g + G_STACK_LO, &out->lo) || read_word(g + G_STACK_HI, &out->hi) ||
+        read_word(g + G_M, &out->m) || read_word(g + G_SCHED_SP, &out->sched_sp) ||
+        read_word(g + G_SCHED_G, &out->sched_g))
+        return "a g is not readable";
+    if (out->lo >= out->hi || out->hi - out->lo > GO_STACK_MAX)
+        return "a g's stack bounds are not a stack";
+    return NULL;
+}
+
+/* The dead ranges of one Go thread whose current g is g and whose stack
+ * pointer is sp (the lowest live address): below sp on the stack it runs
+ * on, and below g0.sched.sp on g0 when it runs a goroutine. Returns how
+ * many (0 to 2) were written to dead, or -1 with *why when Go's structures
+ * do not check out. g 0 is not a Go thread: nothing is dead. */
+int mt_go_dead_ranges(uintptr_t g, uintptr_t sp, uintptr_t dead[2][2], const char **why)
+{
+    if (!g)
+        return 0;
+    struct go_g cur, g0;
+    uintptr_t m, g0_addr, g0_m;
+    if ((*why = read_g(g, &cur)))
+        return -1;
+    m = cur.m;
+    if (read_word(m + M_G0, &g0_addr) || (*why = read_g(g0_addr, &g0)) != NULL) {
+        *why = *why ? *why : "a g's m is not readable";
+        return -1;
+    }
+    g0_m = g0.m;
+    if (g0_m != m || g0.sched_g != g0_addr) {
+        *why = "Go's g0 does not point back to its m (runtime structures of another layout)";
+        return -1;
+    }
+    if (g0.sched_sp < g0.lo || g0.sched_sp >= g0.hi) {
+        *why = "g0's saved stack pointer lies outside g0's stack";
+        return -1;
+    }
+    if (sp < cur.lo || sp >= cur.hi) {
+        *why = "a thread's stack pointer lies outside the stack of its current g";
+        return -1;
+    }
+    int n = 0;
+    dead[n][0] = cur.lo;
+    dead[n++][1] = sp;
+    if (g != g0_addr) {
+        dead[n][0] = g0.lo;
+        dead[n++][1] = g0.sched_sp;
+    }
+    return n;
+}
+
+void mt_go_exit(int code, uintptr_t go_sp)
+{
+    /* The exiting thread's own bounds first: if Go's structures cannot be
+     * read, the process ends unscanned, and says so, as a raw exit_group. */
+    uintptr_t dead[2][2];
+    const char *why = NULL;
+    uintptr_t g = mt_go_current_g();
+    if (!g)
+        why = "its exiting thread has no Go g in its TLS slot";
+    else
+        mt_go_dead_ranges(g, go_sp, dead, &why); /* sets why when it fails */
+    if (why) {
+        mt_log("cannot scan this Go program at its exit (%s): its leaks are not classified", why);
+    } else {
+        struct mt_go_exit_view view = {go_sp, g};
+        mt_note_exit(code);
+        mt_scan_at_exit(MT_SCAN_FOREIGN, &view);
+    }
+    for (;;)
+        syscall(SYS_exit_group, code);
+}
+
+/* 1 if the note segment at [p, end) holds Go's build id (name "Go", type 4). */
+static int go_note(const unsigned char *p, const unsigned char *end)
+{
+    while (p + sizeof(ElfW(Nhdr)) <= end) {
+        const ElfW(Nhdr) *n = (const void *)p;
+        const unsigned char *name = p + sizeof *n;
+        if ((n->n_namesz == 3 || n->n_namesz == 4) && n->n_type == 4 && name + 3 <= end &&
+            memcmp(name, "Go", 3) == 0) /* Go writes "Go\0\0" */
+            return 1;
+        p = name + ((n->n_namesz + 3) & ~3u) + ((n->n_descsz + 3) & ~3u);
+    }
+    return 0;
+}
+
+struct go_exe {
+    int is_go;
+    const ElfW(Phdr) *tls; /* the executable's PT_TLS */
+    void *tls_data;        /* this thread's copy of it */
+};
+
+static int find_go(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    struct go_exe *exe = arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_NOTE) {
+            const unsigned char *p = (const unsigned char *)(info->dlpi_addr + ph->p_vaddr);
+            if (go_note(p, p + ph->p_memsz))
+                exe->is_go = 1;
+        } else if (ph->p_type == PT_TLS) {
+            exe->tls = ph;
+        }
+    }
+    if (size >= offsetof(struct dl_phdr_info, dlpi_tls_data) + sizeof info->dlpi_tls_data)
+        exe->tls_data = info->dlpi_tls_data;
+    return 1; /* the first object is the executable */
+}
+
+void mt_go_exit_install(void)
+{
+    struct go_exe exe = {0, NULL, NULL};
+    dl_iterate_phdr(find_go, &exe);
+    if (!exe.is_go)
+        return;
+    /* Go's only TLS variable is runtime.tlsg, its g: an 8-byte block */
+    if (!exe.tls || exe.tls->p_memsz != 8 || !exe.tls_data) {
+        mt_log("a Go program whose executable has no 8-byte TLS block (Go's g): it ends "
+               "without libc's exit and cannot be scanned");
+        return;
+    }
+    Dl_info self;
+    if (!dladdr((void *)mt_go_exit_install, &self))
+        return;
+    struct mt_symbol sym;
+    if (mt_symbol_find("runtime.exit.abi0", 1, (uintptr_t)self.dli_fbase, &sym) != 1 &&
+        mt_symbol_find("runtime.exit", 1, (uintptr_t)self.dli_fbase, &sym) != 1) {
+        mt_log("a Go program without runtime.exit in its symbol table (stripped?): it ends "
+               "without libc's exit and cannot be scanned");
+        return;
+    }
+    void *stack = mt_map(GO_STACK_SIZE);
+    if (!stack)
+        return;
+    go_tls_offset = (intptr_t)((uintptr_t)exe.tls_data - thread_pointer());
+    go_tls_known = 1;
+    mt_go_stack_top = (uintptr_t)stack + GO_STACK_SIZE;
+    void *original;
+    const char *why = mt_hook_patch(&sym, (void *)mt_go_exit_entry, &original);
+    if (why)
+        mt_log("cannot hook Go's runtime.exit, so this Go program cannot be scanned: %s", why);
+    else
+        mt_go_process = 1;
+    mt_hook_patch_done();
+}
