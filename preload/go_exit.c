@@ -58,6 +58,7 @@ int mt_go_exiting MT_HIDDEN;
 int mt_go_process MT_HIDDEN;        /* 1: runtime.exit is hooked */
 static intptr_t go_tls_offset;      /* Go's g: at the thread pointer plus this */
 static int go_tls_known;
+static uintptr_t go_text_lo, go_text_hi; /* Go's code: runtime.text to runtime.etext */
 
 /* runtime.exit is ABI0: its status is on the stack, above the return
  * address. The first thread to get here switches to our stack (16-byte
@@ -125,12 +126,20 @@ static const char *read_g(uintptr_t g, struct go_g *out)
     return NULL;
 }
 
-/* The dead ranges of one Go thread whose current g is g and whose stack
- * pointer is sp (the lowest live address): below sp on the stack it runs
- * on, and below g0.sched.sp on g0 when it runs a goroutine. Returns how
- * many (0 to 2) were written to dead, or -1 with *why when Go's structures
- * do not check out. g 0 is not a Go thread: nothing is dead. */
-int mt_go_dead_ranges(uintptr_t g, uintptr_t sp, uintptr_t dead[2][2], const char **why)
+/* The dead ranges of one Go thread whose current g is g, whose stack
+ * pointer is sp (the lowest live address) and whose code address is ip (0:
+ * not known): below sp on the stack it runs on, and below g0.sched.sp on g0
+ * when it runs a goroutine -- or Go's own code on g0 (the scheduler of an
+ * idle thread, a systemstack call), which starts at g0.sched.sp: the frames
+ * of Go's runtime there overlay those of past cgo calls, and their slots
+ * that Go never wrote still hold the addresses those calls' mallocs
+ * returned (memcheck knows them undefined and skips them). Go's runtime
+ * keeps no pointer to the C heap there, so they are left out too; a thread
+ * in C code (a cgo call) keeps its C frames, from sp up. Returns how many
+ * (0 to 2) were written to dead, or -1 with *why when Go's structures do
+ * not check out. g 0 is not a Go thread: nothing is dead. */
+int mt_go_dead_ranges(uintptr_t g, uintptr_t sp, uintptr_t ip, uintptr_t dead[2][2],
+                      const char **why)
 {
     if (!g)
         return 0;
@@ -159,7 +168,9 @@ int mt_go_dead_ranges(uintptr_t g, uintptr_t sp, uintptr_t dead[2][2], const cha
     int n = 0;
     dead[n][0] = cur.lo;
     dead[n++][1] = sp;
-    if (g != g0_addr) {
+    if (g == g0_addr && ip >= go_text_lo && ip < go_text_hi && sp <= g0.sched_sp)
+        dead[0][1] = g0.sched_sp;
+    else if (g != g0_addr) {
         dead[n][0] = g0.lo;
         dead[n++][1] = g0.sched_sp;
     }
@@ -176,7 +187,7 @@ void mt_go_exit(int code, uintptr_t go_sp)
     if (!g)
         why = "its exiting thread has no Go g in its TLS slot";
     else
-        mt_go_dead_ranges(g, go_sp, dead, &why); /* sets why when it fails */
+        mt_go_dead_ranges(g, go_sp, 0, dead, &why); /* sets why when it fails */
     if (why) {
         mt_log("cannot scan this Go program at its exit (%s): its leaks are not classified", why);
     } else {
@@ -247,6 +258,13 @@ void mt_go_exit_install(void)
         mt_log("a Go program without runtime.exit in its symbol table (stripped?): it ends "
                "without libc's exit and cannot be scanned");
         return;
+    }
+    struct mt_symbol text, etext;
+    if (mt_symbol_find("runtime.text", 1, (uintptr_t)self.dli_fbase, &text) == 1 &&
+        mt_symbol_find("runtime.etext", 1, (uintptr_t)self.dli_fbase, &etext) == 1 &&
+        text.address < etext.address) {
+        go_text_lo = text.address;
+        go_text_hi = etext.address;
     }
     void *stack = mt_map(GO_STACK_SIZE);
     if (!stack)

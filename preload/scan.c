@@ -332,7 +332,7 @@ static const char *go_bounds(const struct mt_go_exit_view *view)
     if (!go_dead)
         return "no memory for the bounds";
     const char *why = NULL;
-    int n = mt_go_dead_ranges(view->g, view->sp, &go_dead[0], &why);
+    int n = mt_go_dead_ranges(view->g, view->sp, 0, &go_dead[0], &why);
     if (n < 0)
         return why;
     go_dead_count = n;
@@ -340,10 +340,12 @@ static const char *go_bounds(const struct mt_go_exit_view *view)
     for (int i = 0; i < nstopped && i < MAX_THREADS; i++) {
         uintptr_t sp = __atomic_load_n(&stopped[i].sp, __ATOMIC_ACQUIRE);
         uintptr_t(*dead)[2] = &go_dead[go_dead_count];
-        n = mt_go_dead_ranges(stopped[i].go_g, sp, dead, &why);
+        n = mt_go_dead_ranges(stopped[i].go_g, sp, stopped[i].regs[REG_RIP], dead, &why);
         if (n < 0)
             return why;
-        if (n > 0) /* the first is below sp: the red zone is live */
+        /* the first ends at sp (the red zone below it is live), or at
+         * g0.sched.sp above it (Go's own frames on g0) */
+        if (n > 0 && dead[0][1] == sp)
             dead[0][1] = sp - RED_ZONE > dead[0][0] ? sp - RED_ZONE : dead[0][0];
         go_dead_count += n;
     }

@@ -307,7 +307,8 @@ struct mt_go_exit_view {
 extern int mt_go_process MT_HIDDEN;          /* 1: Go's runtime.exit is hooked */
 void mt_go_exit_install(void) MT_HIDDEN;     /* from mt_init, guard raised */
 uintptr_t mt_go_current_g(void) MT_HIDDEN;   /* async-signal-safe; 0: none */
-int mt_go_dead_ranges(uintptr_t g, uintptr_t sp, uintptr_t dead[2][2], const char **why) MT_HIDDEN;
+int mt_go_dead_ranges(uintptr_t g, uintptr_t sp, uintptr_t ip, uintptr_t dead[2][2],
+                      const char **why) MT_HIDDEN;
 void mt_scan_at_exit(int how, const void *context) MT_HIDDEN;
 
 /* ---- own_memory.c ---- */
