@@ -30,6 +30,7 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <link.h>
+#include <signal.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -191,7 +192,12 @@ void mt_go_exit(int code, uintptr_t go_sp)
     if (why) {
         mt_log("cannot scan this Go program at its exit (%s): its leaks are not classified", why);
     } else {
-        struct mt_go_exit_view view = {go_sp, g};
+        struct mt_go_exit_view view = {go_sp, g, {0, 0}};
+        stack_t ss; /* earlier signals' frames there hold copies of registers */
+        if (sigaltstack(NULL, &ss) == 0 && !(ss.ss_flags & (SS_DISABLE | SS_ONSTACK)) && ss.ss_sp) {
+            view.altstack[0] = (uintptr_t)ss.ss_sp;
+            view.altstack[1] = (uintptr_t)ss.ss_sp + ss.ss_size;
+        }
         mt_note_exit(code);
         mt_scan_at_exit(MT_SCAN_FOREIGN, &view);
     }

@@ -63,6 +63,7 @@ struct stopped {
     uintptr_t sp;
     uintptr_t own_tls; /* the thread's struct mt_thread: never a root */
     uintptr_t go_g;    /* Go's current g on the thread (go_exit.c), or 0 */
+    uintptr_t altstack[2]; /* Go: the signal stack the handler runs on, or 0s */
     uint64_t regs[NGREG];
 };
 
@@ -85,6 +86,11 @@ static void stop_handler(int sig, siginfo_t *info, void *context)
             stopped[i].regs[r] = (uint64_t)uc->uc_mcontext.gregs[r];
         stopped[i].own_tls = (uintptr_t)&mt_thread_state;
         stopped[i].go_g = mt_go_current_g();
+        stack_t ss;
+        if (mt_go_process && sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK)) {
+            stopped[i].altstack[0] = (uintptr_t)ss.ss_sp;
+            stopped[i].altstack[1] = (uintptr_t)ss.ss_sp + ss.ss_size;
+        }
         __atomic_store_n(&stopped[i].sp, (uintptr_t)uc->uc_mcontext.gregs[REG_RSP], __ATOMIC_RELEASE);
     }
     while (!__atomic_load_n(&release_word, __ATOMIC_ACQUIRE))
@@ -320,7 +326,8 @@ struct program_view {
 };
 
 /* A Go process (MT_SCAN_FOREIGN): the dead parts of its threads' stacks
- * (mt_go_dead_ranges), never roots. mmap'd, 2 per thread. */
+ * (mt_go_dead_ranges) and the signal stacks they stopped on, never roots.
+ * mmap'd, up to 3 per thread. */
 static uintptr_t (*go_dead)[2];
 static int go_dead_count;
 
@@ -328,7 +335,7 @@ static int go_dead_count;
  * NULL, or why Go's bounds cannot be trusted. */
 static const char *go_bounds(const struct mt_go_exit_view *view)
 {
-    go_dead = mt_map((MAX_THREADS + 1) * 2 * sizeof *go_dead);
+    go_dead = mt_map((MAX_THREADS + 2) * 3 * sizeof *go_dead);
     if (!go_dead)
         return "no memory for the bounds";
     const char *why = NULL;
@@ -336,9 +343,28 @@ static const char *go_bounds(const struct mt_go_exit_view *view)
     if (n < 0)
         return why;
     go_dead_count = n;
+    if (view->altstack[0]) {
+        go_dead[go_dead_count][0] = view->altstack[0];
+        go_dead[go_dead_count++][1] = view->altstack[1];
+    }
     int nstopped = __atomic_load_n(&stopped_count, __ATOMIC_ACQUIRE);
     for (int i = 0; i < nstopped && i < MAX_THREADS; i++) {
-        uintptr_t sp = __atomic_load_n(&stopped[i].sp, __ATOMIC_ACQUIRE);
+        /* counted, but its handler may not have saved its state yet */
+        uintptr_t sp;
+        for (int waited = 0; !(sp = __atomic_load_n(&stopped[i].sp, __ATOMIC_ACQUIRE)); waited++) {
+            if (waited == 10000)
+                return "a stopped thread did not save its state";
+            struct timespec pause = {0, 100000};
+            nanosleep(&pause, NULL);
+        }
+        /* The signal stack it stopped on: the kernel's frames there (ours,
+         * and those of earlier signals that came in C code) hold copies of
+         * registers; its registers are roots by themselves (regs), and
+         * memcheck takes no register copy left in memory that died. */
+        if (stopped[i].altstack[0]) {
+            go_dead[go_dead_count][0] = stopped[i].altstack[0];
+            go_dead[go_dead_count++][1] = stopped[i].altstack[1];
+        }
         uintptr_t(*dead)[2] = &go_dead[go_dead_count];
         n = mt_go_dead_ranges(stopped[i].go_g, sp, stopped[i].regs[REG_RIP], dead, &why);
         if (n < 0)
@@ -475,7 +501,7 @@ static void scan_roots(struct marker *m, const struct program_view *self)
     for (int i = 0; i < nstopped; i++)
         for (int r = 0; r < NGREG; r++)
             consider(m, stopped[i].regs[r], 1);
-    struct excluded ex = {.cap = 4 * MAX_THREADS + 16384 + 16};
+    struct excluded ex = {.cap = 5 * MAX_THREADS + 16384 + 16};
     size_t ex_size = ex.cap * sizeof *ex.ranges;
     ex.ranges = mmap(NULL, ex_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (ex.ranges == MAP_FAILED) {

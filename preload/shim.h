@@ -302,6 +302,7 @@ enum { MT_SCAN_EXIT = 1, MT_SCAN_UNDERSCORE_EXIT = 2, MT_SCAN_SIGNAL = 3, MT_SCA
 struct mt_go_exit_view {
     uintptr_t sp; /* the stack pointer at runtime.exit's entry */
     uintptr_t g;  /* Go's current g there */
+    uintptr_t altstack[2]; /* the thread's signal stack (dead: not in a handler), or 0s */
 };
 /* ---- go_exit.c ---- */
 extern int mt_go_process MT_HIDDEN;          /* 1: Go's runtime.exit is hooked */

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""A Go program with cgo is scanned at its raw exit_group (issue 17 point 4):
+Go's runtime ends the process from runtime.exit, never libc's exit, and
+memtrace scans it there (preload/go_exit.c), taking as roots only what the
+program holds: the live part of each thread's g0 and goroutine stacks.
+
+The victim, tests/programs/goleak.go, is built here with `go build` (cgo,
+GOCACHE and GOPATH under the work directories, no network). valgrind 3.19
+cannot run Go 1.19 binaries as they are (it does not decode RDTSCP, which
+Go's runtime uses), so the expected figures come from the program's own
+construction (it knows what it leaked; see its header):
+
+  definite   24,183 bytes in 13 blocks (dropped by Go, by C, by goroutines on
+             other threads, a chain's head)
+  indirect      144 bytes in 3 blocks (the chain's nodes)
+  reachable   1,555 bytes in 4 blocks (a C global, a Go global, a live C frame
+             of a thread sleeping in C)
+  possible   Go's threads' dtv blocks only (288 bytes each, as memcheck says)
+
+Cases:
+  return    main returns (status 0); RUNS runs, each classified exactly; the
+            gate --max-leaked 0 fails, a gate at the definite+indirect bytes
+            passes with the program's status, one byte less fails
+  exit3     the same, ended by os.Exit(3): status 3 kept
+  stripped  built with -ldflags=-s (no symbol table: runtime.exit cannot be
+            found): not scanned, and every gate fails saying why (the raw
+            exit_group), as before this change
+
+usage: test_golang.py ... --source tests/programs/goleak.go --case CASE
+"""
+import os
+import subprocess
+
+import mtlib
+
+RUNS = 5
+DEFINITE = (24183, 13)
+INDIRECT = (144, 3)
+REACHABLE = (1555, 4)
+DTV = 288
+LOST = DEFINITE[0] + INDIRECT[0]
+ENV = dict(os.environ, GOMAXPROCS="2")
+
+
+def add_arguments(parser):
+    parser.add_argument("--source", required=True, help="tests/programs/goleak.go")
+    parser.add_argument("--case", required=True, choices=("return", "exit3", "stripped"))
+
+
+def go_build(ctx, stripped):
+    """Builds goleak in the work directory; returns its path."""
+    out = os.path.join(ctx.workdir, "goleak")
+    cache = os.path.join(os.path.dirname(ctx.workdir), "golang-gocache")
+    env = dict(os.environ, GOCACHE=cache, GOPATH=os.path.join(cache, "gopath"),
+               GO111MODULE="off", CGO_ENABLED="1", GOFLAGS="")
+    argv = ["go", "build", "-o", out] + (["-ldflags=-s -w"] if stripped else []) + [ctx.args.source]
+    try:
+        r = subprocess.run(argv, cwd=ctx.workdir, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=240)
+    except OSError as error:
+        raise mtlib.TestError("go build: %s" % error)
+    if r.returncode != 0:
+        raise mtlib.TestError("go build failed: %s" % r.stdout.decode("utf-8", "replace")[-2000:])
+    return out
+
+
+def gate(ctx, dump, limit):
+    """`memtrace check --max-leaked limit DUMP`: (status, stderr)."""
+    r = subprocess.run([ctx.memtrace, "check", "--max-leaked", str(limit), dump],
+                       capture_output=True, text=True, timeout=120)
+    return r.returncode, r.stderr
+
+
+def scanned_case(checker, mode, status):
+    ctx = checker.ctx
+    prog = go_build(ctx, stripped=False)
+    for run in range(RUNS):
+        label = "%s run %d" % (mode, run + 1)
+        dump = os.path.join(ctx.workdir, "%s-%d.mtr" % (mode, run))
+        result = mtlib.memtrace_run(ctx, [prog, mode], dump, options=["--max-leaked", "0"],
+                                    env=ENV, logdir=ctx.workdir, tag="mt-%s-%d" % (mode, run))
+        checker.eq("%s: the gate --max-leaked 0 fails (99)" % label,
+                   mtlib.exit_code(result.returncode), 99)
+        checker.check("%s: no 'cannot scan' on memtrace's stderr" % label,
+                      "cannot scan" not in result.stderr, mtlib.tail(result.stderr))
+        rep, got = mtlib.memtrace_leak_kinds(ctx, dump)
+        mtlib.check_exit(checker, rep, label, status=status)
+        checker.check("%s: scanned" % label, rep["leaks"]["scanned"] is True)
+        checker.eq("%s: no block left unknown" % label, got["unknown"], (0, 0))
+        checker.eq("%s: definite (bytes, blocks)" % label, got["definite"], DEFINITE)
+        checker.eq("%s: indirect (bytes, blocks)" % label, got["indirect"], INDIRECT)
+        checker.eq("%s: reachable (bytes, blocks)" % label, got["reachable"], REACHABLE)
+        possible = got["possible"]
+        checker.check("%s: possible is Go's threads' dtv blocks only (%d bytes each)" % (label, DTV),
+                      possible[0] == DTV * possible[1], repr(possible))
+    status_lost, _ = gate(ctx, dump, LOST)
+    checker.eq("%s: check --max-leaked %d (definite+indirect) passes" % (mode, LOST), status_lost, 0)
+    status_less, err = gate(ctx, dump, LOST - 1)
+    checker.eq("%s: check --max-leaked %d fails" % (mode, LOST - 1), status_less, 1)
+    dump = os.path.join(ctx.workdir, "%s-gate.mtr" % mode)
+    result = mtlib.memtrace_run(ctx, [prog, mode], dump, options=["--max-leaked", str(LOST)],
+                                env=ENV, logdir=ctx.workdir, tag="mt-%s-gate" % mode)
+    checker.eq("%s: run --max-leaked %d passes with the program's status" % (mode, LOST),
+               mtlib.exit_code(result.returncode), status)
+
+
+def stripped_case(checker):
+    ctx = checker.ctx
+    prog = go_build(ctx, stripped=True)
+    dump = os.path.join(ctx.workdir, "stripped.mtr")
+    result = mtlib.memtrace_run(ctx, [prog, "return"], dump, options=["--max-leaked", "0"],
+                                env=ENV, logdir=ctx.workdir, tag="mt-stripped")
+    checker.eq("stripped: the gate fails (99)", mtlib.exit_code(result.returncode), 99)
+    checker.check("stripped: memtrace says it cannot find runtime.exit",
+                  "without runtime.exit in its symbol table" in result.stderr,
+                  mtlib.tail(result.stderr))
+    fragment = "it ended with status 0 without libc's exit: a raw exit_group system call"
+    checker.check("stripped: the gate says why (a raw exit_group)", fragment in result.stderr,
+                  mtlib.tail(result.stderr))
+    rep, got = mtlib.memtrace_leak_kinds(ctx, dump)
+    checker.check("stripped: not scanned", rep["leaks"]["scanned"] is not True)
+    checker.eq("stripped: every block unknown, none classified",
+               (got["definite"], got["reachable"]), ((0, 0), (0, 0)))
+    status, err = gate(ctx, dump, 10 ** 9)
+    checker.eq("stripped: check fails whatever the limit", status, 1)
+
+
+def body(checker):
+    case = checker.ctx.args.case
+    if case == "stripped":
+        stripped_case(checker)
+    else:
+        scanned_case(checker, case, 0 if case == "return" else 3)
+
+
+if __name__ == "__main__":
+    ctx = mtlib.setup(__doc__, add_arguments)
+    mtlib.run_test(ctx, "golang." + ctx.args.case, body)
