@@ -53,7 +53,7 @@ def go_build(ctx, stripped):
     cache = os.path.join(os.path.dirname(ctx.workdir), "golang-gocache")
     env = dict(os.environ, GOCACHE=cache, GOPATH=os.path.join(cache, "gopath"),
                GO111MODULE="off", CGO_ENABLED="1", GOFLAGS="")
-    argv = ["go", "build", "-o", out] + (["-ldflags=-s -w"] if stripped else []) + [ctx.args.source]
+    argv = ["go", "build", "-o", out] + (["-ldflags=-s -w"] if stripped else []) + [os.path.abspath(ctx.args.source)]
     try:
         r = subprocess.run(argv, cwd=ctx.workdir, env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=240)
