@@ -676,7 +676,7 @@ static void run_freeres(struct mt_thread *t, int how)
     t->guard--;
     if (cxx)
         cxx();
-    if (libc && how == MT_SCAN_UNDERSCORE_EXIT) {
+    if (libc && (how == MT_SCAN_UNDERSCORE_EXIT || how == MT_SCAN_FOREIGN)) { /* Go's raw exit too */
         if (!list_all)
             return; /* no way to keep stdio unflushed */
         drop_pending_stdio(list_all);
