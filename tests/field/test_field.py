@@ -154,7 +154,60 @@ GGC_PAGES = ("cc1plus's garbage collector (ggc-page) finds its pages through a t
              "randomization and on the process's other mappings (memtrace's rings; valgrind's "
              "own layout), so a table more or less is allocated: under memtrace 2 tables before "
              "main's 18.2-18.4 changes, 3 after (valgrind: 2); bound: 2 tables")
+SHIM_LIBS = ("the shim links libunwind, which links liblzma: under memtrace liblzma.so.5 is loaded "
+             "before the program starts, so when CPython imports _lzma (shutil does, and "
+             "multiprocessing imports shutil) the loader does not map liblzma again and makes "
+             "none of its 5 allocations for it (link_map 1,237 bytes, its name twice 35+35, "
+             "version table 384, a 45-byte path freed at once: 1,736 bytes, 4 kept, still "
+             "reachable), which valgrind (whose preload links nothing) counts; a fork child "
+             "inherits them (its libc freeres frees up to 4 more under valgrind: in use "
+             "1,538 bytes less there). Read from both tools' stacks: _dl_new_object < "
+             "_dl_map_object < openaux, 4 blocks under valgrind, 2 under memtrace")
+STALE_REUSE = ("a fork child that leaves by os._exit keeps its whole Python heap: what memcheck "
+               "calls possibly lost (objects reached only through interior pointers, CPython's "
+               "GC objects) and still reachable differ by which stale words land on a live "
+               "block's start. CPython's frame stack chunk (16 KiB, mmap'd) keeps copies of "
+               "freed objects' addresses above its top; glibc's malloc gives a freed address "
+               "out again at once (tcache), so under memtrace such a copy can be the start of "
+               "a new live block and everything it leads to by start pointers is reachable; "
+               "valgrind keeps freed blocks out of use (--freelist-vol, 20 MB), so its copies "
+               "point at freed memory. Measured: memcheck with --freelist-vol=0 "
+               "--freelist-big-blocks=0 says 9,770 blocks reachable, 24,305 possible in the "
+               "second child (default: 7,089 and 26,903); memtrace 7,081 to 10,372 reachable "
+               "(the lower figures in runs where the kernel merged the chunk's mapping with an "
+               "adjacent one of malloc's heap, which memtrace's scan then skips as heap: a "
+               "defect of its own, written in issue 17's note). In use, definite and indirect stay equal; bound: "
+               "560,000 bytes and 3,700 blocks moved between the two kinds")
+CHILD_ASLR = ("the children's figures vary from run to run under memtrace alone with address "
+              "randomization, and not at all without it: in 6 runs of one command, the first "
+              "child 47,306 to 47,328 frees and 34,060 to 34,080 blocks (4,374,639 to 4,375,793 "
+              "bytes) in use, allocations within 1 (55 bytes); under setarch -R three runs gave "
+              "the same figures, as valgrind's (which places memory the same way each run) did "
+              "in three runs: which temporary objects CPython keeps depends on their addresses "
+              "(the strings of PyObject_GetAttrString and os.listdir kept or freed differ "
+              "between two such runs); bound: 22 frees, 20 blocks and 1,200 bytes in use, 2 "
+              "allocations and 110 bytes")
 FACTS = [
+    ("python3_multiprocessing", "python3#0", "allocations", 5, SHIM_LIBS),
+    ("python3_multiprocessing", "python3#0", "frees", 1, SHIM_LIBS),
+    ("python3_multiprocessing", "python3#0", "bytes_allocated", 1736, SHIM_LIBS),
+    ("python3_multiprocessing", "python3#0", "in_use_bytes", 1691, SHIM_LIBS),
+    ("python3_multiprocessing", "python3#0", "in_use_blocks", 4, SHIM_LIBS),
+    ("python3_multiprocessing", "python3#0", "reachable", (1691, 4), SHIM_LIBS),
+    ("python3_multiprocessing", "python3#1", "allocations", 5 + 2, SHIM_LIBS + "; " + CHILD_ASLR),
+    ("python3_multiprocessing", "python3#1", "frees", 5 + 22, SHIM_LIBS + "; " + CHILD_ASLR),
+    ("python3_multiprocessing", "python3#1", "bytes_allocated", 1736 + 110, SHIM_LIBS + "; " + CHILD_ASLR),
+    ("python3_multiprocessing", "python3#1", "in_use_bytes", 1691 + 1200, SHIM_LIBS + "; " + CHILD_ASLR),
+    ("python3_multiprocessing", "python3#1", "in_use_blocks", 4 + 20, SHIM_LIBS + "; " + CHILD_ASLR),
+    ("python3_multiprocessing", "python3#2", "allocations", 5 + 2, SHIM_LIBS + "; " + CHILD_ASLR),
+    ("python3_multiprocessing", "python3#2", "frees", 5 + 22, SHIM_LIBS + "; " + CHILD_ASLR),
+    ("python3_multiprocessing", "python3#2", "bytes_allocated", 1736 + 110, SHIM_LIBS + "; " + CHILD_ASLR),
+    ("python3_multiprocessing", "python3#2", "in_use_bytes", 1691 + 1200, SHIM_LIBS + "; " + CHILD_ASLR),
+    ("python3_multiprocessing", "python3#2", "in_use_blocks", 4 + 20, SHIM_LIBS + "; " + CHILD_ASLR),
+    ("python3_multiprocessing", "python3#1", "reachable", (560000 + 1691, 3700 + 4), STALE_REUSE),
+    ("python3_multiprocessing", "python3#1", "possible", (560000, 3700), STALE_REUSE),
+    ("python3_multiprocessing", "python3#2", "reachable", (560000 + 1691, 3700 + 4), STALE_REUSE),
+    ("python3_multiprocessing", "python3#2", "possible", (560000, 3700), STALE_REUSE),
     ("gxx", "cc1plus", "allocations", 2, GGC_PAGES),
     ("gxx", "cc1plus", "bytes_allocated", 65536, GGC_PAGES),
     ("gxx", "cc1plus", "in_use_bytes", 65536, GGC_PAGES),
@@ -200,8 +253,10 @@ def fact_for(case, process, nth, figure):
 
 
 def within(bound, got, want):
-    """Whether every part of got is within bound of want's."""
-    for g, w in zip(pair(got), pair(want)):
+    """Whether every part of got is within bound of want's. A leak kind's
+    bound may be a (bytes, blocks) pair, one bound for each."""
+    bounds = bound if isinstance(bound, tuple) else (bound,) * len(pair(want))
+    for g, w, bound in zip(pair(got), pair(want), bounds):
         limit = bound
         if isinstance(bound, str) and bound.endswith("%"):
             limit = abs(w) * float(bound[:-1]) / 100
