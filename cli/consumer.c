@@ -367,12 +367,16 @@ static void drop_unclaimed(struct consumer *c)
     size_t kept = 0;
     for (size_t i = 0; i < c->nunclaimed; i++) {
         int found = 0;
-        for (struct fork_snapshot **s = &c->snapshots; *s && !found; s = &(*s)->next) {
+        /* (break, not a test of found in the loop's condition: the step
+         * after an unlink must not take &(*s)->next of the NULL that may
+         * now be at *s; UBSan stopped run there) */
+        for (struct fork_snapshot **s = &c->snapshots; *s; s = &(*s)->next) {
             if ((*s)->parent == c->unclaimed[i].parent && (*s)->seq == c->unclaimed[i].seq) {
                 struct fork_snapshot *snap = *s;
                 *s = snap->next;
                 fork_snapshot_free(snap);
                 found = 1;
+                break;
             }
         }
         if (!found)
@@ -1118,10 +1122,34 @@ static int leave_to_background(struct consumer *c, struct consumer_options *opt)
                 c->created[kept++] = c->created[i];
         }
         c->ncreated = kept;
-        /* the child's copies hold the dumps' locks until they are complete */
-        for (size_t k = 0; k < c->nprocs; k++)
-            if (c->procs[k]->phase != PHASE_DONE && c->procs[k]->dump.fd >= 0)
-                close(c->procs[k]->dump.fd);
+        /* the child's copies hold the dumps' locks until they are complete;
+         * this copy drops what it knew of those processes and of the fork
+         * snapshots (its memory and descriptors, nothing on disk: the dump
+         * writer writes nothing once its descriptor is gone), so that run
+         * ends holding none of it (LeakSanitizer, in the ASan build) */
+        size_t kept_procs = 0;
+        for (size_t k = 0; k < c->nprocs; k++) {
+            struct process *p = c->procs[k];
+            if (p->phase == PHASE_DONE) {
+                c->procs[kept_procs++] = p;
+                continue;
+            }
+            if (p->dump.fd >= 0)
+                close(p->dump.fd);
+            p->dump.fd = -1;
+            dump_writer_close(&p->dump);
+            if (p->conn >= 0)
+                close(p->conn);
+            if (p->rss_fd >= 0)
+                close(p->rss_fd);
+            release(p);
+        }
+        c->nprocs = kept_procs;
+        while (c->snapshots) {
+            struct fork_snapshot *s = c->snapshots;
+            c->snapshots = s->next;
+            fork_snapshot_free(s);
+        }
         return 1;
     }
     role = CONSUMER_DETACHED;
@@ -1296,6 +1324,9 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
     free(c.pending);
     free(c.traced);
     if (role == CONSUMER_LEFT_BEHIND) { /* the detached copy serves them */
+        for (size_t i = 0; i < c.nprocs; i++)
+            release(c.procs[i]);
+        free(c.procs);
         served_dumps = c.created;
         served_count = c.ncreated;
         if (had_error)
