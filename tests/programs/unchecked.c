@@ -8,7 +8,10 @@
  *                            libc exit, no atexit, no destructor
  *   unchecked raw-exit-clean frees everything, then syscall(SYS_exit_group, 0)
  *   unchecked exit           the same leaks, then exit(0) (scanned)
- *   unchecked exhaust        leaks 1 KiB blocks until malloc fails (at most
+ *   unchecked exhaust BYTES  limits its own address space to BYTES
+ *                            (RLIMIT_AS: only the program, not memtrace run,
+ *                            whose ASan build cannot live under it), then
+ *                            leaks 1 KiB blocks until malloc fails (at most
  *                            256 MiB), then exit(0): under an address-space
  *                            limit the scan has no memory left to run in
  *   unchecked exec SELF      leaks 4096 bytes, then execs SELF exit-clean
@@ -31,6 +34,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -93,7 +97,12 @@ int main(int argc, char **argv)
             syscall(SYS_exit_group, 0);
         exit(0);
     }
-    if (strcmp(mode, "exhaust") == 0) {
+    if (strcmp(mode, "exhaust") == 0 && argc == 3) {
+        struct rlimit as;
+        getrlimit(RLIMIT_AS, &as);
+        as.rlim_cur = strtoul(argv[2], NULL, 10);
+        if (setrlimit(RLIMIT_AS, &as) != 0)
+            return 4;
         for (long i = 0; i < 256L * 1024 && (sink = malloc(1024)); i++)
             ;
         sink = 0;
