@@ -557,6 +557,31 @@ static void on_ring(struct process *p, const struct mt_msg_ring *m, int memfd)
     send(p->conn, &r, sizeof r, MSG_NOSIGNAL);
 }
 
+/* The process's spare pool (ring.h, struct mt_msg_pool): mapped whole, its
+ * slots read from their first use on (drain.c process_pool_wake). One per
+ * process; its size is the kernel's, as for a ring. */
+static void on_pool(struct process *p, const struct mt_msg_pool *m, int memfd)
+{
+    uint64_t cap = m->capacity;
+    size_t size = (size_t)m->nslots * (MT_RING_DATA_OFFSET + cap);
+    int ok = memfd >= 0 && !p->pool_map && m->nslots >= 1 && m->nslots <= MT_POOL_SLOTS_MAX &&
+             cap >= 4096 && (cap & (cap - 1)) == 0 && cap <= MT_POOL_CAPACITY_MAX &&
+             ring_memfd_usable(memfd, size);
+    void *mem = ok ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0) : MAP_FAILED;
+    if (memfd >= 0)
+        close(memfd);
+    struct mt_msg_reply r = {.type = MT_MSG_REPLY, .status = MT_REPLY_ERROR};
+    if (mem != MAP_FAILED) {
+        p->pool_map = mem;
+        p->pool_size = size;
+        p->pool_capacity = cap;
+        p->pool_slots = m->nslots;
+        p->pool_next = 0;
+        r.status = MT_REPLY_OK;
+    }
+    send(p->conn, &r, sizeof r, MSG_NOSIGNAL);
+}
+
 static int by_address(const void *x, const void *y)
 {
     const struct heap_block *a = x, *b = y;
@@ -676,6 +701,7 @@ static int read_message(struct consumer *c, struct process *p)
     union {
         struct mt_msg_hello hello;
         struct mt_msg_ring ring;
+        struct mt_msg_pool pool;
         struct mt_msg_notice notice;
         uint32_t type;
     } msg;
@@ -694,6 +720,8 @@ static int read_message(struct consumer *c, struct process *p)
             memcpy(&fd, CMSG_DATA(cm), sizeof fd);
     if (msg.type == MT_MSG_RING && n == (ssize_t)sizeof msg.ring)
         on_ring(p, &msg.ring, fd);
+    else if (msg.type == MT_MSG_POOL && n == (ssize_t)sizeof msg.pool)
+        on_pool(p, &msg.pool, fd);
     else if (fd >= 0)
         close(fd);
     if (msg.type == MT_MSG_SCAN)
@@ -822,8 +850,13 @@ static int finish(struct consumer *c, struct process *p)
         c->had_error = 1;
     }
     for (uint32_t i = 0; i < p->nrings; i++)
-        munmap(p->rings[i].ctl, p->rings[i].map_size);
+        if (p->rings[i].map_size) /* else a slot of the pool */
+            munmap(p->rings[i].ctl, p->rings[i].map_size);
     p->nrings = 0;
+    if (p->pool_map)
+        munmap(p->pool_map, p->pool_size);
+    p->pool_map = NULL;
+    p->pool_slots = p->pool_next = 0;
     if (p->rss_fd >= 0)
         close(p->rss_fd);
     p->rss_fd = -1;

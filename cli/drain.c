@@ -408,11 +408,46 @@ static void prefetch_next(struct process *p, const struct consumer_ring *r)
     }
 }
 
+/* Slots of the spare pool that a thread has taken (a non-zero busy or
+ * head) join the rings read, with every slot before them: called after
+ * the drain's clock, as a ring's busy is read (ring.h), so that a slot
+ * still untouched here will stamp its first event later than that clock.
+ * A slot whose control page claims another size is garbage. */
+static void process_pool_wake(struct process *p)
+{
+    const size_t slot = MT_RING_DATA_OFFSET + p->pool_capacity;
+    uint32_t last = p->pool_next;
+    for (uint32_t i = p->pool_next; i < p->pool_slots; i++) {
+        const struct mt_ring_control *ctl = (const void *)(p->pool_map + (size_t)i * slot);
+        if (__atomic_load_n(&ctl->busy, __ATOMIC_ACQUIRE) ||
+            __atomic_load_n(&ctl->head, __ATOMIC_ACQUIRE))
+            last = i + 1;
+    }
+    for (; p->pool_next < last; p->pool_next++) {
+        if (p->nrings == p->rings_cap) {
+            uint32_t cap = p->rings_cap ? p->rings_cap * 2 : 8;
+            struct consumer_ring *q = realloc(p->rings, cap * sizeof *q);
+            if (!q) {
+                p->corrupt = 1;
+                return;
+            }
+            p->rings = q;
+            p->rings_cap = cap;
+        }
+        uint8_t *mem = p->pool_map + (size_t)p->pool_next * slot;
+        /* map_size 0: unmapped with the pool, not alone */
+        p->rings[p->nrings++] = (struct consumer_ring){
+            .ctl = (void *)mem, .data = mem + MT_RING_DATA_OFFSET, .capacity = p->pool_capacity};
+    }
+}
+
 long process_drain(struct process *p, int final, struct fork_snapshot **snapshots)
 {
     if (p->waiting_for_fork)
         return 0;
     if (p->corrupt) { /* the dump stops here, but the program must not block */
+        if (p->pool_map)
+            process_pool_wake(p);
         for (uint32_t i = 0; i < p->nrings; i++) {
             p->rings[i].tail = __atomic_load_n(&p->rings[i].ctl->head, __ATOMIC_ACQUIRE);
             __atomic_store_n(&p->rings[i].ctl->tail, p->rings[i].tail, __ATOMIC_RELEASE);
@@ -422,6 +457,8 @@ long process_drain(struct process *p, int final, struct fork_snapshot **snapshot
     /* Our clock first, then each ring's busy word, then its head. */
     uint64_t horizon = final ? UINT64_MAX : consumer_now_ns();
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (p->pool_map)
+        process_pool_wake(p);
     for (uint32_t i = 0; i < p->nrings; i++) {
         struct consumer_ring *r = &p->rings[i];
         if (!final) {

@@ -62,6 +62,12 @@ struct process {
     uint64_t last_event_ns;
     struct consumer_ring *rings;
     uint32_t nrings, rings_cap;
+    /* its spare pool (ring.h, struct mt_msg_pool), mapped whole; slots from
+     * pool_next on are not in rings yet (drain.c process_pool_wake) */
+    uint8_t *pool_map;
+    size_t pool_size;
+    uint64_t pool_capacity;
+    uint32_t pool_slots, pool_next;
     struct dump_writer dump;
     char *dump_path;
     int dump_failed;          /* write error reported */

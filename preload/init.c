@@ -565,6 +565,8 @@ static void become_child(pid_t parent, uint32_t seq)
             mt_state = MT_STATE_OFF;
         else if (connect_and_hello(parent, seq) != MT_REPLY_OK)
             mt_state = MT_STATE_OFF;
+        else
+            mt_rings_pool_setup();
     }
     if (mt_state == MT_STATE_ACTIVE) { /* the child's dump names them again */
         t->in_record++;
@@ -671,6 +673,7 @@ void mt_init(void)
             mt_stacks_find_unwinder();
         }
         mt_rings_setup();
+        mt_rings_pool_setup(); /* before the program can forbid it */
         clone_token_setup();
         pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
         on_exit(on_exit_handler, NULL);

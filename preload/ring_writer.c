@@ -1,11 +1,14 @@
 /* The producer side of the per-thread shared-memory rings (layout and the
  * ordering protocol: include/memtrace/ring.h).
  *
- * A thread gets a ring on its first event: from the process's pool of rings
+ * A thread gets a ring on its first event: from the process's list of rings
  * whose threads have ended, or a new memfd handed to the consumer over the
- * socket (one round trip per new ring, none per event). When the ring is
- * full the producer waits for the consumer: an event is never dropped. It
- * only gives up, and the process goes untraced, if the consumer is gone.
+ * socket (one round trip per new ring, none per event), or, when the
+ * program has taken that away (RLIMIT_NOFILE lowered, a seccomp filter),
+ * a slot of the spare pool made when the process connected (ring.h,
+ * struct mt_msg_pool: an atomic, no descriptor, no syscall). When the ring
+ * is full the producer waits for the consumer: an event is never dropped.
+ * It only gives up, and the process goes untraced, if the consumer is gone.
  *
  * Runs inside the traced process: ring descriptors come from mmap'd pages,
  * never from malloc.
@@ -17,6 +20,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <linux/membarrier.h>
@@ -108,11 +112,18 @@ static struct mt_ring *new_descriptor(void)
 }
 
 /* Sends the ring's memfd to the consumer and waits for its answer, so that
- * the consumer merges this ring before any of its events is stamped. */
-static int hand_over(int memfd, uint64_t capacity)
+ * the consumer merges this ring before any of its events is stamped (type
+ * MT_MSG_RING), or the spare pool's (MT_MSG_POOL, index: its slots).
+ * 0; -1 when the consumer refused it; -2 when it could not be sent (the
+ * program forbids sendmsg, or closed the socket): errno says why. */
+static int hand_over(uint32_t type, int memfd, uint64_t capacity, uint32_t index)
 {
     static uint32_t ring_index;
-    struct mt_msg_ring msg = {.type = MT_MSG_RING, .capacity = capacity};
+    _Static_assert(sizeof(struct mt_msg_ring) == sizeof(struct mt_msg_pool) &&
+                       offsetof(struct mt_msg_ring, ring_index) == offsetof(struct mt_msg_pool, nslots) &&
+                       offsetof(struct mt_msg_ring, capacity) == offsetof(struct mt_msg_pool, capacity),
+                   "a POOL message is laid out as a RING message");
+    struct mt_msg_ring msg = {.type = type, .capacity = capacity};
     char control[CMSG_SPACE(sizeof(int))];
     memset(control, 0, sizeof control);
     struct iovec iov = {.iov_base = &msg, .iov_len = sizeof msg};
@@ -125,22 +136,114 @@ static int hand_over(int memfd, uint64_t capacity)
     memcpy(CMSG_DATA(cm), &memfd, sizeof(int));
 
     mt_spin_lock(&socket_lock);
-    msg.ring_index = ++ring_index;
+    msg.ring_index = type == MT_MSG_RING ? ++ring_index : index;
     int fd = mt_socket_fd();
     ssize_t n;
     do {
         n = sendmsg(fd, &mh, MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
+    int error = errno;
+    int sent = n == (ssize_t)sizeof msg;
     struct mt_msg_reply reply;
-    if (n == (ssize_t)sizeof msg) {
+    if (sent) {
         do {
             n = recv(fd, &reply, sizeof reply, 0);
         } while (n < 0 && errno == EINTR);
-    } else {
-        n = -1;
     }
     mt_spin_unlock(&socket_lock);
+    if (!sent) {
+        errno = error;
+        return -2;
+    }
     return n == (ssize_t)sizeof reply && reply.status == MT_REPLY_OK ? 0 : -1;
+}
+
+/* A descriptor for a ring mapped at mem (map_size 0: a slot of the pool,
+ * unmapped with it), with its queue for signal handlers' events, on the
+ * list of the process's rings; NULL when no descriptor can be had. */
+static struct mt_ring *adopt_ring(void *mem, uint64_t capacity, size_t map_size)
+{
+    struct mt_ring_control *ctl = mem;
+    mt_spin_lock(&rings_lock);
+    struct mt_ring *r = new_descriptor();
+    if (r) {
+        *r = (struct mt_ring){.ctl = ctl, .data = (uint8_t *)mem + MT_RING_DATA_OFFSET,
+                              .capacity = capacity, .map_size = map_size, .next_all = all_rings};
+        void *q = mmap(NULL, MT_DEFERRED_MAX * sizeof(struct mt_deferred), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        r->deferred = q == MAP_FAILED ? NULL : q;
+        if (r->deferred) /* not a root */
+            mt_own_add(r->deferred, MT_DEFERRED_MAX * sizeof(struct mt_deferred));
+        all_rings = r;
+    }
+    mt_spin_unlock(&rings_lock);
+    return r;
+}
+
+/* ---- the spare pool (ring.h, struct mt_msg_pool) ------------------------ */
+
+#define POOL_SLOTS 8u
+#define POOL_CAPACITY (256u << 10)
+_Static_assert(POOL_SLOTS <= MT_POOL_SLOTS_MAX && POOL_CAPACITY <= MT_POOL_CAPACITY_MAX,
+               "the consumer takes the pool");
+
+static struct {
+    uint8_t *base; /* NULL: no pool */
+    size_t size, slot_size;
+    uint64_t capacity;
+    uint32_t nslots;
+    uint32_t taken; /* slots handed out (atomic) */
+} pool;
+
+/* Makes the pool and hands it to the consumer: from init and in a fork
+ * child, once connected, before the program can forbid what it needs.
+ * Without it (it failed), a thread that can make no ring finds none. */
+void mt_rings_pool_setup(void)
+{
+    uint64_t capacity = mt_config.ring_capacity < POOL_CAPACITY ? mt_config.ring_capacity
+                                                                : POOL_CAPACITY;
+    size_t slot = MT_RING_DATA_OFFSET + capacity, size = slot * POOL_SLOTS;
+    int fd = memfd_create("memtrace-pool", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return;
+    void *mem = MAP_FAILED;
+    if (ftruncate(fd, (off_t)size) == 0 &&
+        syscall(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
+        mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    int ok = mem != MAP_FAILED && hand_over(MT_MSG_POOL, fd, capacity, POOL_SLOTS) == 0;
+    close(fd);
+    if (!ok) {
+        if (mem != MAP_FAILED)
+            munmap(mem, size);
+        return;
+    }
+    pool.base = mem;
+    pool.size = size;
+    pool.slot_size = slot;
+    pool.capacity = capacity;
+    pool.nslots = POOL_SLOTS;
+    pool.taken = 0;
+}
+
+/* A slot of the pool nobody has taken, or NULL. */
+static struct mt_ring *pool_take(void)
+{
+    if (!pool.base)
+        return NULL;
+    uint32_t i = __atomic_load_n(&pool.taken, __ATOMIC_RELAXED);
+    do {
+        if (i >= pool.nslots)
+            return NULL;
+    } while (!__atomic_compare_exchange_n(&pool.taken, &i, i + 1, 0, __ATOMIC_RELAXED,
+                                          __ATOMIC_RELAXED));
+    uint8_t *mem = pool.base + (size_t)i * pool.slot_size;
+    struct mt_ring_control *ctl = (void *)mem;
+    ctl->magic = MT_RING_MAGIC;
+    ctl->capacity = pool.capacity;
+    struct mt_ring *r = adopt_ring(mem, pool.capacity, 0);
+    if (!r) /* the slot stays unused: the consumer never reads it */
+        errno = ENOMEM;
+    return r;
 }
 
 static struct mt_ring *create_ring(void)
@@ -162,22 +265,16 @@ static struct mt_ring *create_ring(void)
     struct mt_ring_control *ctl = mem;
     ctl->magic = MT_RING_MAGIC;
     ctl->capacity = capacity;
-    int ok = hand_over(fd, capacity);
+    int ok = hand_over(MT_MSG_RING, fd, capacity, 0);
+    int error = errno;
     close(fd);
-    mt_spin_lock(&rings_lock);
-    struct mt_ring *r = ok == 0 ? new_descriptor() : NULL;
-    if (r) {
-        *r = (struct mt_ring){.ctl = ctl, .data = (uint8_t *)mem + MT_RING_DATA_OFFSET,
-                              .capacity = capacity, .map_size = size, .next_all = all_rings};
-        void *q = mmap(NULL, MT_DEFERRED_MAX * sizeof(struct mt_deferred), PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        r->deferred = q == MAP_FAILED ? NULL : q;
-        mt_own_add(r->deferred, MT_DEFERRED_MAX * sizeof(struct mt_deferred)); /* not a root */
-        all_rings = r;
-    }
-    mt_spin_unlock(&rings_lock);
+    struct mt_ring *r = ok == 0 ? adopt_ring(mem, capacity, size) : NULL;
     if (!r) {
         munmap(mem, size);
+        if (ok == -2) { /* not sent: the pool may serve */
+            errno = error;
+            return NULL;
+        }
         mt_disable("the consumer did not accept a new ring");
     }
     return r;
@@ -284,8 +381,9 @@ struct mt_ring *mt_ring_get(struct mt_thread *t)
 }
 
 /* Threads of this process that found no ring (the program had lowered its
- * descriptor limit, or a seccomp filter denies memfd_create): their events
- * are lost, which is said on stderr at once and in the dump at exit
+ * descriptor limit, or a seccomp filter denies memfd_create, and the spare
+ * pool's slots were all taken): their events are lost, which is said on
+ * stderr at once and in the dump at exit
  * (MT_RING_INCOMPLETE, mt_rings_report_missing), so that gates fail. */
 static uint32_t ringless_threads;
 
@@ -296,8 +394,9 @@ static void note_ringless(struct mt_thread *t)
         return;
     t->ringless = 1;
     if (__atomic_fetch_add(&ringless_threads, 1, __ATOMIC_RELAXED) == 0)
-        mt_log("pid %d: a thread could not get a ring to record into (%s): its allocations "
-               "and frees are not recorded, and the dump says the trace is incomplete",
+        mt_log("pid %d: a thread could not get a ring to record into (%s, and no spare ring "
+               "is left): its allocations and frees are not recorded, and the dump says the "
+               "trace is incomplete",
                (int)getpid(), strerror(error));
 }
 
@@ -320,6 +419,12 @@ static struct mt_ring *attach_ring(struct mt_thread *t)
         return NULL; /* tried again every 1024 events, not at each */
     if (!r)
         r = create_ring();
+    if (!r && mt_state == MT_STATE_ACTIVE) {
+        int error = errno; /* why create_ring failed, if the pool fails too */
+        r = pool_take();
+        if (!r)
+            errno = error;
+    }
     if (!r) {
         note_ringless(t);
         return NULL;
@@ -597,7 +702,11 @@ void mt_rings_forget_all(void)
     /* In a fork child the parent's rings are still mapped (MAP_SHARED):
      * unmap them so that nothing here can write into the parent's stream. */
     for (struct mt_ring *r = all_rings; r; r = r->next_all)
-        munmap(r->ctl, r->map_size);
+        if (r->map_size) /* else a slot of the pool */
+            munmap(r->ctl, r->map_size);
+    if (pool.base) /* the child makes its own (mt_rings_pool_setup) */
+        munmap(pool.base, pool.size);
+    pool.base = NULL;
     all_rings = NULL;
     free_rings = NULL;
     rings_lock = 0;

@@ -167,6 +167,9 @@ void mt_rings_report_missing(struct mt_thread *t) MT_HIDDEN;
 void mt_emit_marker(struct mt_thread *t, uint32_t type, uint32_t a, int32_t b) MT_HIDDEN;
 void mt_ring_thread_exit(struct mt_thread *t) MT_HIDDEN;
 void mt_rings_setup(void) MT_HIDDEN;
+/* Makes the spare pool of rings and hands it to the consumer (once
+ * connected, in every process): threads that can make no ring take one. */
+void mt_rings_pool_setup(void) MT_HIDDEN;
 void mt_note_stack_bounds(struct mt_thread *t) MT_HIDDEN;
 uint64_t mt_deferred_lost(void) MT_HIDDEN;
 /* Queues an event of a signal handler (see struct mt_deferred); one that

@@ -32,7 +32,7 @@
 
 #include <stdint.h>
 
-#define MT_IPC_VERSION 2u
+#define MT_IPC_VERSION 3u
 #define MT_RING_MAGIC 0x31474e4952544d4dull /* "MMTRING1" */
 #define MT_RING_DATA_OFFSET 4096u
 #define MT_RING_DEFAULT_CAPACITY (1u << 20)
@@ -161,6 +161,9 @@ enum mt_msg_type {
     /* consumer -> process, right after an OK reply to HELLO whose hooks_len
      * is not 0: hooks_len bytes, the --hook-* list (see shim.h) */
     MT_MSG_HOOKS,
+    /* process -> consumer, once, right after HELLO: the spare rings
+     * (struct mt_msg_pool, with the pool's memfd as SCM_RIGHTS) */
+    MT_MSG_POOL,
 };
 
 enum mt_python_mode { MT_PYTHON_OFF = 0, MT_PYTHON_AUTO = 1, MT_PYTHON_ON = 2 };
@@ -236,6 +239,23 @@ struct mt_msg_simple {
 struct mt_msg_ring {
     uint32_t type;
     uint32_t ring_index;
+    uint64_t capacity;
+};
+
+/* The spare pool: one memfd of nslots rings laid end to end, each a control
+ * page and `capacity` bytes of data (MT_RING_DATA_OFFSET + capacity apart),
+ * handed over once, when the process connects. A thread that can make no
+ * ring of its own (the program lowered RLIMIT_NOFILE, a seccomp filter
+ * denies memfd_create or sendmsg) takes a slot with an atomic and no
+ * syscall. The consumer knows every slot from the start but reads one only
+ * from its first sign of use (a non-zero busy or head, read after its own
+ * clock as for any ring), so unused slots cost it nothing; the ordering
+ * protocol is that of a ring whose busy is 0. */
+#define MT_POOL_SLOTS_MAX 64u
+#define MT_POOL_CAPACITY_MAX (1u << 20)
+struct mt_msg_pool {
+    uint32_t type;
+    uint32_t nslots;
     uint64_t capacity;
 };
 

@@ -21,11 +21,7 @@ a hang is a failure) and compares every dump with valgrind.bin memcheck
                             (with its parent's heap), the parent's stays
                             exact: both vs valgrind and the victim's figures
     --case clone_raw        the same with syscall(SYS_clone, SIGCHLD, 0, ...)
-    --case nofile           the program lowers RLIMIT_NOFILE to 3, then starts
-                            4 threads that allocate: they find no ring (not
-                            yet made available), and that is said: one line
-                            on stderr, the dump incomplete, `check` fails
-    --case exec_threads     main execs while 4 threads allocate in a loop, 20
+      --case exec_threads     main execs while 4 threads allocate in a loop, 20
                             runs: the old image always "replaced by exec",
                             the new image's figures exact
 """
@@ -35,8 +31,8 @@ import re
 
 import mtlib
 
-CASES = ["cancel_deferred", "cancel_async", "longjmp", "clone_fn", "clone_raw", "exec_threads",
-         "nofile"]
+# (the nofile case moved to test_rings.py, where threads get a spare ring)
+CASES = ["cancel_deferred", "cancel_async", "longjmp", "clone_fn", "clone_raw", "exec_threads"]
 
 
 def add_arguments(parser):
@@ -258,22 +254,6 @@ def exec_threads_case(ctx, c):
 # ---------------------------------------------------------------- no ring
 
 
-def nofile_case(ctx, c):
-    result, reports = memtrace_dumps(ctx, c, [ctx.prog("nofile_threads")], "memtrace", shape=False)
-    c.check("one line says the threads' events are not recorded",
-            len(re.findall(r"could not get a ring", result.stderr)) == 1, mtlib.tail(result.stderr))
-    dumps = mtlib.dumps_in(os.path.join(ctx.workdir, "memtrace"))
-    if not c.check("one dump", len(dumps) == 1, str(dumps)):
-        return
-    check = mtlib.run([ctx.memtrace, "check", "--max-leaked", "1000000", dumps[0]],
-                      stdout_path=os.path.join(ctx.workdir, "check.out"),
-                      stderr_path=os.path.join(ctx.workdir, "check.err"))
-    c.check("memtrace check fails", check.returncode != 0, "exit %d" % check.returncode)
-    c.check("memtrace check says 4 threads found no ring",
-            "4 threads found no ring" in check.stdout + check.stderr,
-            mtlib.tail(check.stdout + check.stderr))
-
-
 def main():
     ctx = mtlib.setup(__doc__, add_arguments)
     case = ctx.args.case
@@ -283,8 +263,6 @@ def main():
             cancel_case(ctx, c, case[len("cancel_"):])
         elif case == "longjmp":
             longjmp_case(ctx, c)
-        elif case == "nofile":
-            nofile_case(ctx, c)
         elif case == "exec_threads":
             exec_threads_case(ctx, c)
         elif case.startswith("clone_"):

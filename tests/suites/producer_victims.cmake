@@ -8,4 +8,3 @@ memtrace_victim(cancel_loop SOURCES ${P}/cancel_loop.c
 memtrace_victim(longjmp_alloc SOURCES ${P}/longjmp_alloc.c)
 memtrace_victim(clone_child SOURCES ${P}/clone_child.c)
 memtrace_victim(exec_threads SOURCES ${P}/exec_threads.c LINK Threads::Threads)
-memtrace_victim(nofile_threads SOURCES ${P}/nofile_threads.c LINK Threads::Threads)

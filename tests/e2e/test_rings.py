@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Rings however the program limits itself (issue 17 point 6): a thread or a
+fork child of a program that took away what a new ring needs (descriptors,
+memfd_create, sendmsg, socket) still records into a ring set up before
+(the spare pool, preload/ring_writer.c); where nothing is left, one line on
+memtrace's stderr, the dump says the trace is incomplete, and gates fail.
+
+  --case nofile_soft     ring_nofile 4 soft: the soft RLIMIT_NOFILE lowered
+                         to 3, then 4 threads malloc/free 1,000 blocks each,
+                         the limit raised again, 1,000 bytes leaked: every
+                         event recorded (valgrind.bin's figures and kinds),
+                         no line, the gates' verdict is the leak's
+  --case nofile          ring_nofile 4: both limits lowered to 3 for good:
+                         every event recorded (valgrind.bin's figures); the
+                         scan at exit needs a descriptor the program no
+                         longer has (preload/scan.c receives its blocks in a
+                         memfd): said, and the gates fail on it, not on a
+                         missing ring
+  --case nofile_overflow ring_nofile 12: 12 threads alive at once under
+                         RLIMIT_NOFILE 3, more than the spare pool's 8
+                         slots: 4 threads find no ring, said in one line,
+                         the dump incomplete, run's and check's gates fail
+"""
+
+import os
+import re
+
+import mtlib
+
+CASES = ["nofile_soft", "nofile", "nofile_overflow"]
+POOL_SLOTS = 8  # preload/ring_writer.c POOL_SLOTS
+
+
+def add_arguments(parser):
+    parser.add_argument("--case", required=True, choices=CASES)
+
+
+def run_memtrace(ctx, c, argv, tag, options=(), status=0):
+    """`memtrace run -o DIR/%n.%p.mtr [options] -- argv`: (result, dumps)."""
+    out = ctx.subdir(tag)
+    result = mtlib.memtrace_run(ctx, argv, os.path.join(out, "%n.%p.mtr"), options=options,
+                                cwd=out, logdir=out, tag="run", timeout=120)
+    c.eq("%s: memtrace run exits %d" % (tag, status), mtlib.exit_code(result.returncode), status)
+    c.check("%s: no malformed record, no process untraced" % tag,
+            "malformed" not in result.stderr and "untraced" not in result.stderr
+            and "no longer traced" not in result.stderr, mtlib.tail(result.stderr))
+    return result, mtlib.dumps_in(out)
+
+
+def check_gate(ctx, tag, args):
+    out = ctx.subdir("check-" + tag)
+    return mtlib.run([ctx.memtrace, "check"] + list(args),
+                     stdout_path=os.path.join(out, "check.out"),
+                     stderr_path=os.path.join(out, "check.err"))
+
+
+def valgrind(ctx, argv, tag):
+    mtlib.need_valgrind()
+    out = ctx.subdir(tag)
+    vg = mtlib.valgrind_run(argv, logdir=out, cwd=out, timeout=300,
+                            options=["--leak-check=full", "--show-leak-kinds=all"])
+    want = mtlib.valgrind_figures(vg.log)
+    if want is None:
+        raise mtlib.TestError("valgrind gave no heap summary: %s" % mtlib.tail(mtlib.read_text(vg.log)))
+    return vg, want
+
+
+def nofile_case(ctx, c, soft):
+    argv = [ctx.prog("ring_nofile"), "4"] + (["soft"] if soft else [])
+    vg, want = valgrind(ctx, argv, "valgrind")
+    c.check("valgrind: 4,000 + 1 allocations at least", want["allocations"] >= 4001, mtlib.fmt(want))
+    result, dumps = run_memtrace(ctx, c, argv, "memtrace")
+    limits = re.search(r"RLIMIT_NOFILE (\d+) (\d+)", result.stdout)
+    c.check("the program's limit is 3 descriptors (%s)" % ("soft" if soft else "soft and hard"),
+            limits is not None and limits.group(1) == "3" and (soft or limits.group(2) == "3"),
+            result.stdout)
+    c.check("no line about a thread without a ring", "could not get a ring" not in result.stderr,
+            mtlib.tail(result.stderr))
+    if not c.check("one dump", len(dumps) == 1, str(dumps)):
+        return
+    rep = mtlib.report(ctx, dumps[0])
+    mtlib.check_report_shape(c, rep, "dump")
+    got = mtlib.totals(rep)
+    print("  memtrace %s" % mtlib.fmt(got))
+    print("  valgrind %s" % mtlib.fmt(want))
+    c.figures("every event recorded (== valgrind.bin)", got, want)
+    if not soft:
+        bad = check_gate(ctx, "fail", ["--max-leaked", "1000000", dumps[0]])
+        text = bad.stdout + bad.stderr
+        c.check("check fails: not scanned (no descriptor left for the scan), no ring missing",
+                bad.returncode != 0 and "not scanned for reachability" in text and "found no ring" not in text,
+                "exit %d: %s" % (bad.returncode, mtlib.tail(text)))
+        return
+    _, kinds = mtlib.memtrace_leak_kinds(ctx, dumps[0])
+    c.eq("leak kinds == memcheck's", {k: kinds[k] for k in mtlib.LEAK_KINDS},
+         mtlib.valgrind_leak_kinds(vg.log))
+    # the 1,000-byte leak is the gate's whole verdict: nothing unchecked
+    ok = check_gate(ctx, "pass", ["--max-leaked", "1000", dumps[0]])
+    c.eq("check --max-leaked 1000 passes", ok.returncode, 0)
+    bad = check_gate(ctx, "fail", ["--max-leaked", "999", dumps[0]])
+    c.check("check --max-leaked 999 fails on the leak",
+            bad.returncode != 0 and "found no ring" not in bad.stdout + bad.stderr,
+            "exit %d: %s" % (bad.returncode, mtlib.tail(bad.stdout + bad.stderr)))
+    gate, _ = run_memtrace(ctx, c, argv, "gate", options=["--max-leaked", "1000"])
+
+
+def nofile_overflow_case(ctx, c):
+    n = 12
+    argv = [ctx.prog("ring_nofile"), str(n)]
+    result, dumps = run_memtrace(ctx, c, argv, "memtrace", options=["--max-leaked", "1000000"],
+                                 status=99)
+    c.eq("one line says threads' events are not recorded",
+         len(re.findall(r"could not get a ring", result.stderr)), 1)
+    lost = n - POOL_SLOTS
+    c.check("run's summary says %d threads found no ring" % lost,
+            "%d threads found no ring" % lost in result.stderr, mtlib.tail(result.stderr, 20))
+    if not c.check("one dump", len(dumps) == 1, str(dumps)):
+        return
+    got = mtlib.totals(mtlib.report(ctx, dumps[0]))
+    # the pool's threads are whole: 1,000 allocations and frees each
+    c.check("the %d threads with a spare ring recorded" % POOL_SLOTS,
+            got["allocations"] >= POOL_SLOTS * 1000 + 1, mtlib.fmt(got))
+    check = check_gate(ctx, "fail", ["--max-leaked", "1000000", dumps[0]])
+    c.check("memtrace check fails", check.returncode != 0, "exit %d" % check.returncode)
+    c.check("memtrace check says %d threads found no ring" % lost,
+            "%d threads found no ring" % lost in check.stdout + check.stderr,
+            mtlib.tail(check.stdout + check.stderr))
+
+
+def main():
+    ctx = mtlib.setup(__doc__, add_arguments)
+    case = ctx.args.case
+
+    def body(c):
+        if case == "nofile_overflow":
+            nofile_overflow_case(ctx, c)
+        else:
+            nofile_case(ctx, c, case == "nofile_soft")
+
+    mtlib.run_test(ctx, "rings." + case, body)
+
+
+if __name__ == "__main__":
+    main()
