@@ -305,11 +305,30 @@ static pid_t peer_pid(int fd)
 /* A shim whose socket the program closed connects again as the same
  * process: the connection is attached to it, if it is one we trace and
  * detached, and the HELLO comes from that very process. */
+static int read_message(struct consumer *c, struct process *p);
+static void on_connection_closed(struct process *p);
+
 static void on_reconnect(struct consumer *c, int fd, const struct mt_msg_hello *h)
 {
     pid_t peer = peer_pid(fd);
     for (size_t i = 0; i < c->nprocs; i++) {
         struct process *p = c->procs[i];
+        /* Its old connection's EOF may not be read yet: a process that
+         * closes every descriptor and connects again at once (a fork child
+         * that closes what it inherited and calls _exit, whose scan
+         * connects) is heard here first, in the same round. Read the old
+         * connection to its end: closed, the process is detached as the
+         * loop would have made it; still open (a copy lives), refused. */
+        if (p->pid == h->pid && p->conn >= 0 && !p->detached && p->phase == PHASE_RUNNING &&
+            peer != 0 && p->peer_pid == peer) {
+            int r;
+            fd_budget_take();
+            while ((r = read_message(c, p)) == 1 && p->conn >= 0)
+                ;
+            fd_budget_restore();
+            if (r == 0)
+                on_connection_closed(p);
+        }
         if (p->pid == h->pid && p->detached && p->conn < 0 && p->phase == PHASE_RUNNING &&
             peer != 0 && p->peer_pid == peer) {
             p->conn = fd;

@@ -20,8 +20,12 @@ many      --children fork children at a time, each keeps --blocks 32-byte
           that was once "not scanned" in the field test), --runs times: every
           child is scanned, reachable BLOCKS*32 in BLOCKS blocks, definite
           64/1, nothing unknown.
+many_closefds  the same, but each child closes every descriptor from 3 up
+          (close_range) before _exit: the shim connects again for the scan,
+          and the consumer hears that before the old connection's end (19
+          of 20 children were "not scanned", every run).
 
-usage: test_forks.py ... --case freeres|vfork|vfork_ok|many [--children N]
+usage: test_forks.py ... --case freeres|vfork|vfork_ok|many|many_closefds [--children N]
                          [--blocks N] [--runs N]
 """
 import os
@@ -34,7 +38,8 @@ KINDS = mtlib.LEAK_KINDS
 
 
 def add_arguments(parser):
-    parser.add_argument("--case", required=True, choices=("freeres", "vfork", "vfork_ok", "many"))
+    parser.add_argument("--case", required=True, choices=("freeres", "vfork", "vfork_ok", "many",
+                                                         "many_closefds"))
     parser.add_argument("--children", type=int, default=20)
     parser.add_argument("--blocks", type=int, default=8000)
     parser.add_argument("--runs", type=int, default=10)
@@ -126,14 +131,14 @@ def body_vfork(checker, mode):
                    (2, 0))
 
 
-def body_many(checker):
+def body_many(checker, mode):
     ctx = checker.ctx
     prog = ctx.prog("fork_underscore_exit")
     n, blocks = ctx.args.children, ctx.args.blocks
     reach = "still reachable: {:,} bytes in {:,} blocks".format(32 * blocks, blocks)
     for run in range(ctx.args.runs):
         out = ctx.subdir("run%d" % run)
-        result = mtlib.memtrace_run(ctx, [prog, "many", str(n), str(blocks)],
+        result = mtlib.memtrace_run(ctx, [prog, mode, str(n), str(blocks)],
                                     os.path.join(out, "%p.mtr"), logdir=out, tag="mt",
                                     timeout=600)
         label = "run %d" % (run + 1)
@@ -157,7 +162,7 @@ def body(checker):
     elif case in ("vfork", "vfork_ok"):
         body_vfork(checker, case)
     else:
-        body_many(checker)
+        body_many(checker, case)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@
  *       CHILDREN fork children one after the other, without waiting; each
  *       allocates BLOCKS 32-byte blocks kept in a list that a global holds,
  *       leaks one 64-byte block and ends by _exit(1) at once.
+ *   fork_underscore_exit many_closefds CHILDREN BLOCKS
+ *       the same, but each child closes every descriptor from 3 up first
+ *       (close_range), the shim's socket with them.
  *   fork_underscore_exit vfork
  *       a vfork child whose exec fails ends by _exit(127); the parent then
  *       keeps 200 bytes, leaks 100, exits 0. The child shares the parent's
@@ -23,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,7 +67,7 @@ static int run_freeres(void)
     return wait_all(3) ? 1 : 0;
 }
 
-static int run_many(int n, int blocks)
+static int run_many(int n, int blocks, int close_fds)
 {
     for (int i = 0; i < n; i++) {
         pid_t pid = fork();
@@ -79,6 +83,8 @@ static int run_many(int n, int blocks)
             kept = head;
             sink = malloc(64);
             sink = 0;
+            if (close_fds) /* as a child that closes what it inherited */
+                syscall(SYS_close_range, 3, ~0u, 0);
             _exit(1);
         }
     }
@@ -110,7 +116,9 @@ int main(int argc, char **argv)
     if (strcmp(mode, "freeres") == 0)
         return run_freeres();
     if (strcmp(mode, "many") == 0)
-        return run_many(argc > 2 ? atoi(argv[2]) : 20, argc > 3 ? atoi(argv[3]) : 8000);
+        return run_many(argc > 2 ? atoi(argv[2]) : 20, argc > 3 ? atoi(argv[3]) : 8000, 0);
+    if (strcmp(mode, "many_closefds") == 0)
+        return run_many(argc > 2 ? atoi(argv[2]) : 20, argc > 3 ? atoi(argv[3]) : 8000, 1);
     if (strcmp(mode, "vfork") == 0)
         return run_vfork(0);
     if (strcmp(mode, "vfork_ok") == 0)

@@ -3,5 +3,8 @@
 foreach(case freeres vfork vfork_ok)
   memtrace_e2e(forks.${case} test_forks.py LABELS valgrind TIMEOUT 300 ARGS --case ${case})
 endforeach()
-# 20 fork children of 8,000 blocks each that end by _exit(1), 10 runs
-memtrace_e2e(forks.many test_forks.py TIMEOUT 900 ARGS --case many)
+# 20 fork children of 8,000 blocks each that end by _exit(1), 10 runs; the
+# same with children that close every descriptor first
+foreach(case many many_closefds)
+  memtrace_e2e(forks.${case} test_forks.py TIMEOUT 900 ARGS --case ${case})
+endforeach()
