@@ -52,6 +52,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "loader.h"
@@ -222,6 +223,139 @@ __attribute__((noinline)) static void call_on_stack(void (*fn)(void *), void *ar
                        "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
 }
 
+/* ---- the program's signal mask and the fault signals ---------------------
+ *
+ * A fault (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS raised by an
+ * instruction) while its signal is blocked is not held pending: the kernel
+ * unblocks it, resets its action to SIG_DFL and kills, and our handler never
+ * runs. So while the program leaves such a signal at SIG_DFL, blocking it
+ * through sigprocmask or pthread_sigmask blocks it only in the program's
+ * view (per thread): the kernel's mask keeps it unblocked, the old mask the
+ * program reads back shows it blocked. A fault then runs our handler, which
+ * scans and dies as the kernel would have. The same signal sent by kill or
+ * tgkill (si_code <= 0) while the program holds it blocked is made pending
+ * again (blocked for real on return from the handler, and queued again with
+ * its siginfo), as the kernel would have held it. Before an exec the blocked
+ * view goes to the kernel, since the new image inherits the mask. Not
+ * emulated (a fault there still dies unscanned, and the gates say so): the
+ * view a new thread inherits (it gets the kernel's mask), posix_spawn and
+ * system children, sighold/sigblock/sigsetmask (glibc's internal
+ * sigprocmask), the sa_mask of the program's handlers. */
+
+static const int fault_list[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS};
+
+/* Bit sig-1: a fault signal the program blocked that the kernel does not. */
+static __thread unsigned long long view_blocked __attribute__((tls_model("initial-exec")));
+
+typedef int (*mask_fn)(int, const sigset_t *, sigset_t *);
+static mask_fn libc_pthread_sigmask_fn;
+
+/* libc's pthread_sigmask (it keeps glibc's internal signals out of the
+ * mask): an error number, or 0. */
+static int real_pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+    mask_fn f = __atomic_load_n(&libc_pthread_sigmask_fn, __ATOMIC_RELAXED);
+    if (MT_UNLIKELY(!f)) {
+        f = (mask_fn)mt_libc_symbol("pthread_sigmask");
+        if (!f)
+            return ENOSYS;
+        __atomic_store_n(&libc_pthread_sigmask_fn, f, __ATOMIC_RELAXED);
+    }
+    return f(how, set, old);
+}
+
+static unsigned long long fault_bit(int sig) { return 1ull << (sig - 1); }
+
+/* The program's sigprocmask/pthread_sigmask: an error number, or 0. */
+static int program_mask(int how, const sigset_t *set, sigset_t *old)
+{
+    if (!__atomic_load_n(&installed, __ATOMIC_ACQUIRE) ||
+        (how != SIG_BLOCK && how != SIG_UNBLOCK && how != SIG_SETMASK))
+        return real_pthread_sigmask(how, set, old);
+    unsigned long long before = view_blocked, after = before;
+    sigset_t kernel;
+    const sigset_t *use = set;
+    if (set) {
+        kernel = *set;
+        use = &kernel;
+        for (size_t i = 0; i < sizeof fault_list / sizeof *fault_list; i++) {
+            int sig = fault_list[i];
+            int member = sigismember(set, sig) == 1;
+            /* only while the program leaves it at SIG_DFL (ours runs) */
+            int ours = is_default(&program_action[sig]);
+            if (how == SIG_UNBLOCK) {
+                if (member)
+                    after &= ~fault_bit(sig);
+            } else if (member && ours) {
+                after |= fault_bit(sig);
+                sigdelset(&kernel, sig);
+            } else if (how == SIG_SETMASK) {
+                after &= ~fault_bit(sig);
+            }
+        }
+    }
+    /* what is unblocked leaves the view first: a signal held pending may
+     * be delivered as the call returns */
+    view_blocked = before & after;
+    int r = real_pthread_sigmask(how, use, old);
+    if (r != 0) {
+        view_blocked = before;
+        return r;
+    }
+    view_blocked = after;
+    if (old)
+        for (size_t i = 0; i < sizeof fault_list / sizeof *fault_list; i++)
+            if (before & fault_bit(fault_list[i]))
+                sigaddset(old, fault_list[i]);
+    return 0;
+}
+
+EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+    return program_mask(how, set, old);
+}
+
+EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+    int r = program_mask(how, set, old);
+    if (r != 0) {
+        errno = r;
+        return -1;
+    }
+    return 0;
+}
+
+/* exec: the image to come inherits the mask, so the kernel gets the
+ * program's view (attempt 1), and loses it again if the exec failed (0). */
+void mt_fatal_signals_exec(int attempt)
+{
+    unsigned long long bits = view_blocked;
+    if (!bits)
+        return;
+    int saved = errno;
+    sigset_t set;
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof fault_list / sizeof *fault_list; i++)
+        if (bits & fault_bit(fault_list[i]))
+            sigaddset(&set, fault_list[i]);
+    real_pthread_sigmask(attempt ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+    errno = saved;
+}
+
+/* A fault signal sent (not raised by a fault) while the program holds it
+ * blocked: pending again, blocked for real once the handler returns. 1 if
+ * so. */
+static int held_by_program(int sig, siginfo_t *info, void *context)
+{
+    if (sig <= 0 || sig > 64 || !(view_blocked & fault_bit(sig)) || !info || info->si_code > 0 ||
+        !context)
+        return 0;
+    ucontext_t *uc = context;
+    sigaddset(&uc->uc_sigmask, sig);
+    syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), sig, info);
+    return 1;
+}
+
 /* ---- the handlers -------------------------------------------------------- */
 
 static void die_as_default(int sig, const siginfo_t *info)
@@ -253,6 +387,11 @@ static void fatal_body(void *arg);
 
 static void fatal_handler(int sig, siginfo_t *info, void *context)
 {
+    int saved = errno;
+    if (held_by_program(sig, info, context)) {
+        errno = saved;
+        return;
+    }
     struct fatal_call call = {sig, info, context};
     char *sp = __builtin_frame_address(0);
     char *m = alt.map;

@@ -620,6 +620,7 @@ EXPORT void _Exit(int status)
 static void note_exec(int attempt)
 {
     struct mt_thread *t = self();
+    mt_fatal_signals_exec(attempt); /* the new image inherits the mask */
     if (mt_state != MT_STATE_ACTIVE || t->guard || t->in_record)
         return;
     int saved = errno;

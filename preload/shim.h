@@ -333,6 +333,9 @@ void mt_fatal_signals_install(void) MT_HIDDEN;
  * overflow leaves no other stack to run on); from its first event, while it
  * has no ring yet. Once per thread. */
 void mt_fatal_signals_thread(void) MT_HIDDEN;
+/* Before an exec (attempt 1) and after one that failed (0): the fault
+ * signals the program blocked are blocked for real across it. */
+void mt_fatal_signals_exec(int attempt) MT_HIDDEN;
 
 /* ---- python.c ---- */
 /* Looks for CPython in the process (handle: a library just dlopen'ed, or

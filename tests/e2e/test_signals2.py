@@ -22,12 +22,15 @@ by SIGSEGV in one of these ways:
                    unscanned. What is checked: it still ends as bare, the dump
                    says it was not scanned, and `memtrace check` fails with a
                    "not checked" line (SPEC section 5: no silent pass).
-  blocked_fault    the program blocks SIGSEGV, then faults: the kernel
-                   resets the action to SIG_DFL and kills, no handler runs
-                   (memcheck, which emulates the kernel, still scans). Checked
-                   as early_overflow: unscanned, and said so by the gate.
+  blocked_fault    the program blocks SIGSEGV (and sees it blocked in its
+                   mask), then faults: bare, the kernel resets the action to
+                   SIG_DFL and kills with no handler run; memtrace keeps the
+                   signal unblocked in the kernel, so its handler scans
+  blocked_kill     the program blocks SIGSEGV, raises it: it must stay
+                   pending (sigpending shows it, the program goes on), then
+                   kill once unblocked
 
-For each (but the kinds of those two): the LEAK SUMMARY equals valgrind
+For each (but early_overflow's kinds): the LEAK SUMMARY equals valgrind
 memcheck's (definite 4096/1, reachable 500/1), the dump is scanned with
 nothing unknown and says "killed by signal 11"; the program ends exactly as
 bare (the same signal, the same core-dump flag, in plain LD_PRELOAD mode with
@@ -43,10 +46,10 @@ import mtlib
 import test_fatal_signals as fatal
 
 KINDS = mtlib.LEAK_KINDS
-CASES = ("overflow", "thread_overflow", "early_overflow", "blocked_fault", "altstack", "sigset", "ssignal",
+CASES = ("overflow", "thread_overflow", "early_overflow", "blocked_fault", "blocked_kill", "altstack", "sigset", "ssignal",
          "sigaction2", "sigvec")
 HANDLER_CASES = ("sigset", "ssignal", "sigaction2", "sigvec")
-UNSCANNED = ("early_overflow", "blocked_fault")  # no handler can run: said, not hidden
+UNSCANNED = ("early_overflow",)  # no handler can run: said, not hidden
 
 
 def add_arguments(parser):
@@ -80,6 +83,10 @@ def body(checker):
                   mtlib.tail(plain_err))
     if case in HANDLER_CASES:
         checker.check("LD_PRELOAD: the program's handler ran", "handler ran" in plain_err)
+    if case == "blocked_kill":
+        checker.check("bare: the signal was held pending",
+                      "held pending" in mtlib.read_text(os.path.join(bare, "err")))
+        checker.check("LD_PRELOAD: the signal was held pending", "held pending" in plain_err)
     mtlib.wait_for_dump(plain_dump)
 
     out = ctx.subdir("run")

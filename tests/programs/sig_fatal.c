@@ -12,9 +12,13 @@
  *                     (what the program left), sets its own, checks that
  *                     sigaltstack reports it, disables it and checks again,
  *                     sets it again and overflows the main stack
- *   blocked_fault     blocks SIGSEGV (sigprocmask), then writes through
- *                     NULL: the kernel unblocks it and resets its action to
- *                     SIG_DFL before it delivers the fault (no handler runs)
+ *   blocked_fault     blocks SIGSEGV (sigprocmask), checks that sigprocmask
+ *                     and pthread_sigmask report it blocked, then writes
+ *                     through NULL: the kernel unblocks it and resets its
+ *                     action to SIG_DFL before it delivers the fault
+ *   blocked_kill      blocks SIGSEGV, raises it (held pending: sigpending
+ *                     must show it, and the program goes on), then
+ *                     unblocks it and dies of it
  *   sigset | ssignal | sigaction2 | sigvec
  *                     installs its own SIGSEGV handler through sigset,
  *                     ssignal, __sigaction or sigvec (the last through its
@@ -188,12 +192,24 @@ int main(int argc, char **argv)
         pthread_attr_setstacksize(&attr, 256 * 1024);
         pthread_create(&t, &attr, overflow_thread, !strcmp(how, "thread_overflow") ? &attr : NULL);
         pthread_join(t, NULL);
-    } else if (!strcmp(how, "blocked_fault")) {
-        sigset_t segv;
+    } else if (!strcmp(how, "blocked_fault") || !strcmp(how, "blocked_kill")) {
+        sigset_t segv, now;
         sigemptyset(&segv);
         sigaddset(&segv, SIGSEGV);
-        sigprocmask(SIG_BLOCK, &segv, NULL);
-        *(volatile int *)0 = 1;
+        if (sigprocmask(SIG_BLOCK, &segv, &now) != 0 || sigismember(&now, SIGSEGV))
+            return fail("sigprocmask's old mask has SIGSEGV before it was blocked");
+        if (sigprocmask(SIG_BLOCK, NULL, &now) != 0 || !sigismember(&now, SIGSEGV) ||
+            pthread_sigmask(SIG_SETMASK, NULL, &now) != 0 || !sigismember(&now, SIGSEGV))
+            return fail("the mask does not show SIGSEGV blocked");
+        if (!strcmp(how, "blocked_fault"))
+            *(volatile int *)0 = 1;
+        raise(SIGSEGV);
+        if (sigpending(&now) != 0 || !sigismember(&now, SIGSEGV))
+            return fail("SIGSEGV raised while blocked is not pending");
+        fputs("held pending\n", stderr);
+        fflush(stderr);
+        sigprocmask(SIG_UNBLOCK, &segv, NULL);
+        return fail("SIGSEGV unblocked did not kill");
     } else if (!strcmp(how, "altstack")) {
         int r = altstack_checks();
         if (r)
