@@ -22,6 +22,8 @@ Cases:
             gate --max-leaked 0 fails, a gate at the definite+indirect bytes
             passes with the program's status, one byte less fails
   exit3     the same, ended by os.Exit(3): status 3 kept
+  (both: the offsets of Go's runtime structures that go_exit.c uses equal
+  those in the victim's DWARF, read by readelf)
   stripped  built with -ldflags=-s (no symbol table: runtime.exit cannot be
             found): not scanned, and every gate fails saying why (the raw
             exit_group), as before this change
@@ -29,6 +31,7 @@ Cases:
 usage: test_golang.py ... --source tests/programs/goleak.go --case CASE
 """
 import os
+import re
 import subprocess
 
 import mtlib
@@ -64,6 +67,57 @@ def go_build(ctx, stripped):
     return out
 
 
+def dwarf_offsets(prog):
+    """{(struct, member): offset} of Go's runtime structures that
+    preload/go_exit.c reads, from the victim's DWARF (readelf)."""
+    r = subprocess.run(["readelf", "--debug-dump=info", prog], capture_output=True, text=True,
+                       timeout=240)
+    if r.returncode != 0:
+        raise mtlib.TestError("readelf --debug-dump=info failed: " + r.stderr[-500:])
+    wanted = {"runtime.g", "runtime.m", "runtime.gobuf", "runtime.stack"}
+    offsets, struct, member, level = {}, None, None, 0
+    for line in r.stdout.splitlines():
+        m = re.match(r"\s*<(\d+)><[0-9a-f]+>: Abbrev Number: \d+ \((\w+)\)", line)
+        if m:
+            level, tag = int(m.group(1)), m.group(2)
+            if level == 1:
+                struct = "pending" if tag == "DW_TAG_structure_type" else None
+            member = None
+            continue
+        m = re.match(r"\s*<[0-9a-f]+>\s+DW_AT_name\s*: (\S+)", line)
+        if m:
+            if level == 1 and struct == "pending":
+                struct = m.group(1) if m.group(1) in wanted else None
+            elif level == 2 and struct:
+                member = m.group(1)
+            continue
+        m = re.match(r"\s*<[0-9a-f]+>\s+DW_AT_data_member_location: (\d+)", line)
+        if m and level == 2 and struct and member:
+            offsets.setdefault((struct, member), int(m.group(1)))
+    return offsets
+
+
+def check_offsets(checker, prog):
+    """The offsets go_exit.c uses (its #defines) are those of this Go."""
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "preload",
+                          "go_exit.c")
+    defines = dict((name, int(value)) for name, value in
+                   re.findall(r"^#define (G_\w+|M_\w+) (\d+)", mtlib.read_text(source), re.M))
+    d = dwarf_offsets(prog)
+    stack, sched = d.get(("runtime.g", "stack")), d.get(("runtime.g", "sched"))
+    want = {
+        "G_STACK_LO": None if stack is None else stack + d.get(("runtime.stack", "lo"), -999),
+        "G_STACK_HI": None if stack is None else stack + d.get(("runtime.stack", "hi"), -999),
+        "G_M": d.get(("runtime.g", "m")),
+        "G_SCHED_SP": None if sched is None else sched + d.get(("runtime.gobuf", "sp"), -999),
+        "G_SCHED_G": None if sched is None else sched + d.get(("runtime.gobuf", "g"), -999),
+        "M_G0": d.get(("runtime.m", "g0")),
+    }
+    for name, offset in want.items():
+        checker.eq("go_exit.c's %s is the DWARF offset of this Go's runtime" % name,
+                   defines.get(name), offset)
+
+
 def gate(ctx, dump, limit):
     """`memtrace check --max-leaked limit DUMP`: (status, stderr)."""
     r = subprocess.run([ctx.memtrace, "check", "--max-leaked", str(limit), dump],
@@ -74,6 +128,7 @@ def gate(ctx, dump, limit):
 def scanned_case(checker, mode, status):
     ctx = checker.ctx
     prog = go_build(ctx, stripped=False)
+    check_offsets(checker, prog)
     for run in range(RUNS):
         label = "%s run %d" % (mode, run + 1)
         dump = os.path.join(ctx.workdir, "%s-%d.mtr" % (mode, run))
