@@ -29,10 +29,13 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <elf.h>
+#include <fcntl.h>
 #include <link.h>
 #include <signal.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -46,6 +49,7 @@
 #define G_STACK_HI 8   /* g.stack.hi */
 #define G_M 48         /* g.m */
 #define G_SCHED_SP 56  /* g.sched.sp (gobuf.sp) */
+#define G_SCHED_PC 64  /* g.sched.pc (gobuf.pc) */
 #define G_SCHED_G 72   /* g.sched.g (gobuf.g) */
 #define M_G0 0         /* m.g0 */
 #define GO_STACK_MAX ((uintptr_t)1 << 32)
@@ -60,6 +64,8 @@ int mt_go_process MT_HIDDEN;        /* 1: runtime.exit is hooked */
 static intptr_t go_tls_offset;      /* Go's g: at the thread pointer plus this */
 static int go_tls_known;
 static uintptr_t go_text_lo, go_text_hi; /* Go's code: runtime.text to runtime.etext */
+static uintptr_t go_allgs;          /* &runtime.allgs: every goroutine ([]*g), or 0 */
+static uintptr_t go_mcall;          /* runtime.mcall, or 0 */
 
 /* runtime.exit is ABI0: its status is on the stack, above the return
  * address. The first thread to get here switches to our stack (16-byte
@@ -178,6 +184,77 @@ int mt_go_dead_ranges(uintptr_t g, uintptr_t sp, uintptr_t ip, uintptr_t dead[2]
     return n;
 }
 
+/* The goroutines that no thread runs (parked, runnable, in a system call
+ * or a cgo call, dead): their stacks below their saved stack pointer
+ * (g.sched.sp) are dead, as memcheck knows them (it marked their frames
+ * dead as the stack pointer rose while they ran). running: the gs that
+ * threads run (their current g), which the threads' own bounds cover.
+ * Writes up to max ranges to dead; returns how many, or -1 with *why. */
+int mt_go_parked_ranges(const uintptr_t *running, int nrunning, uintptr_t (*dead)[2], int max,
+                        const char **why)
+{
+    uintptr_t gs, count;
+    if (!go_allgs)
+        return 0;
+    if (read_word(go_allgs, &gs) || read_word(go_allgs + 8, &count) || count > (1u << 24)) {
+        *why = "runtime.allgs is not readable";
+        return -1;
+    }
+    int n = 0;
+    for (uintptr_t i = 0; i < count && n < max; i++) {
+        uintptr_t g;
+        struct go_g cur;
+        if (read_word(gs + i * 8, &g)) {
+            *why = "runtime.allgs is not readable";
+            return -1;
+        }
+        int runs = 0;
+        for (int r = 0; r < nrunning; r++)
+            runs |= running[r] == g;
+        if (!g || runs)
+            continue;
+        uintptr_t pc;
+        if (read_word(g + G_STACK_LO, &cur.lo) || read_word(g + G_STACK_HI, &cur.hi) ||
+            read_word(g + G_SCHED_SP, &cur.sched_sp) || read_word(g + G_SCHED_PC, &pc)) {
+            *why = "a g in runtime.allgs is not readable";
+            return -1;
+        }
+        /* Parked by mcall (gopark, Gosched, preemption): g.sched.sp is
+         * the caller's stack pointer, where mcall's argument would be
+         * spilled, which Go's register ABI never writes: that word is what
+         * an earlier frame left there (memcheck: undefined). The call is
+         * the 5 bytes before g.sched.pc: E8 and mcall's offset. */
+        if (go_mcall && pc > 8) {
+            unsigned char code[8];
+            struct iovec local = {code, sizeof code}, remote = {(void *)(pc - 8), sizeof code};
+            int32_t rel;
+            if (syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0) ==
+                    (long)sizeof code && code[3] == 0xe8) {
+                memcpy(&rel, code + 4, sizeof rel);
+                if (pc + (uintptr_t)(intptr_t)rel == go_mcall && cur.sched_sp + 8 < cur.hi)
+                    cur.sched_sp += 8;
+            }
+        }
+        /* no stack (freed), or a stack pointer that is not in it: the
+         * stack, if any, is left whole */
+        if (cur.lo < cur.hi && cur.hi - cur.lo <= GO_STACK_MAX && cur.sched_sp > cur.lo &&
+            cur.sched_sp < cur.hi) {
+            dead[n][0] = cur.lo;
+            dead[n++][1] = cur.sched_sp;
+        }
+    }
+    return n;
+}
+
+/* How many goroutines runtime.allgs holds (0 if not known). */
+uintptr_t mt_go_goroutines(void)
+{
+    uintptr_t count;
+    if (!go_allgs || read_word(go_allgs + 8, &count) || count > (1u << 24))
+        return 0;
+    return count;
+}
+
 void mt_go_exit(int code, uintptr_t go_sp)
 {
     /* The exiting thread's own bounds first: if Go's structures cannot be
@@ -219,7 +296,56 @@ static int go_note(const unsigned char *p, const unsigned char *end)
     return 0;
 }
 
+/* The address of the data symbol name in the executable (its .symtab,
+ * read from /proc/self/exe), or 0. bias: the executable's load bias. */
+static uintptr_t exe_object(const char *name, uintptr_t bias)
+{
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    uintptr_t found = 0;
+    void *map = fstat(fd, &st) == 0 && st.st_size > (off_t)sizeof(Elf64_Ehdr)
+                    ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0)
+                    : MAP_FAILED;
+    close(fd);
+    if (map == MAP_FAILED)
+        return 0;
+    const unsigned char *image = map;
+    size_t size = (size_t)st.st_size;
+    const Elf64_Ehdr *eh = map;
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_shentsize == sizeof(Elf64_Shdr) &&
+        eh->e_shoff < size && eh->e_shnum <= (size - eh->e_shoff) / sizeof(Elf64_Shdr)) {
+        const Elf64_Shdr *sections = (const void *)(image + eh->e_shoff);
+        for (unsigned k = 0; k < eh->e_shnum && !found; k++) {
+            const Elf64_Shdr *sh = &sections[k];
+            if (sh->sh_type != SHT_SYMTAB || sh->sh_link >= eh->e_shnum ||
+                sh->sh_entsize != sizeof(Elf64_Sym) || sh->sh_offset > size ||
+                sh->sh_size > size - sh->sh_offset)
+                continue;
+            const Elf64_Shdr *strtab = &sections[sh->sh_link];
+            if (strtab->sh_offset > size || strtab->sh_size > size - strtab->sh_offset)
+                continue;
+            const char *names = (const char *)image + strtab->sh_offset;
+            const Elf64_Sym *syms = (const void *)(image + sh->sh_offset);
+            size_t len = strlen(name);
+            for (size_t i = 0; i < sh->sh_size / sizeof *syms; i++) {
+                if (ELF64_ST_TYPE(syms[i].st_info) != STT_OBJECT ||
+                    syms[i].st_shndx == SHN_UNDEF || syms[i].st_name >= strtab->sh_size ||
+                    strtab->sh_size - syms[i].st_name <= len ||
+                    memcmp(names + syms[i].st_name, name, len + 1) != 0)
+                    continue;
+                found = bias + syms[i].st_value;
+                break;
+            }
+        }
+    }
+    munmap(map, size);
+    return found;
+}
+
 struct go_exe {
+    uintptr_t bias;
     int is_go;
     const ElfW(Phdr) *tls; /* the executable's PT_TLS */
     void *tls_data;        /* this thread's copy of it */
@@ -238,6 +364,7 @@ static int find_go(struct dl_phdr_info *info, size_t size, void *arg)
             exe->tls = ph;
         }
     }
+    exe->bias = info->dlpi_addr;
     if (size >= offsetof(struct dl_phdr_info, dlpi_tls_data) + sizeof info->dlpi_tls_data)
         exe->tls_data = info->dlpi_tls_data;
     return 1; /* the first object is the executable */
@@ -245,7 +372,7 @@ static int find_go(struct dl_phdr_info *info, size_t size, void *arg)
 
 void mt_go_exit_install(void)
 {
-    struct go_exe exe = {0, NULL, NULL};
+    struct go_exe exe = {0, 0, NULL, NULL};
     dl_iterate_phdr(find_go, &exe);
     if (!exe.is_go)
         return;
@@ -272,6 +399,10 @@ void mt_go_exit_install(void)
         go_text_lo = text.address;
         go_text_hi = etext.address;
     }
+    go_allgs = exe_object("runtime.allgs", exe.bias);
+    struct mt_symbol mcall;
+    if (mt_symbol_find("runtime.mcall", 1, (uintptr_t)self.dli_fbase, &mcall) == 1)
+        go_mcall = mcall.address;
     void *stack = mt_map(GO_STACK_SIZE);
     if (!stack)
         return;

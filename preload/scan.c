@@ -326,19 +326,61 @@ struct program_view {
 };
 
 /* A Go process (MT_SCAN_FOREIGN): the dead parts of its threads' stacks
- * (mt_go_dead_ranges) and the signal stacks they stopped on, never roots.
- * mmap'd, up to 3 per thread. */
+ * (mt_go_dead_ranges), the signal stacks they stopped on, and the dead
+ * parts of the stacks of the goroutines no thread runs
+ * (mt_go_parked_ranges): never roots. mmap'd, up to 3 per thread and 1 per
+ * goroutine. */
 static uintptr_t (*go_dead)[2];
 static int go_dead_count;
 
 /* Fills go_dead for the exiting thread (view) and every stopped thread;
  * NULL, or why Go's bounds cannot be trusted. */
+/* Sorts go_dead by start (heapsort: no malloc, any count), so that
+ * exclude() takes them in order. */
+static void sift(uintptr_t (*a)[2], size_t i, size_t n)
+{
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            return;
+        if (c + 1 < n && a[c + 1][0] > a[c][0])
+            c++;
+        if (a[i][0] >= a[c][0])
+            return;
+        uintptr_t t0 = a[i][0], t1 = a[i][1];
+        a[i][0] = a[c][0];
+        a[i][1] = a[c][1];
+        a[c][0] = t0;
+        a[c][1] = t1;
+        i = c;
+    }
+}
+
+static void sort_ranges(uintptr_t (*a)[2], size_t n)
+{
+    for (size_t i = n / 2; i-- > 0;)
+        sift(a, i, n);
+    for (size_t end = n; end-- > 1;) {
+        uintptr_t t0 = a[0][0], t1 = a[0][1];
+        a[0][0] = a[end][0];
+        a[0][1] = a[end][1];
+        a[end][0] = t0;
+        a[end][1] = t1;
+        sift(a, 0, end);
+    }
+}
+
+static uintptr_t go_running[MAX_THREADS + 1]; /* the gs that threads run */
+
 static const char *go_bounds(const struct mt_go_exit_view *view)
 {
-    go_dead = mt_map((MAX_THREADS + 2) * 3 * sizeof *go_dead);
+    size_t goroutines = mt_go_goroutines();
+    go_dead = mt_map(((MAX_THREADS + 2) * 3 + goroutines) * sizeof *go_dead);
     if (!go_dead)
         return "no memory for the bounds";
     const char *why = NULL;
+    int nrunning = 0;
+    go_running[nrunning++] = view->g;
     int n = mt_go_dead_ranges(view->g, view->sp, 0, &go_dead[0], &why);
     if (n < 0)
         return why;
@@ -366,6 +408,7 @@ static const char *go_bounds(const struct mt_go_exit_view *view)
             go_dead[go_dead_count++][1] = stopped[i].altstack[1];
         }
         uintptr_t(*dead)[2] = &go_dead[go_dead_count];
+        go_running[nrunning++] = stopped[i].go_g;
         n = mt_go_dead_ranges(stopped[i].go_g, sp, stopped[i].regs[REG_RIP], dead, &why);
         if (n < 0)
             return why;
@@ -375,6 +418,11 @@ static const char *go_bounds(const struct mt_go_exit_view *view)
             dead[0][1] = sp - RED_ZONE > dead[0][0] ? sp - RED_ZONE : dead[0][0];
         go_dead_count += n;
     }
+    n = mt_go_parked_ranges(go_running, nrunning, &go_dead[go_dead_count], (int)goroutines, &why);
+    if (n < 0)
+        return why;
+    go_dead_count += n;
+    sort_ranges(go_dead, (size_t)go_dead_count);
     return NULL;
 }
 
@@ -501,7 +549,7 @@ static void scan_roots(struct marker *m, const struct program_view *self)
     for (int i = 0; i < nstopped; i++)
         for (int r = 0; r < NGREG; r++)
             consider(m, stopped[i].regs[r], 1);
-    struct excluded ex = {.cap = 5 * MAX_THREADS + 16384 + 16};
+    struct excluded ex = {.cap = 2 * MAX_THREADS + 16384 + 16 + (size_t)go_dead_count};
     size_t ex_size = ex.cap * sizeof *ex.ranges;
     ex.ranges = mmap(NULL, ex_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (ex.ranges == MAP_FAILED) {

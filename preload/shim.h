@@ -313,6 +313,9 @@ void mt_go_exit_install(void) MT_HIDDEN;     /* from mt_init, guard raised */
 uintptr_t mt_go_current_g(void) MT_HIDDEN;   /* async-signal-safe; 0: none */
 int mt_go_dead_ranges(uintptr_t g, uintptr_t sp, uintptr_t ip, uintptr_t dead[2][2],
                       const char **why) MT_HIDDEN;
+int mt_go_parked_ranges(const uintptr_t *running, int nrunning, uintptr_t (*dead)[2], int max,
+                        const char **why) MT_HIDDEN;
+uintptr_t mt_go_goroutines(void) MT_HIDDEN;
 void mt_scan_at_exit(int how, const void *context) MT_HIDDEN;
 
 /* ---- own_memory.c ---- */

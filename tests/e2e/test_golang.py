@@ -36,7 +36,7 @@ import subprocess
 
 import mtlib
 
-RUNS = 5
+RUNS = 10
 DEFINITE = (24183, 13)
 INDIRECT = (144, 3)
 REACHABLE = (1555, 4)
@@ -111,6 +111,7 @@ def check_offsets(checker, prog):
         "G_M": d.get(("runtime.g", "m")),
         "G_SCHED_SP": None if sched is None else sched + d.get(("runtime.gobuf", "sp"), -999),
         "G_SCHED_G": None if sched is None else sched + d.get(("runtime.gobuf", "g"), -999),
+        "G_SCHED_PC": None if sched is None else sched + d.get(("runtime.gobuf", "pc"), -999),
         "M_G0": d.get(("runtime.m", "g0")),
     }
     for name, offset in want.items():
