@@ -24,6 +24,11 @@ Cases:
   exit3     the same, ended by os.Exit(3): status 3 kept
   (both: the offsets of Go's runtime structures that go_exit.c uses equal
   those in the victim's DWARF, read by readelf)
+  busy      tests/programs/gobusy.go, GOMAXPROCS=4: threads in C, in Go
+            and in Go's scheduler when it returns or panics (status 2): always
+            scanned (never refused), its 4 leaks definite or reachable (a
+            register copy that Go's preemption saved is a live root, for
+            memcheck too), status and panic message kept
   stripped  built with -ldflags=-s (no symbol table: runtime.exit cannot be
             found): not scanned, and every gate fails saying why (the raw
             exit_group), as before this change
@@ -47,16 +52,18 @@ ENV = dict(os.environ, GOMAXPROCS="2")
 
 def add_arguments(parser):
     parser.add_argument("--source", required=True, help="tests/programs/goleak.go")
-    parser.add_argument("--case", required=True, choices=("return", "exit3", "stripped"))
+    parser.add_argument("--busy-source", help="tests/programs/gobusy.go (case busy)")
+    parser.add_argument("--case", required=True, choices=("return", "exit3", "stripped", "busy"))
 
 
-def go_build(ctx, stripped):
-    """Builds goleak in the work directory; returns its path."""
-    out = os.path.join(ctx.workdir, "goleak")
+def go_build(ctx, stripped, source=None):
+    """Builds goleak (or source) in the work directory; returns its path."""
+    source = source or ctx.args.source
+    out = os.path.join(ctx.workdir, os.path.splitext(os.path.basename(source))[0])
     cache = os.path.join(os.path.dirname(ctx.workdir), "golang-gocache")
     env = dict(os.environ, GOCACHE=cache, GOPATH=os.path.join(cache, "gopath"),
                GO111MODULE="off", CGO_ENABLED="1", GOFLAGS="")
-    argv = ["go", "build", "-o", out] + (["-ldflags=-s -w"] if stripped else []) + [os.path.abspath(ctx.args.source)]
+    argv = ["go", "build", "-o", out] + (["-ldflags=-s -w"] if stripped else []) + [os.path.abspath(source)]
     try:
         r = subprocess.run(argv, cwd=ctx.workdir, env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=240)
@@ -181,9 +188,48 @@ def stripped_case(checker):
     checker.eq("stripped: check fails whatever the limit", status, 1)
 
 
+BUSY_LEAKS = (20006, 4)
+BUSY_RUNS = 6
+
+
+def busy_case(checker):
+    ctx = checker.ctx
+    if not ctx.args.busy_source:
+        raise mtlib.TestError("--busy-source is needed")
+    prog = go_build(ctx, stripped=False, source=ctx.args.busy_source)
+    env = dict(os.environ, GOMAXPROCS="4")
+    for run in range(BUSY_RUNS):
+        mode = ("return", "panic")[run % 2]
+        status = 0 if mode == "return" else 2
+        label = "busy %s run %d" % (mode, run + 1)
+        dump = os.path.join(ctx.workdir, "busy-%d.mtr" % run)
+        result = mtlib.memtrace_run(ctx, [prog, mode], dump, env=env, logdir=ctx.workdir,
+                                    tag="mt-busy-%d" % run)
+        checker.eq("%s: exits with the program's status" % label,
+                   mtlib.exit_code(result.returncode), status)
+        if mode == "panic":
+            checker.check("%s: Go's panic message on the program's stderr" % label,
+                          "panic: boom" in result.stderr, mtlib.tail(result.stderr))
+        checker.check("%s: no 'cannot scan' on memtrace's stderr" % label,
+                      "cannot scan" not in result.stderr, mtlib.tail(result.stderr))
+        rep, got = mtlib.memtrace_leak_kinds(ctx, dump)
+        mtlib.check_exit(checker, rep, label, status=status)
+        checker.check("%s: scanned" % label, rep["leaks"]["scanned"] is True)
+        checker.eq("%s: no block left unknown" % label, got["unknown"], (0, 0))
+        checker.eq("%s: nothing indirect" % label, got["indirect"], (0, 0))
+        both = (got["definite"][0] + got["reachable"][0], got["definite"][1] + got["reachable"][1])
+        checker.eq("%s: the 4 leaks are definite or reachable (bytes, blocks)" % label, both,
+                   BUSY_LEAKS)
+        possible = got["possible"]
+        checker.check("%s: possible is Go's threads' dtv blocks only (%d bytes each)" % (label, DTV),
+                      possible[0] == DTV * possible[1], repr(possible))
+
+
 def body(checker):
     case = checker.ctx.args.case
-    if case == "stripped":
+    if case == "busy":
+        busy_case(checker)
+    elif case == "stripped":
         stripped_case(checker)
     else:
         scanned_case(checker, case, 0 if case == "return" else 3)
