@@ -1,8 +1,8 @@
 // A Go program with cgo for tests/e2e/test_golang.py (issue 17 point 4): Go's
 // runtime ends it with a raw exit_group (runtime.exit), never libc's exit.
 // Go's own heap is not malloc; the blocks its C code gets from malloc are,
-// and it knows what it leaked (valgrind 3.19 cannot run it: these are the
-// expected figures, by construction):
+// and it knows what it leaked (memcheck says the same, when valgrind 3.19
+// can run it: with GODEBUG=cpu.rdtscp=off):
 //
 //	definitely lost  24,183 bytes in 13 blocks: 3 dropped by Go (700..702 bytes,
 //	                 C.malloc), 5 dropped by C (2,000..2,004), 4 dropped by
