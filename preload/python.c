@@ -209,7 +209,8 @@ static int parse_version(const char *v, int *major, int *minor)
 /* dlsym would do, but a failed lookup (every program without CPython)
  * makes glibc malloc its error message from the program's heap, which must
  * not change. So the dynamic symbol tables of the loaded modules are read
- * where the loader mapped them, through their GNU hash tables. */
+ * where the loader mapped them (mt_elf_read and mt_elf_lookup, got_patch.c:
+ * the same reading the rebinding of RTLD_DEEPBIND modules uses). */
 struct symbol_search {
     const char *const *names;
     int count;
@@ -217,64 +218,15 @@ struct symbol_search {
     int module_found;
 };
 
-static uint32_t gnu_hash(const char *s)
-{
-    uint32_t h = 5381;
-    for (; *s; s++)
-        h = h * 33 + (unsigned char)*s;
-    return h;
-}
-
-static uintptr_t dynamic_address(const struct dl_phdr_info *info, uintptr_t value)
-{
-    return value < info->dlpi_addr ? value + info->dlpi_addr : value; /* relocated or not */
-}
-
-static void *lookup(const struct dl_phdr_info *info, const uint32_t *hash, const ElfW(Sym) *symtab,
-                    const char *strtab, const char *name)
-{
-    uint32_t nbuckets = hash[0], symoffset = hash[1], bloom_size = hash[2];
-    if (nbuckets == 0)
-        return NULL;
-    const uint32_t *buckets = (const uint32_t *)((const ElfW(Addr) *)(hash + 4) + bloom_size);
-    const uint32_t *chain = buckets + nbuckets;
-    uint32_t h = gnu_hash(name);
-    for (uint32_t i = buckets[h % nbuckets]; i >= symoffset && i != 0; i++) {
-        uint32_t h2 = chain[i - symoffset];
-        const ElfW(Sym) *sym = &symtab[i];
-        if ((h | 1) == (h2 | 1) && sym->st_shndx != SHN_UNDEF && strcmp(strtab + sym->st_name, name) == 0)
-            return (void *)(info->dlpi_addr + sym->st_value);
-        if (h2 & 1)
-            break;
-    }
-    return NULL;
-}
-
 static int search_module(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     struct symbol_search *s = data;
-    const ElfW(Dyn) *dyn = NULL;
-    for (int i = 0; i < info->dlpi_phnum; i++)
-        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
-            dyn = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
-    if (!dyn || (info->dlpi_name && strstr(info->dlpi_name, "linux-vdso")))
-        return 0;
-    const uint32_t *hash = NULL;
-    const ElfW(Sym) *symtab = NULL;
-    const char *strtab = NULL;
-    for (; dyn->d_tag != DT_NULL; dyn++) {
-        if (dyn->d_tag == DT_GNU_HASH)
-            hash = (const uint32_t *)dynamic_address(info, dyn->d_un.d_ptr);
-        else if (dyn->d_tag == DT_SYMTAB)
-            symtab = (const ElfW(Sym) *)dynamic_address(info, dyn->d_un.d_ptr);
-        else if (dyn->d_tag == DT_STRTAB)
-            strtab = (const char *)dynamic_address(info, dyn->d_un.d_ptr);
-    }
-    if (!hash || !symtab || !strtab || !lookup(info, hash, symtab, strtab, s->names[0]))
+    struct mt_elf e;
+    if (mt_elf_read(info, &e) != 0 || !mt_elf_lookup(&e, s->names[0]))
         return 0;
     for (int k = 0; k < s->count; k++)
-        s->found[k] = lookup(info, hash, symtab, strtab, s->names[k]);
+        s->found[k] = mt_elf_lookup(&e, s->names[k]);
     s->module_found = 1;
     return 1; /* the module that has the first name has them all */
 }
