@@ -25,7 +25,15 @@ many_closefds  the same, but each child closes every descriptor from 3 up
           and the consumer hears that before the old connection's end (19
           of 20 children were "not scanned", every run).
 
-usage: test_forks.py ... --case freeres|vfork|vfork_ok|many|many_closefds [--children N]
+python_os_exit  python3 forks 5 children (os.fork) that each keep 50 bytes
+          objects, print a line to sys.stdout and leave by os._exit(3), as
+          multiprocessing's workers do (/usr/bin/python3, Debian's): every
+          child "exited with status 3" and was scanned (nothing unknown),
+          definite and reachable are not empty, and the run prints what the
+          bare run prints (its figures against valgrind's:
+          field.python3_multiprocessing).
+
+usage: test_forks.py ... --case freeres|vfork|vfork_ok|many|many_closefds|python_os_exit [--children N]
                          [--blocks N] [--runs N]
 """
 import os
@@ -39,7 +47,7 @@ KINDS = mtlib.LEAK_KINDS
 
 def add_arguments(parser):
     parser.add_argument("--case", required=True, choices=("freeres", "vfork", "vfork_ok", "many",
-                                                         "many_closefds"))
+                                                         "many_closefds", "python_os_exit"))
     parser.add_argument("--children", type=int, default=20)
     parser.add_argument("--blocks", type=int, default=8000)
     parser.add_argument("--runs", type=int, default=10)
@@ -155,10 +163,56 @@ def body_many(checker, mode):
               % (label, n, definite, reachable, unscanned))
 
 
+PYTHON_OS_EXIT = """\
+import os, sys
+kept = [str(i) * 5 for i in range(300)]
+for n in range(5):
+    pid = os.fork()
+    if pid == 0:
+        more = [bytes(200) for _ in range(50)]
+        sys.stdout.write("child %d\\n" % n)
+        os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 3:
+        sys.exit(1)
+"""
+
+
+def body_python_os_exit(checker):
+    ctx = checker.ctx
+    out = ctx.subdir("memtrace")
+    env = dict(os.environ, PYTHONMALLOC="malloc", PYTHONHASHSEED="0")
+    argv = ["/usr/bin/python3", "-c", PYTHON_OS_EXIT]
+    bare = mtlib.run(argv, env=env, stdout_path=os.path.join(ctx.workdir, "bare.out"),
+                     stderr_path=os.path.join(ctx.workdir, "bare.err"), timeout=120)
+    checker.eq("bare: exits 0", bare.returncode, 0)
+    result = mtlib.memtrace_run(ctx, argv, os.path.join(out, "%p.mtr"), logdir=out, tag="mt",
+                                env=env, timeout=240)
+    checker.eq("memtrace run exits 0", result.returncode, 0)
+    checker.eq("stdout as bare", result.stdout, bare.stdout)
+    dumps = mtlib.dumps_in(out)
+    checker.eq("one dump per process", len(dumps), 6)
+    children = 0
+    for dump in dumps:
+        status, figures, kinds, _ = memtrace_process(ctx, dump)
+        if status != 3:
+            continue
+        children += 1
+        name = os.path.basename(dump)
+        checker.eq("%s: nothing unknown (scanned)" % name, kinds["unknown"], (0, 0))
+        checker.check("%s: blocks definitely lost (the runtime's locks made again after fork)"
+                      % name, kinds["definite"][1] > 0, repr(kinds))
+        checker.check("%s: blocks still reachable" % name, kinds["reachable"][1] > 0,
+                      repr(kinds))
+    checker.eq("children that exited with status 3", children, 5)
+
+
 def body(checker):
     case = checker.ctx.args.case
     if case == "freeres":
         body_freeres(checker)
+    elif case == "python_os_exit":
+        body_python_os_exit(checker)
     elif case in ("vfork", "vfork_ok"):
         body_vfork(checker, case)
     else:

@@ -8,3 +8,5 @@ endforeach()
 foreach(case many many_closefds)
   memtrace_e2e(forks.${case} test_forks.py TIMEOUT 900 ARGS --case ${case})
 endforeach()
+# python3 children that leave by os._exit (multiprocessing's way) are scanned
+memtrace_e2e(forks.python_os_exit test_forks.py TIMEOUT 300 ARGS --case python_os_exit)
