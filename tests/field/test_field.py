@@ -709,20 +709,39 @@ def memtrace_processes(ctx, dumpdir):
     return procs
 
 
+def creation_order(procs):
+    """A sort key for procs in the order of their creation: the pid counted
+    from the run's first process, modulo pid_max (the kernel's pids wrap
+    around: on a busy machine with pid_max 32768 a run's children got pids
+    below their parent's, and bash's subshells were matched with the wrong
+    ones). The first process is the pid from which all of the run's pids
+    lie in the shortest window."""
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            pid_max = int(f.read())
+    except (OSError, ValueError):
+        pid_max = 1 << 22
+    pids = [p["pid"] for p in procs if p["pid"] is not None]
+    base = min(pids, key=lambda b: max((q - b) % pid_max for q in pids)) if pids else 0
+    return lambda p: (p["pid"] - base) % pid_max if p["pid"] is not None else pid_max
+
+
 def match(mt_procs, vg_procs):
     """Pairs (key, memtrace process or None, valgrind process or None), by
-    command line and then by creation order (pid) among equal command lines."""
+    command line and then by creation order (pid, see creation_order) among
+    equal command lines."""
     groups = {}
-    for p in sorted(mt_procs, key=lambda p: p["pid"]):
+    mt_order, vg_order = creation_order(mt_procs), creation_order(vg_procs)
+    for p in sorted(mt_procs, key=mt_order):
         groups.setdefault(key_of(p["argv"]), ([], []))[0].append(p)
-    for p in sorted(vg_procs, key=lambda p: p["pid"]):
+    for p in sorted(vg_procs, key=vg_order):
         groups.setdefault(key_of(p["argv"]), ([], []))[1].append(p)
     pairs = []
     for key, (ms, vs) in groups.items():
         for i in range(max(len(ms), len(vs))):
             pairs.append((key, i, ms[i] if i < len(ms) else None, vs[i] if i < len(vs) else None))
     # the table in creation order of the memtrace run
-    pairs.sort(key=lambda x: (x[2]["pid"] if x[2] else 1 << 40, x[3]["pid"] if x[3] else 0))
+    pairs.sort(key=lambda x: (mt_order(x[2]) if x[2] else 1 << 40, vg_order(x[3]) if x[3] else 0))
     return pairs
 
 
