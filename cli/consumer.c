@@ -49,6 +49,18 @@ struct pending_conn {
 #define PENDING_MAX 128
 #define PENDING_NS 5000000000ull
 
+/* A traced process's kit for its next fork child (ring.h, MT_HELLO_KIT):
+ * an idle connection, and the spare pool the child will get, mapped. */
+struct kit {
+    int fd;
+    pid_t parent;      /* the process, as its HELLOs name it */
+    pid_t parent_seen; /* and as we see it */
+    uint8_t *pool;     /* NULL: none */
+    size_t pool_size;
+    uint64_t pool_capacity;
+    int ready; /* readable at the last poll */
+};
+
 struct consumer {
     const struct consumer_options *opt;
     int listen_fd;
@@ -72,6 +84,9 @@ struct consumer {
     pid_t *traced;     /* every pid served in this run: a fork child may name
                         * a parent that has ended already (daemons) */
     size_t ntraced, traced_cap;
+    struct kit *kits;  /* kits of the processes traced */
+    size_t nkits, kits_cap;
+    pid_t hello_peer;  /* on_hello: the peer's pid, when the socket's is not */
     int had_error;
 };
 
@@ -490,7 +505,7 @@ static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
     }
     p->pid = h->pid;
     p->conn = fd;
-    p->peer_pid = peer_pid(fd);
+    p->peer_pid = c->hello_peer ? c->hello_peer : peer_pid(fd); /* a kit: the child's */
     p->ppid = p->peer_pid > 0 ? read_parent(p->peer_pid) : 0; /* as seen here too */
     if (p->ppid <= 0)
         p->ppid = h->ppid;
@@ -1036,6 +1051,146 @@ static void verified_hello(struct consumer *c, int fd, const struct mt_msg_hello
     close(fd);
 }
 
+/* ---- kits (ring.h, MT_HELLO_KIT) ---------------------------------------- */
+
+static void kit_free(struct kit *k)
+{
+    if (k->fd >= 0)
+        close(k->fd);
+    if (k->pool)
+        munmap(k->pool, k->pool_size);
+    k->fd = -1;
+    k->pool = NULL;
+}
+
+/* A traced process makes a kit for its next fork child: kept if the
+ * connection is that process's own (its pool checked as any ring), and
+ * answered with a bare reply; fd is then ours to keep or close. */
+static void on_kit(struct consumer *c, int fd, const struct mt_msg_hello *h, int memfd, int room)
+{
+    pid_t peer = peer_pid(fd);
+    struct process *owner = NULL;
+    for (size_t i = 0; i < c->nprocs; i++)
+        if (c->procs[i]->phase == PHASE_RUNNING && c->procs[i]->pid == h->pid && peer > 0 &&
+            seen_pid(c->procs[i]) == peer)
+            owner = c->procs[i];
+    uint64_t cap = (uint64_t)h->reserved << 10;
+    size_t size = MT_POOL_SLOTS * (MT_RING_DATA_OFFSET + cap);
+    void *pool = MAP_FAILED;
+    if (owner && memfd >= 0 && cap >= 4096 && cap <= MT_POOL_CAPACITY_MAX && !(cap & (cap - 1)) &&
+        ring_memfd_usable(memfd, size))
+        pool = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    if (memfd >= 0)
+        close(memfd);
+    int one = 1;
+    struct kit k = {fd, h->pid, peer, pool == MAP_FAILED ? NULL : pool, size, cap, 0};
+    if (owner && room && c->nkits == c->kits_cap) {
+        size_t more = c->kits_cap ? 2 * c->kits_cap : 16;
+        struct kit *q = realloc(c->kits, more * sizeof *q);
+        if (q)
+            c->kits = q, c->kits_cap = more;
+    }
+    if (!owner || !room || c->nkits == c->kits_cap ||
+        setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) {
+        /* no kit: its children connect by themselves, if they can */
+        struct mt_msg_reply r = {.type = MT_MSG_REPLY, .status = MT_REPLY_UNTRACED};
+        send(fd, &r, sizeof r, MSG_NOSIGNAL);
+        kit_free(&k);
+        return;
+    }
+    c->kits[c->nkits++] = k;
+    struct mt_msg_reply r = {.type = MT_MSG_REPLY, .status = MT_REPLY_OK};
+    send(fd, &r, sizeof r, MSG_NOSIGNAL);
+}
+
+/* A message on a kit: the HELLO of the fork child that took it, whose pid
+ * the kernel gives with it (SO_PASSCRED: the socket's own credentials are
+ * the parent's). Served as any fork child's HELLO, with the kit's pool as
+ * its own; anything else ends the kit. 1 if the kit is gone. */
+static int kit_read(struct consumer *c, struct kit *k)
+{
+    struct mt_msg_hello h;
+    char control[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(4 * sizeof(int))];
+    struct iovec iov = {.iov_base = &h, .iov_len = sizeof h};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                        .msg_controllen = sizeof control};
+    ssize_t n = recvmsg(k->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    pid_t sender = 0;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); n > 0 && cm; cm = CMSG_NXTHDR(&mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET)
+            continue;
+        if (cm->cmsg_type == SCM_CREDENTIALS) {
+            struct ucred cred;
+            memcpy(&cred, CMSG_DATA(cm), sizeof cred);
+            sender = cred.uid == geteuid() ? cred.pid : 0;
+        } else if (cm->cmsg_type == SCM_RIGHTS) { /* none is wanted */
+            size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < count; i++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+                close(fd);
+            }
+        }
+    }
+    if (n == (ssize_t)sizeof h && h.type == MT_MSG_HELLO && h.version == MT_IPC_VERSION &&
+        (h.flags & MT_HELLO_KIT_CHILD) && h.fork_parent == k->parent && h.fork_seq != 0 &&
+        sender > 0 && sender != k->parent_seen && read_parent(sender) == k->parent_seen &&
+        peer_claims_own_pid(sender, h.pid)) {
+        int fd = k->fd;
+        int zero = 0; /* its credentials would crowd out a ring's memfd */
+        setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &zero, sizeof zero);
+        c->accepted_any = 1;
+        c->fd_room = descriptors_free(fd, 3);
+        if (c->ntraced == c->traced_cap) {
+            size_t cap = c->traced_cap ? 2 * c->traced_cap : 64;
+            pid_t *q = realloc(c->traced, cap * sizeof *q);
+            if (q)
+                c->traced = q, c->traced_cap = cap;
+        }
+        if (c->ntraced < c->traced_cap)
+            c->traced[c->ntraced++] = h.pid;
+        c->hello_peer = sender;
+        size_t before = c->nprocs;
+        on_hello(c, fd, &h);
+        c->hello_peer = 0;
+        /* served: the pool is the child's before it can read the reply's
+         * effect (no drain of it has run yet) */
+        struct process *p = c->nprocs > before ? c->procs[c->nprocs - 1] : NULL;
+        if (p && p->conn == fd && k->pool) {
+            p->pool_map = k->pool;
+            p->pool_size = k->pool_size;
+            p->pool_capacity = k->pool_capacity;
+            p->pool_slots = MT_POOL_SLOTS;
+            p->pool_next = 0;
+            k->pool = NULL;
+        }
+        k->fd = -1; /* the child's connection now, or closed by on_hello */
+    } else if (n > 0) {
+        struct mt_msg_reply r = {.type = MT_MSG_REPLY, .status = MT_REPLY_UNTRACED};
+        send(k->fd, &r, sizeof r, MSG_NOSIGNAL);
+    }
+    kit_free(k);
+    return 1;
+}
+
+/* Reads the kits the last poll found readable; drops those gone. */
+static void read_kits(struct consumer *c)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < c->nkits; i++) {
+        struct kit *k = &c->kits[i];
+        if (k->ready) {
+            k->ready = 0;
+            if (kit_read(c, k))
+                continue;
+        }
+        c->kits[kept++] = *k;
+    }
+    c->nkits = kept;
+}
+
 /* Reads the HELLO of each pending connection that has one; drops those
  * that sent something else, closed, or waited too long. */
 static void read_pending(struct consumer *c, uint64_t now)
@@ -1044,15 +1199,30 @@ static void read_pending(struct consumer *c, uint64_t now)
     for (size_t i = 0; i < c->npending; i++) {
         struct pending_conn *q = &c->pending[i];
         struct mt_msg_hello h;
+        char control[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = {.iov_base = &h, .iov_len = sizeof h};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                            .msg_controllen = sizeof control};
         ssize_t n;
         do {
-            n = recv(q->fd, &h, sizeof h, MSG_DONTWAIT);
+            n = recvmsg(q->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         } while (n < 0 && errno == EINTR);
         if (n < 0 && errno == EAGAIN && now < q->deadline) {
             c->pending[kept++] = *q;
             continue;
         }
-        if (n == (ssize_t)sizeof h && h.type == MT_MSG_HELLO) {
+        int memfd = -1; /* a kit's pool */
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); n > 0 && cm; cm = CMSG_NXTHDR(&mh, cm))
+            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && memfd < 0)
+                memcpy(&memfd, CMSG_DATA(cm), sizeof memfd);
+        if (n == (ssize_t)sizeof h && h.type == MT_MSG_HELLO && (h.flags & MT_HELLO_KIT) &&
+            h.version == MT_IPC_VERSION) {
+            on_kit(c, q->fd, &h, memfd, !q->no_room && descriptors_free(q->fd, 4));
+            q->fd = -1; /* kept or closed there */
+        } else if (memfd >= 0) {
+            close(memfd);
+        }
+        if (q->fd >= 0 && n == (ssize_t)sizeof h && h.type == MT_MSG_HELLO) {
             c->accepted_any = 1;
             c->fd_room = !q->no_room && descriptors_free(q->fd, 3);
             verified_hello(c, q->fd, &h);
@@ -1288,6 +1458,8 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
             accept_new(&c);
         if (c.npending)
             read_pending(&c, now);
+        if (c.nkits)
+            read_kits(&c);
         long moved = 0;
         for (size_t i = 0; i < c.nprocs; i++) {
             struct process *p = c.procs[i];
@@ -1347,8 +1519,8 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
             if (done && now - idle_since > quiet)
                 break;
         }
-        if (fds_cap < 2 * c.nprocs + 1 + PENDING_MAX) {
-            fds_cap = (2 * c.nprocs + 1) * 2 + PENDING_MAX;
+        if (fds_cap < 2 * c.nprocs + 1 + PENDING_MAX + c.nkits) {
+            fds_cap = (2 * c.nprocs + 1 + c.nkits) * 2 + PENDING_MAX;
             fds = realloc(fds, fds_cap * sizeof *fds);
         }
         size_t nfds = 0;
@@ -1359,7 +1531,10 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
         for (size_t i = 0; i < c.nprocs; i++) /* detached: their end wakes us */
             if (c.procs[i]->conn < 0 && c.procs[i]->pidfd >= 0)
                 fds[nfds++] = (struct pollfd){.fd = c.procs[i]->pidfd, .events = POLLIN};
-        for (size_t i = 0; i < c.npending; i++) /* last: the order above is used below */
+        size_t first_kit = nfds; /* kits, then pending: the order is used below */
+        for (size_t i = 0; i < c.nkits; i++)
+            fds[nfds++] = (struct pollfd){.fd = c.kits[i].fd, .events = POLLIN};
+        for (size_t i = 0; i < c.npending; i++)
             fds[nfds++] = (struct pollfd){.fd = c.pending[i].fd, .events = POLLIN};
         /* A child that ends while we wait interrupts the poll (EINTR). */
         int n = poll(fds, nfds, moved || child_signalled ? 0 : 1);
@@ -1367,6 +1542,8 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
         for (size_t i = 0, k = 1; n > 0 && i < c.nprocs; i++)
             if (c.procs[i]->conn >= 0 && fds[k++].revents)
                 c.procs[i]->conn_ready = 1;
+        for (size_t i = 0; n > 0 && i < c.nkits; i++)
+            c.kits[i].ready = fds[first_kit + i].revents != 0;
     }
     sigaction(SIGCHLD, &old_chld, NULL);
     free(fds);
@@ -1374,6 +1551,9 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
     for (size_t i = 0; i < c.npending; i++)
         pending_drop(&c, &c.pending[i]);
     free(c.pending);
+    for (size_t i = 0; i < c.nkits; i++)
+        kit_free(&c.kits[i]);
+    free(c.kits);
     free(c.traced);
     if (role == CONSUMER_LEFT_BEHIND) { /* the detached copy serves them */
         for (size_t i = 0; i < c.nprocs; i++)

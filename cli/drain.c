@@ -371,7 +371,8 @@ static void process_record(struct process *p, struct consumer_ring *r,
         p->exit_value = pair->b;
         break;
     case MT_RING_FORK:
-        take_snapshot(p, pair->a, snapshots);
+        if (pair->b != 1) /* else its child will never claim it */
+            take_snapshot(p, pair->a, snapshots);
         break;
     case MT_RING_EXEC:
         p->exec_pending = pair->a == 1;

@@ -182,7 +182,7 @@ static struct mt_ring *adopt_ring(void *mem, uint64_t capacity, size_t map_size)
 
 /* ---- the spare pool (ring.h, struct mt_msg_pool) ------------------------ */
 
-#define POOL_SLOTS 8u
+#define POOL_SLOTS MT_POOL_SLOTS
 #define POOL_CAPACITY (256u << 10)
 _Static_assert(POOL_SLOTS <= MT_POOL_SLOTS_MAX && POOL_CAPACITY <= MT_POOL_CAPACITY_MAX,
                "the consumer takes the pool");
@@ -195,34 +195,56 @@ static struct {
     uint32_t taken; /* slots handed out (atomic) */
 } pool;
 
+int mt_pool_make(void **base, size_t *size, uint64_t *capacity)
+{
+    uint64_t cap = mt_config.ring_capacity < POOL_CAPACITY ? mt_config.ring_capacity
+                                                           : POOL_CAPACITY;
+    size_t bytes = (MT_RING_DATA_OFFSET + cap) * POOL_SLOTS;
+    int fd = memfd_create("memtrace-pool", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -1;
+    void *mem = MAP_FAILED;
+    if (ftruncate(fd, (off_t)bytes) == 0 &&
+        syscall(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
+        mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (mem == MAP_FAILED) {
+        close(fd);
+        return -1;
+    }
+    *base = mem;
+    *size = bytes;
+    *capacity = cap;
+    return fd;
+}
+
+void mt_rings_pool_adopt(void *base, size_t size, uint64_t capacity)
+{
+    pool.base = base;
+    pool.size = size;
+    pool.slot_size = MT_RING_DATA_OFFSET + capacity;
+    pool.capacity = capacity;
+    pool.nslots = POOL_SLOTS;
+    pool.taken = 0;
+}
+
 /* Makes the pool and hands it to the consumer: from init and in a fork
  * child, once connected, before the program can forbid what it needs.
  * Without it (it failed), a thread that can make no ring finds none. */
 void mt_rings_pool_setup(void)
 {
-    uint64_t capacity = mt_config.ring_capacity < POOL_CAPACITY ? mt_config.ring_capacity
-                                                                : POOL_CAPACITY;
-    size_t slot = MT_RING_DATA_OFFSET + capacity, size = slot * POOL_SLOTS;
-    int fd = memfd_create("memtrace-pool", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    void *mem;
+    size_t size;
+    uint64_t capacity;
+    int fd = mt_pool_make(&mem, &size, &capacity);
     if (fd < 0)
         return;
-    void *mem = MAP_FAILED;
-    if (ftruncate(fd, (off_t)size) == 0 &&
-        syscall(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
-        mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    int ok = mem != MAP_FAILED && hand_over(MT_MSG_POOL, fd, capacity, POOL_SLOTS) == 0;
+    int ok = hand_over(MT_MSG_POOL, fd, capacity, POOL_SLOTS) == 0;
     close(fd);
     if (!ok) {
-        if (mem != MAP_FAILED)
-            munmap(mem, size);
+        munmap(mem, size);
         return;
     }
-    pool.base = mem;
-    pool.size = size;
-    pool.slot_size = slot;
-    pool.capacity = capacity;
-    pool.nslots = POOL_SLOTS;
-    pool.taken = 0;
+    mt_rings_pool_adopt(mem, size, capacity);
 }
 
 /* A slot of the pool nobody has taken, or NULL. */

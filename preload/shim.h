@@ -170,6 +170,10 @@ void mt_rings_setup(void) MT_HIDDEN;
 /* Makes the spare pool of rings and hands it to the consumer (once
  * connected, in every process): threads that can make no ring take one. */
 void mt_rings_pool_setup(void) MT_HIDDEN;
+/* A pool's memfd (MT_POOL_SLOTS rings), mapped at *base; -1 on failure. */
+int mt_pool_make(void **base, size_t *size, uint64_t *capacity) MT_HIDDEN;
+/* A fork child: the pool of its kit (init.c) becomes its spare pool. */
+void mt_rings_pool_adopt(void *base, size_t size, uint64_t capacity) MT_HIDDEN;
 void mt_note_stack_bounds(struct mt_thread *t) MT_HIDDEN;
 uint64_t mt_deferred_lost(void) MT_HIDDEN;
 /* Queues an event of a signal handler (see struct mt_deferred); one that

@@ -62,7 +62,9 @@ enum mt_ring_type {
     MT_RING_THREAD_START, /* a thread took this ring: thread_index, tid */
     MT_RING_THREAD_END,   /* that thread let it go (it may be reused) */
     MT_RING_EXIT,         /* how, value */
-    MT_RING_FORK,         /* fork_seq: the parent side of a fork() */
+    MT_RING_FORK,         /* a = fork_seq: the parent side of a fork(); b = 1: the
+                             child cannot connect (no kit, no connection: init.c),
+                             so no snapshot waits for it */
     MT_RING_EXEC,         /* a = 1: about to execve; a = 0: that execve failed */
     MT_RING_PYFRAME,      /* struct mt_ring_pyframe */
     MT_RING_ALLOCATOR,    /* struct mt_ring_name: a = function id, the allocator's name */
@@ -197,6 +199,18 @@ struct mt_msg_hello {
  * connects again, as the same process: the consumer attaches the new
  * connection to the process it traces, whose rings it still has. */
 #define MT_HELLO_RECONNECT 1u
+/* The kit for the next fork child, made by a traced process while it still
+ * can (at start, after each fork): a connection of its own, whose HELLO
+ * says MT_HELLO_KIT (reserved: the capacity in KiB of the spare pool of
+ * MT_POOL_SLOTS rings sent with it as SCM_RIGHTS, 0 for none). The consumer
+ * keeps it idle, answered with a bare reply. The next fork child says its
+ * own HELLO on it (MT_HELLO_KIT_CHILD): the consumer knows it by the
+ * credentials the kernel gives that message (SO_PASSCRED), and the pool
+ * becomes the child's. A child needs then no socket, connect, memfd or
+ * sendmsg of its own (a seccomp filter may deny them). */
+#define MT_HELLO_KIT 2u
+#define MT_HELLO_KIT_CHILD 4u
+#define MT_POOL_SLOTS 8u
 
 enum mt_reply_status { MT_REPLY_OK = 0, MT_REPLY_UNTRACED = 1, MT_REPLY_ERROR = 2 };
 

@@ -20,6 +20,17 @@ memtrace's stderr, the dump says the trace is incomplete, and gates fail.
                          RLIMIT_NOFILE 3, more than the spare pool's 8
                          slots: 4 threads find no ring, said in one line,
                          the dump incomplete, run's and check's gates fail
+  --case seccomp         ring_seccomp 1: a seccomp filter denies memfd_create,
+                         socket, connect and sendmsg; then 4 threads
+                         allocate and a fork child allocates: the threads
+                         take spare rings, the child the kit its parent made
+                         at start; both dumps' figures and kinds are
+                         valgrind.bin's (--trace-children=yes)
+  --case seccomp_two     ring_seccomp 2: the second child finds no kit (the
+                         parent could make none under the filter): one line,
+                         the parent's dump says a fork child could not be
+                         traced, check fails on it; the first child's dump
+                         is whole
 """
 
 import os
@@ -27,7 +38,7 @@ import re
 
 import mtlib
 
-CASES = ["nofile_soft", "nofile", "nofile_overflow"]
+CASES = ["nofile_soft", "nofile", "nofile_overflow", "seccomp", "seccomp_two"]
 POOL_SLOTS = 8  # preload/ring_writer.c POOL_SLOTS
 
 
@@ -127,6 +138,79 @@ def nofile_overflow_case(ctx, c):
             mtlib.tail(check.stdout + check.stderr))
 
 
+def valgrind_per_pid(ctx, argv, tag):
+    """valgrind.bin --trace-children=yes, a log per pid: {pid: figures}."""
+    mtlib.need_valgrind()
+    out = ctx.subdir(tag)
+    vg = mtlib.valgrind_run(argv, logdir=out, cwd=out, timeout=300,
+                            options=["--trace-children=yes", "--leak-check=full",
+                                     "--show-leak-kinds=all",
+                                     "--log-file=" + os.path.join(out, "vg.%p.log")])
+    logs = {}
+    for name in os.listdir(out):
+        m = re.match(r"vg\.(\d+)\.log$", name)
+        if m:
+            logs[int(m.group(1))] = os.path.join(out, name)
+    return vg, logs
+
+
+def dump_pid(path):
+    return int(re.search(r"\.(\d+)\.mtr$", path).group(1))
+
+
+def seccomp_case(ctx, c, children):
+    argv = [ctx.prog("ring_seccomp"), str(children)]
+    vg, logs = valgrind_per_pid(ctx, argv, "valgrind")
+    c.eq("valgrind: one log per process", len(logs), 1 + children)
+    result, dumps = run_memtrace(ctx, c, argv, "memtrace")
+    c.check("the filter is on (memfd_create fails with EPERM)",
+            "memfd_create denied: 1" in result.stdout, result.stdout)
+    c.eq("no thread without a ring", result.stderr.count("could not get a ring"), 0)
+    traced = 2 if children >= 1 else 1
+    if not c.eq("dumps: the parent's and the first child's", len(dumps), traced):
+        return
+    by_pid = {dump_pid(d): d for d in dumps}
+    # the parent ends with its 1,000 bytes in use, a child with its 200
+    figures = {pid: mtlib.valgrind_figures(log) for pid, log in logs.items()}
+    vg_parent = [pid for pid in figures if figures[pid]["in_use_bytes"] == 1000][0]
+    vg_children = sorted(pid for pid in figures if pid != vg_parent)
+    mt = {pid: mtlib.totals(mtlib.report(ctx, path)) for pid, path in by_pid.items()}
+    mt_parent = max(mt, key=lambda pid: mt[pid]["in_use_bytes"])
+    mt_child = [pid for pid in mt if pid != mt_parent]
+    print("  parent: memtrace %s" % mtlib.fmt(mt[mt_parent]))
+    print("  parent: valgrind %s" % mtlib.fmt(figures[vg_parent]))
+    c.figures("parent == valgrind.bin", mt[mt_parent], figures[vg_parent])
+    _, kinds = mtlib.memtrace_leak_kinds(ctx, by_pid[mt_parent])
+    c.eq("parent: leak kinds == memcheck's", {k: kinds[k] for k in mtlib.LEAK_KINDS},
+         mtlib.valgrind_leak_kinds(logs[vg_parent]))
+    if c.eq("one child dump", len(mt_child), 1):
+        vg_child = vg_children[0]
+        print("  child: memtrace %s" % mtlib.fmt(mt[mt_child[0]]))
+        print("  child: valgrind %s" % mtlib.fmt(figures[vg_child]))
+        c.figures("first child == valgrind.bin", mt[mt_child[0]], figures[vg_child])
+        _, kinds = mtlib.memtrace_leak_kinds(ctx, by_pid[mt_child[0]])
+        c.eq("first child: leak kinds == memcheck's", {k: kinds[k] for k in mtlib.LEAK_KINDS},
+             mtlib.valgrind_leak_kinds(logs[vg_child]))
+        ok = check_gate(ctx, "child", ["--max-leaked", "200", by_pid[mt_child[0]]])
+        c.eq("check --max-leaked 200 passes the child", ok.returncode, 0)
+    gate = check_gate(ctx, "parent", ["--max-leaked", "1000", by_pid[mt_parent]])
+    text = gate.stdout + gate.stderr
+    if children == 1:
+        c.eq("check --max-leaked 1000 passes the parent", gate.returncode, 0)
+        bad = check_gate(ctx, "parent-999", ["--max-leaked", "999", by_pid[mt_parent]])
+        c.check("check --max-leaked 999 fails the parent", bad.returncode != 0,
+                "exit %d" % bad.returncode)
+        c.eq("no line about an untraced child", result.stderr.count("cannot be traced"), 0)
+    else:
+        c.eq("one line says the second child cannot be traced",
+             len(re.findall(r"fork child #2 cannot be traced", result.stderr)), 1)
+        c.check("run does not wait for the child that cannot connect",
+                "not connected yet" not in result.stderr, mtlib.tail(result.stderr))
+        c.check("check fails the parent: a fork child could not be traced",
+                gate.returncode != 0 and "could not be traced" in text,
+                "exit %d: %s" % (gate.returncode, mtlib.tail(text)))
+
+
 def main():
     ctx = mtlib.setup(__doc__, add_arguments)
     case = ctx.args.case
@@ -134,6 +218,8 @@ def main():
     def body(c):
         if case == "nofile_overflow":
             nofile_overflow_case(ctx, c)
+        elif case.startswith("seccomp"):
+            seccomp_case(ctx, c, 2 if case == "seccomp_two" else 1)
         else:
             nofile_case(ctx, c, case == "nofile_soft")
 

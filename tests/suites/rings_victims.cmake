@@ -2,3 +2,4 @@
 # away what a new ring needs (descriptors, syscalls), then start threads
 # and children that allocate.
 memtrace_victim(ring_nofile SOURCES ${P}/ring_nofile.c LINK Threads::Threads)
+memtrace_victim(ring_seccomp SOURCES ${P}/ring_seccomp.c LINK Threads::Threads)
