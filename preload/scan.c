@@ -110,7 +110,8 @@ static int pick_signal(void)
     return 0;
 }
 
-/* Signals every thread but this one; returns how many were signalled. */
+/* Signals every thread but this one; returns how many were signalled
+ * (sig 0: how many there are). */
 static int signal_other_threads(int sig)
 {
     int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -138,7 +139,7 @@ static int signal_other_threads(int sig)
 /* Returns how many threads were signalled and did not stop, or -1. go: a
  * Go process, which handles every signal (it is ending: take one) and runs
  * on goroutine stacks of a few KiB (the handler goes on the thread's
- * alternate signal stack, which Go gives every thread). */
+ * alternate signal stack: the shim's, fatal_signals.c, or Go's). */
 static int stop_the_world(int go)
 {
     stopped = mt_map(MAX_THREADS * sizeof *stopped);
@@ -812,6 +813,8 @@ void mt_scan_at_exit(int how, const void *context)
         if (how == MT_SCAN_FOREIGN) {
             if (unstopped != 0)
                 why = "a thread could not be stopped";
+            else if (signal_other_threads(0) > __atomic_load_n(&stopped_count, __ATOMIC_ACQUIRE))
+                why = "a thread started while the others were being stopped";
             else
                 why = go_bounds(context);
         }
