@@ -833,7 +833,12 @@ void mt_scan_at_exit(int how, const void *context)
             close(memfd);
             send_simple(sock, MT_MSG_SCAN_DONE);
         }
-        release_the_world();
+        /* Go's exit_group follows at once (go_exit.c): the other threads
+         * stay stopped, or one would allocate after the scan (Go's sysmon
+         * starting a thread: a ThreadStart and a dtv, of kind unknown,
+         * which fails the gates) */
+        if (how != MT_SCAN_FOREIGN)
+            release_the_world();
     }
     mt_socket_unlock();
     t->guard--;
