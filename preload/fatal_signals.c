@@ -91,6 +91,10 @@ static const int fatal_list[] = {SIGHUP,  SIGINT,    SIGQUIT, SIGILL,  SIGTRAP, 
                                  SIGALRM, SIGTERM,   SIGSTKFLT, SIGXCPU, SIGXFSZ, SIGVTALRM,
                                  SIGPROF, SIGIO,     SIGPWR,  SIGSYS};
 
+/* The signals a fault raises: the kernel kills at once (no handler) when
+ * one is blocked (see "the program's signal mask" below). */
+static const int fault_list[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS};
+
 #define NSIG_TABLE 65
 
 static struct sigaction program_action[NSIG_TABLE]; /* what the program installed */
@@ -119,22 +123,45 @@ static int apply(int sig, const struct sigaction *a)
         sigfillset(&k.sa_mask);
         return real_sigaction(sig, &k, NULL);
     }
-    if ((a->sa_flags & SA_RESETHAND) && a->sa_handler != SIG_IGN) {
-        k = *a;
+    if (a->sa_handler == SIG_IGN)
+        return real_sigaction(sig, a, NULL);
+    k = *a;
+    if (a->sa_flags & SA_RESETHAND) {
         k.sa_flags = (a->sa_flags & ~SA_RESETHAND) | SA_SIGINFO;
         k.sa_sigaction = resethand_trampoline;
-        if (!__atomic_load_n(&program_altstack, __ATOMIC_ACQUIRE))
-            k.sa_flags &= ~SA_ONSTACK;
-        return real_sigaction(sig, &k, NULL);
     }
-    if ((a->sa_flags & SA_ONSTACK) && !__atomic_load_n(&program_altstack, __ATOMIC_ACQUIRE)) {
-        /* no alternate stack of the program's anywhere: bare, the handler
-         * runs on the thread's stack, not on ours */
-        k = *a;
+    /* no alternate stack of the program's anywhere: bare, the handler runs
+     * on the thread's stack, not on ours */
+    if (!__atomic_load_n(&program_altstack, __ATOMIC_ACQUIRE))
         k.sa_flags &= ~SA_ONSTACK;
-        return real_sigaction(sig, &k, NULL);
+    /* A fault signal blocked while the handler runs would kill unscanned
+     * on a fault in the handler: while the program leaves it at SIG_DFL,
+     * only the program's view (the shadow table) has it in the mask. */
+    for (size_t i = 0; i < sizeof fault_list / sizeof *fault_list; i++) {
+        int f = fault_list[i];
+        if (f != sig && is_default(&program_action[f]))
+            sigdelset(&k.sa_mask, f);
     }
-    return real_sigaction(sig, a, NULL);
+    return real_sigaction(sig, &k, NULL);
+}
+
+static int is_fault(int sig)
+{
+    for (size_t i = 0; i < sizeof fault_list / sizeof *fault_list; i++)
+        if (fault_list[i] == sig)
+            return 1;
+    return 0;
+}
+
+/* A fault signal's action went from SIG_DFL to a handler or back: the
+ * masks of the program's handlers change with it. Table lock held. */
+static void apply_handlers_again(void)
+{
+    for (size_t i = 0; i < sizeof fatal_list / sizeof *fatal_list; i++) {
+        int sig = fatal_list[i];
+        if (!is_default(&program_action[sig]))
+            apply(sig, &program_action[sig]);
+    }
 }
 
 /* ---- the shim's alternate signal stack ----------------------------------- */
@@ -240,9 +267,8 @@ __attribute__((noinline)) static void call_on_stack(void (*fn)(void *), void *ar
  * emulated (a fault there still dies unscanned, and the gates say so): the
  * view a new thread inherits (it gets the kernel's mask), posix_spawn and
  * system children, sighold/sigblock/sigsetmask (glibc's internal
- * sigprocmask), the sa_mask of the program's handlers. */
-
-static const int fault_list[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS};
+ * sigprocmask), the sa_mask of handlers for signals outside fatal_list
+ * (those inside it: apply). */
 
 /* Bit sig-1: a fault signal the program blocked that the kernel does not. */
 static __thread unsigned long long view_blocked __attribute__((tls_model("initial-exec")));
@@ -440,6 +466,8 @@ static void resethand_trampoline(int sig, siginfo_t *info, void *context)
     memset(&program_action[sig], 0, sizeof program_action[sig]);
     program_action[sig].sa_handler = SIG_DFL;
     apply(sig, &program_action[sig]);
+    if (is_fault(sig))
+        apply_handlers_again();
     mt_spin_unlock(&table_lock);
     if (a.sa_flags & SA_SIGINFO)
         a.sa_sigaction(sig, info, context);
@@ -455,12 +483,11 @@ void mt_fatal_signals_install(void)
         is_fatal[fatal_list[i]] = 1;
     mt_spin_lock(&table_lock);
     if (!installed) {
-        for (size_t i = 0; i < sizeof fatal_list / sizeof *fatal_list; i++) {
-            int sig = fatal_list[i];
-            if (real_sigaction(sig, NULL, &program_action[sig]) == 0 &&
-                is_default(&program_action[sig]))
-                apply(sig, &program_action[sig]);
-        }
+        /* every action first: apply reads the fault signals' */
+        for (size_t i = 0; i < sizeof fatal_list / sizeof *fatal_list; i++)
+            real_sigaction(fatal_list[i], NULL, &program_action[fatal_list[i]]);
+        for (size_t i = 0; i < sizeof fatal_list / sizeof *fatal_list; i++)
+            apply(fatal_list[i], &program_action[fatal_list[i]]);
         __atomic_store_n(&installed, 1, __ATOMIC_RELEASE);
     }
     mt_spin_unlock(&table_lock);
@@ -481,8 +508,11 @@ EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old
     int r = 0;
     if (act) {
         r = apply(sig, act);
-        if (r == 0)
+        if (r == 0) {
             program_action[sig] = *act;
+            if (is_fault(sig) && is_default(&old) != is_default(act))
+                apply_handlers_again();
+        }
     }
     mt_spin_unlock(&table_lock);
     if (r == 0 && oldact)

@@ -7,6 +7,12 @@ by SIGSEGV in one of these ways:
                    a handler unless memtrace gives its own an alternate one
   thread_overflow  a second thread that has made a heap call runs off its
                    stack
+  blocked_thread   main blocks every signal, starts a thread (which inherits
+                   the mask) and restores its own; the thread allocates and
+                   faults (bare: killed with no handler run)
+  handler_mask     a SIGUSR1 handler whose sa_mask holds every signal
+                   faults (bare: killed with no handler run); sigaction
+                   still reports the mask the program gave
   altstack         the program queries, sets, disables and sets again its own
                    alternate stack (it must see only what it set), then runs
                    off the main stack: memtrace's handler runs on the
@@ -46,7 +52,8 @@ import mtlib
 import test_fatal_signals as fatal
 
 KINDS = mtlib.LEAK_KINDS
-CASES = ("overflow", "thread_overflow", "early_overflow", "blocked_fault", "blocked_kill", "altstack", "sigset", "ssignal",
+CASES = ("overflow", "thread_overflow", "early_overflow", "blocked_fault", "blocked_kill",
+         "blocked_thread", "handler_mask", "altstack", "sigset", "ssignal",
          "sigaction2", "sigvec")
 HANDLER_CASES = ("sigset", "ssignal", "sigaction2", "sigvec")
 UNSCANNED = ("early_overflow",)  # no handler can run: said, not hidden

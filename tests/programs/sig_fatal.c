@@ -8,6 +8,13 @@
  *                     seen it), then overflows its own stack
  *   early_overflow    a second thread overflows its stack before it makes
  *                     any heap call (memtrace has never seen it)
+ *   blocked_thread    main blocks every signal (sigfillset, pthread_sigmask)
+ *                     before it starts a thread, then restores its mask; the
+ *                     thread, with every signal blocked, allocates, then
+ *                     faults (the pattern of servers whose workers take no
+ *                     signal)
+ *   handler_mask      a SIGUSR1 handler installed with every signal in its
+ *                     sa_mask faults
  *   altstack          checks that sigaltstack reports no alternate stack
  *                     (what the program left), sets its own, checks that
  *                     sigaltstack reports it, disables it and checks again,
@@ -54,6 +61,21 @@ static unsigned long recurse(unsigned long n)
     pad[0] = (char)n;
     depth_reached = n;
     return forever ? recurse(n + 1) + pad[0] : n;
+}
+
+static void *fault_thread(void *arg)
+{
+    (void)arg;
+    void *volatile p = malloc(16);
+    free(p);
+    *(volatile int *)0 = 1;
+    return NULL;
+}
+
+static void on_usr1_fault(int sig)
+{
+    (void)sig;
+    *(volatile int *)0 = 1;
 }
 
 static void *overflow_thread(void *arg)
@@ -210,6 +232,26 @@ int main(int argc, char **argv)
         fflush(stderr);
         sigprocmask(SIG_UNBLOCK, &segv, NULL);
         return fail("SIGSEGV unblocked did not kill");
+    } else if (!strcmp(how, "blocked_thread")) {
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        pthread_t t;
+        pthread_create(&t, NULL, fault_thread, NULL);
+        /* main takes signals again (the thread that faults is not the one
+         * that blocks the scan's stop signal: such a thread is scanned
+         * conservatively, its whole stack, which memcheck does not do) */
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_join(t, NULL);
+    } else if (!strcmp(how, "handler_mask")) {
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_usr1_fault;
+        sigfillset(&sa.sa_mask);
+        if (sigaction(SIGUSR1, &sa, NULL) != 0 || sigaction(SIGUSR1, NULL, &old) != 0 ||
+            !sigismember(&old.sa_mask, SIGSEGV) || old.sa_handler != on_usr1_fault)
+            return fail("sigaction does not report the handler's mask");
+        raise(SIGUSR1);
     } else if (!strcmp(how, "altstack")) {
         int r = altstack_checks();
         if (r)
