@@ -13,7 +13,8 @@
  *
  * The program sees only what it installed: sigaction and __sigaction,
  * signal, bsd_signal and ssignal (one function in glibc), sysv_signal,
- * sigset and sigvec (a compat symbol) are interposed and keep a shadow table of the program's
+ * sigset, sigignore, siginterrupt and sigvec (a compat symbol) are
+ * interposed and keep a shadow table of the program's
  * actions; sigaction's oldact reports the program's action, never ours. A
  * handler the program installs goes to the kernel as it is (with one
  * exception: SA_RESETHAND goes through a trampoline, so that the reset to
@@ -266,8 +267,8 @@ __attribute__((noinline)) static void call_on_stack(void (*fn)(void *), void *ar
  * view goes to the kernel, since the new image inherits the mask. Not
  * emulated (a fault there still dies unscanned, and the gates say so): the
  * view a new thread inherits (it gets the kernel's mask), posix_spawn and
- * system children, sighold/sigblock/sigsetmask (glibc's internal
- * sigprocmask), the sa_mask of handlers for signals outside fatal_list
+ * system children (sighold, sigrelse, sigblock, sigsetmask and siggetmask
+ * are interposed and go through it), the sa_mask of handlers for signals outside fatal_list
  * (those inside it: apply). */
 
 /* Bit sig-1: a fault signal the program blocked that the kernel does not. */
@@ -624,6 +625,66 @@ EXPORT int sigvec(int sig, const struct mt_sigvec *vec, struct mt_sigvec *ovec)
     }
     return 0;
 }
+
+/* The System V and BSD rest of the family: glibc's call its internal
+ * sigaction and sigprocmask, which would bypass the shadow table and the
+ * mask view. */
+EXPORT int sigignore(int sig)
+{
+    struct sigaction act;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = SIG_IGN;
+    sigemptyset(&act.sa_mask);
+    return sigaction(sig, &act, NULL);
+}
+
+EXPORT int siginterrupt(int sig, int interrupt)
+{
+    struct sigaction act;
+    if (sigaction(sig, NULL, &act) < 0)
+        return -1;
+    if (interrupt)
+        act.sa_flags &= ~SA_RESTART;
+    else
+        act.sa_flags |= SA_RESTART;
+    return sigaction(sig, &act, NULL);
+}
+
+static int mask_one(int how, int sig)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    if (sigaddset(&set, sig) < 0)
+        return -1;
+    return sigprocmask(how, &set, NULL);
+}
+
+EXPORT int sighold(int sig) { return mask_one(SIG_BLOCK, sig); }
+
+EXPORT int sigrelse(int sig) { return mask_one(SIG_UNBLOCK, sig); }
+
+/* BSD masks: bit n-1 for signal n, the first 32 signals. */
+static int bsd_mask(int how, int mask)
+{
+    sigset_t set, old;
+    sigemptyset(&set);
+    for (int i = 0; i < 32; i++)
+        if ((unsigned)mask & (1u << i))
+            sigaddset(&set, i + 1);
+    if (sigprocmask(how, &set, &old) < 0)
+        return -1;
+    unsigned out = 0;
+    for (int i = 0; i < 32; i++)
+        if (sigismember(&old, i + 1) == 1)
+            out |= 1u << i;
+    return (int)out;
+}
+
+EXPORT int sigblock(int mask) { return bsd_mask(SIG_BLOCK, mask); }
+
+EXPORT int sigsetmask(int mask) { return bsd_mask(SIG_SETMASK, mask); }
+
+EXPORT int siggetmask(void) { return bsd_mask(SIG_BLOCK, 0); }
 
 /* A thread of the program set an alternate stack: from now on its fatal
  * handlers keep SA_ONSTACK, as it asked. */

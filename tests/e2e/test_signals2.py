@@ -13,6 +13,9 @@ by SIGSEGV in one of these ways:
   handler_mask     a SIGUSR1 handler whose sa_mask holds every signal
                    faults (bare: killed with no handler run); sigaction
                    still reports the mask the program gave
+  xsi              sigignore, siginterrupt and sighold (glibc's call its
+                   internal sigaction and sigprocmask): sigaction and the mask
+                   report what they did; a fault with SIGSEGV held is scanned
   altstack         the program queries, sets, disables and sets again its own
                    alternate stack (it must see only what it set), then runs
                    off the main stack: memtrace's handler runs on the
@@ -53,7 +56,7 @@ import test_fatal_signals as fatal
 
 KINDS = mtlib.LEAK_KINDS
 CASES = ("overflow", "thread_overflow", "early_overflow", "blocked_fault", "blocked_kill",
-         "blocked_thread", "handler_mask", "altstack", "sigset", "ssignal",
+         "blocked_thread", "handler_mask", "xsi", "altstack", "sigset", "ssignal",
          "sigaction2", "sigvec")
 HANDLER_CASES = ("sigset", "ssignal", "sigaction2", "sigvec")
 DTV = 272  # the worker thread's dynamic thread vector, calloc'd by pthread_create

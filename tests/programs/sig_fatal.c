@@ -15,6 +15,9 @@
  *                     signal)
  *   handler_mask      a SIGUSR1 handler installed with every signal in its
  *                     sa_mask faults
+ *   xsi               sigignore(SIGUSR2), siginterrupt(SIGUSR1, 1) on its
+ *                     handler and sighold(SIGSEGV): sigaction and the mask
+ *                     must report each; then faults with SIGSEGV held
  *   altstack          checks that sigaltstack reports no alternate stack
  *                     (what the program left), sets its own, checks that
  *                     sigaltstack reports it, disables it and checks again,
@@ -272,6 +275,24 @@ int main(int argc, char **argv)
             !sigismember(&old.sa_mask, SIGSEGV) || old.sa_handler != on_usr1_fault)
             return fail("sigaction does not report the handler's mask");
         raise(SIGUSR1);
+    } else if (!strcmp(how, "xsi")) {
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_usr1_fault;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigset_t now;
+        if (sigignore(SIGUSR2) != 0 || sigaction(SIGUSR2, NULL, &old) != 0 ||
+            old.sa_handler != SIG_IGN)
+            return fail("sigignore: SIGUSR2 is not reported ignored");
+        if (sigaction(SIGUSR1, &sa, NULL) != 0 || siginterrupt(SIGUSR1, 1) != 0 ||
+            sigaction(SIGUSR1, NULL, &old) != 0 || old.sa_handler != on_usr1_fault ||
+            (old.sa_flags & SA_RESTART))
+            return fail("siginterrupt: SIGUSR1's handler is not reported without SA_RESTART");
+        if (sighold(SIGSEGV) != 0 || sigprocmask(SIG_BLOCK, NULL, &now) != 0 ||
+            !sigismember(&now, SIGSEGV))
+            return fail("sighold: SIGSEGV is not reported blocked");
+        *(volatile int *)0 = 1;
     } else if (!strcmp(how, "altstack")) {
         int r = altstack_checks();
         if (r)

@@ -5,6 +5,6 @@
 # handlers installed through sigset, ssignal,
 # __sigaction and sigvec.
 foreach(case overflow thread_overflow early_overflow blocked_fault blocked_kill
-             blocked_thread handler_mask altstack sigset ssignal sigaction2 sigvec)
+             blocked_thread handler_mask xsi altstack sigset ssignal sigaction2 sigvec)
   memtrace_e2e(signals2.${case} test_signals2.py LABELS valgrind ARGS --case ${case})
 endforeach()
