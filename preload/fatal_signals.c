@@ -100,9 +100,9 @@ static const int fault_list[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSY
 
 static struct sigaction program_action[NSIG_TABLE]; /* what the program installed */
 static unsigned char is_fatal[NSIG_TABLE];
-static int installed;    /* our handlers are in place: the shadow table is authoritative */
+static int installed;        /* our handlers are in place: the shadow table is authoritative */
 static int table_lock;
-static int dying;        /* a fatal signal is being handled */
+static int dying;            /* a fatal signal is being handled */
 static int program_altstack; /* some thread of the program set an alternate stack */
 
 static void fatal_handler(int sig, siginfo_t *info, void *context);
@@ -178,9 +178,9 @@ static void apply_handlers_again(void)
 #define ALT_GUARD 4096
 
 static __thread struct {
-    char *map;              /* guard page + stack, or NULL */
-    unsigned char ready;    /* set up (or tried) for this thread */
-    unsigned char program;  /* the program's alternate stack is the kernel's */
+    char *map;             /* guard page + stack, or NULL */
+    unsigned char ready;   /* set up (or tried) for this thread */
+    unsigned char program; /* the program's alternate stack is the kernel's */
 } alt __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t alt_key;
