@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include "consumer.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -61,6 +62,12 @@ struct kit {
     int ready; /* readable at the last poll */
 };
 
+/* A HELLO of a new image: its pid as seen here, and when it started. */
+struct hello_seen {
+    pid_t pid, shim_pid; /* as seen here, as it says */
+    uint64_t start_ns;
+};
+
 struct consumer {
     const struct consumer_options *opt;
     int listen_fd;
@@ -87,6 +94,8 @@ struct consumer {
     struct kit *kits;  /* kits of the processes traced */
     size_t nkits, kits_cap;
     pid_t hello_peer;  /* on_hello: the peer's pid, when the socket's is not */
+    struct hello_seen *hellos; /* every new image's HELLO (exec_untraced) */
+    size_t nhellos, hellos_cap;
     int had_error;
 };
 
@@ -487,6 +496,17 @@ static void on_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
         on_reconnect(c, fd, h);
         return;
     }
+    if (c->nhellos == c->hellos_cap) { /* an image that exec'd waits for this */
+        size_t cap = c->hellos_cap ? 2 * c->hellos_cap : 64;
+        struct hello_seen *grown = realloc(c->hellos, cap * sizeof *grown);
+        if (grown)
+            c->hellos = grown, c->hellos_cap = cap;
+    }
+    if (c->nhellos < c->hellos_cap) {
+        pid_t seen = c->hello_peer ? c->hello_peer : peer_pid(fd);
+        c->hellos[c->nhellos++] =
+            (struct hello_seen){seen > 0 ? seen : h->pid, h->pid, h->start_mono_ns};
+    }
     if (!c->opt->follow_fork && c->first_hello_done) {
         reply(fd, MT_REPLY_UNTRACED, c->opt, NULL);
         close(fd);
@@ -847,12 +867,149 @@ static void exit_from_proc(pid_t pid, int *how, int *value)
     }
 }
 
+/* What the file a process runs (/proc/PID/exe) says of why it could not
+ * be traced: MT_EXEC_*, 0 when it cannot be read (the process is gone). */
+static unsigned exec_cause(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    Elf64_Ehdr eh;
+    unsigned why = 0;
+    if (fstat(fd, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) {
+        why = MT_EXEC_SETID;
+    } else if (pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh &&
+               memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 && eh.e_ident[EI_CLASS] == ELFCLASS64 &&
+               eh.e_phentsize == sizeof(Elf64_Phdr) && eh.e_phnum < 4096) {
+        why = MT_EXEC_STATIC;
+        for (unsigned i = 0; i < eh.e_phnum; i++) {
+            Elf64_Phdr ph;
+            if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + i * sizeof ph)) != (ssize_t)sizeof ph)
+                break;
+            if (ph.p_type == PT_INTERP)
+                why = MT_EXEC_NO_HELLO;
+        }
+    } else {
+        why = MT_EXEC_NO_HELLO; /* a script, or an ELF of another class */
+    }
+    close(fd);
+    return why;
+}
+
+/* The file pid runs (its /proc exe link), or failing that its name (comm,
+ * kept while it is a zombie); NULL if it is gone. */
+static char *exec_image_name(pid_t pid)
+{
+    char path[64], buf[PATH_MAX];
+    snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+    ssize_t n = readlink(path, buf, sizeof buf - 1);
+    if (n <= 0) {
+        snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        while (n > 0 && buf[n - 1] == '\n')
+            n--;
+    }
+    if (n <= 0)
+        return NULL;
+    buf[n] = '\0';
+    return strdup(buf);
+}
+
+/* How long an exec'd image that has not connected may go on running once
+ * the run's program has ended: less than DETACH_GRACE_NS, so that run
+ * judges the dump that says so. */
+#define EXEC_GRACE_NS 100000000ull
+
+/* 1 once pid has ended: gone, or a zombie. */
+static int pid_ended(pid_t pid)
+{
+    if (kill(pid, 0) != 0 && errno == ESRCH)
+        return 1;
+    char buf[1024];
+    const char *at = peer_proc_stat(pid, buf, sizeof buf);
+    return at && at[0] == ' ' && (at[1] == 'Z' || at[1] == 'X');
+}
+
+/* An image exec'd by p (w): it says HELLO in turn, unless memtrace could
+ * not reach it (statically linked, set-uid or set-gid, LD_PRELOAD taken out
+ * of its environment, a seccomp filter or a descriptor limit that kept it
+ * from connecting): then its allocations are unchecked, and p's dump says
+ * so (SPEC sections 5 and 6). 0 once the new image has said HELLO; 1 once
+ * its pid has ended without one (and no connection is left to read), or it
+ * still runs unconnected when the run's program has ended; -1 while
+ * neither is known. */
+static int exec_untraced(struct consumer *c, struct exec_watch *w, uint64_t now)
+{
+    for (size_t i = 0; i < c->nhellos; i++)
+        if ((c->hellos[i].pid == w->pid || c->hellos[i].shim_pid == w->pid) &&
+            c->hellos[i].start_ns > w->since_ns)
+            return 0;
+    if (!w->wait_ns) {
+        w->wait_ns = now ? now : 1;
+        w->why = exec_cause(w->pid);
+        w->image = exec_image_name(w->pid);
+    }
+    if (!pid_ended(w->pid)) {
+        if (!c->opt->direct_child || !c->child_reaped || now - w->wait_ns < EXEC_GRACE_NS)
+            return -1;
+        if (!w->why)
+            w->why = MT_EXEC_RUNNING;
+    }
+    /* its HELLO may still wait: accepted and not read, or in the backlog */
+    struct pollfd lf = {.fd = c->listen_fd, .events = POLLIN};
+    if (c->npending || poll(&lf, 1, 0) > 0)
+        return -1;
+    return 1;
+}
+
+/* Settles p's exec watches that can be: one whose image was not traced is
+ * said, once, on stderr and in p's dump. 1 while some are left. */
+static int settle_watches(struct consumer *c, struct process *p, uint64_t now)
+{
+    static const char *const why[] = {
+        "statically linked, set-uid, or it could not reach memtrace", "statically linked",
+        "set-uid or set-gid: the loader drops LD_PRELOAD",
+        "it never reached memtrace: LD_PRELOAD taken out of its environment, a seccomp filter "
+        "or a descriptor limit",
+        "it was still running without reaching memtrace when the program ended"};
+    for (size_t i = 0; i < p->nwatches;) {
+        struct exec_watch *w = &p->watches[i];
+        int r = exec_untraced(c, w, now);
+        if (r < 0) {
+            i++;
+            continue;
+        }
+        if (r > 0) {
+            process_note_incomplete(p, now, MT_INCOMPLETE_EXEC_UNTRACED, w->why);
+            fprintf(stderr, "memtrace: pid %d: %s, which it exec'd, was not traced (%s): its "
+                            "allocations are unchecked\n",
+                    (int)w->pid, w->image ? w->image : "the program",
+                    why[w->why <= MT_EXEC_RUNNING ? w->why : 0]);
+        }
+        process_unwatch_exec(p, w->pid);
+    }
+    return p->nwatches != 0;
+}
+
 /* Finishes p's dump once it is known how the process ended. Returns 0 while
- * that is not known yet (the direct child not reaped). */
+ * that is not known yet (the direct child not reaped, an exec'd image not
+ * connected yet). */
 static int finish(struct consumer *c, struct process *p)
 {
     int how = MT_EXIT_UNKNOWN, value = 0;
     process_drain(p, 1, &c->snapshots); /* its EXIT and EXEC records first */
+    if (p->exec_pending && !p->exec_watched) {
+        p->exec_watched = 1;
+        process_watch_exec(p, seen_pid(p), p->start_ns);
+    }
+    if (p->nwatches && settle_watches(c, p, consumer_now_ns()))
+        return 0; /* its images to come (its own, its vfork children's) */
     if (p->exec_pending) {
         how = MT_EXIT_EXEC;
     } else if (seen_pid(p) == c->opt->direct_child) {
@@ -939,6 +1096,9 @@ static void release(struct process *p)
         free(p->argv[i]);
     free(p->argv);
     free(p->exe);
+    for (size_t i = 0; i < p->nwatches; i++)
+        free(p->watches[i].image);
+    free(p->watches);
     free(p->dump_path);
     free(p->rings);
     free(p);
@@ -1483,6 +1643,8 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
             if (p->detached)
                 check_detached(p);
             moved += process_drain(p, 0, &c.snapshots);
+            if (p->nwatches && p->phase == PHASE_RUNNING) /* its vfork children's images */
+                settle_watches(&c, p, now);
             process_sample_rss(p, now);
             dump_writer_tick(&p->dump, now);
             if (p->phase == PHASE_CLOSING && !p->waiting_for_fork)
@@ -1555,6 +1717,7 @@ int consumer_serve(const struct consumer_options *options, int listen_fd, int *h
         kit_free(&c.kits[i]);
     free(c.kits);
     free(c.traced);
+    free(c.hellos);
     if (role == CONSUMER_LEFT_BEHIND) { /* the detached copy serves them */
         for (size_t i = 0; i < c.nprocs; i++)
             release(c.procs[i]);

@@ -375,7 +375,12 @@ static void process_record(struct process *p, struct consumer_ring *r,
             take_snapshot(p, pair->a, snapshots);
         break;
     case MT_RING_EXEC:
-        p->exec_pending = pair->a == 1;
+        if (pair->a == 2) /* a vfork child of it, pid b, is about to exec */
+            process_watch_exec(p, (pid_t)pair->b, rec->ts);
+        else if (pair->a == 3) /* and that exec failed */
+            process_unwatch_exec(p, (pid_t)pair->b);
+        else
+            p->exec_pending = pair->a == 1;
         break;
     case MT_RING_PYFRAME:
         bad = rec->len < sizeof(struct mt_ring_pyframe) ||
@@ -530,6 +535,34 @@ void process_sample_rss(struct process *p, uint64_t now)
     if (sscanf(buf, "%llu %llu", &size, &resident) != 2 || size == 0)
         return;
     dump_write_rss(&p->dump, now, resident * (uint64_t)sysconf(_SC_PAGESIZE));
+}
+
+void process_watch_exec(struct process *p, pid_t pid, uint64_t since_ns)
+{
+    for (size_t i = 0; i < p->nwatches; i++)
+        if (p->watches[i].pid == pid) { /* exec'd again (a failed exec not said) */
+            p->watches[i].since_ns = since_ns;
+            return;
+        }
+    if (p->nwatches == p->watches_cap) {
+        size_t cap = p->watches_cap ? 2 * p->watches_cap : 4;
+        struct exec_watch *grown = realloc(p->watches, cap * sizeof *grown);
+        if (!grown)
+            return;
+        p->watches = grown;
+        p->watches_cap = cap;
+    }
+    p->watches[p->nwatches++] = (struct exec_watch){.pid = pid, .since_ns = since_ns};
+}
+
+void process_unwatch_exec(struct process *p, pid_t pid)
+{
+    for (size_t i = 0; i < p->nwatches; i++)
+        if (p->watches[i].pid == pid) {
+            free(p->watches[i].image);
+            p->watches[i] = p->watches[--p->nwatches];
+            return;
+        }
 }
 
 void process_note_incomplete(struct process *p, uint64_t ts, uint32_t reason, uint64_t count)

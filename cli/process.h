@@ -46,6 +46,17 @@ struct fork_snapshot {
     struct fork_snapshot *next;
 };
 
+/* An image exec'd by a traced process, until it says HELLO or is known to
+ * be untraced: by the process itself (the same pid) or by a vfork child of
+ * it (MT_RING_EXEC, a = 2). */
+struct exec_watch {
+    pid_t pid;         /* the pid that runs it, as the shim saw it */
+    uint64_t since_ns; /* a HELLO of that pid from a process started after this */
+    uint64_t wait_ns;  /* when the consumer first looked for it, 0: not yet */
+    unsigned why;      /* MT_EXEC_*: what the file said then */
+    char *image;       /* the file, or its name; NULL if it was gone */
+};
+
 enum process_phase { PHASE_RUNNING, PHASE_CLOSING, PHASE_DONE };
 
 struct process {
@@ -90,6 +101,11 @@ struct process {
     int exit_how;             /* its EXIT marker's: MT_EXIT_STATUS or MT_EXIT_SIGNAL */
     int exit_value;
     int exec_pending;
+    int exec_watched;         /* its own exec is in watches (consumer.c) */
+    /* images it exec'd (itself, or a vfork child of it) whose HELLO has
+     * not come yet (consumer.c, exec_untraced) */
+    struct exec_watch *watches;
+    size_t nwatches, watches_cap;
     int waiting_for_fork;     /* a fork child not yet given its parent's heap */
     pid_t fork_parent;
     uint32_t fork_seq;
@@ -121,6 +137,9 @@ void process_take_snapshot(struct process *p, uint32_t seq, struct fork_snapshot
 void process_sample_rss(struct process *p, uint64_t now);
 /* Writes an INCOMPLETE record (enum mt_incomplete) into p's dump and keeps
  * it for its summary. */
+/* Watches pid for the image exec'd at since_ns (add) or stops (drop). */
+void process_watch_exec(struct process *p, pid_t pid, uint64_t since_ns);
+void process_unwatch_exec(struct process *p, pid_t pid);
 void process_note_incomplete(struct process *p, uint64_t ts, uint32_t reason, uint64_t count);
 
 static inline uint64_t consumer_now_ns(void)

@@ -625,8 +625,16 @@ static void note_exec(int attempt)
         return;
     int saved = errno;
     /* A vfork child shares our memory and thread state: its exec is not
-     * ours to report. */
-    if (getpid() != mt_traced_pid()) {
+     * ours. It is said in the parent's ring all the same (a = 2, or 3 when
+     * it failed; b = the child's pid), which the parent's thread does not
+     * write while vfork holds it: the consumer then waits for the image's
+     * HELLO, and says if it never comes (statically linked, set-uid...). */
+    pid_t pid = getpid();
+    if (pid != mt_traced_pid()) {
+        t->in_record++;
+        if (t->ring) /* never a new ring (nor a message) from the child */
+            mt_emit_marker(t, MT_RING_EXEC, attempt ? 2u : 3u, (int32_t)pid);
+        t->in_record--;
         errno = saved;
         return;
     }

@@ -85,7 +85,7 @@ void summary_add_incomplete(struct summary *s, uint64_t reason, uint64_t count)
     unsigned slot = reason < SUMMARY_INCOMPLETE_SLOTS ? (unsigned)reason : 0;
     s->incomplete_seen |= 1u << slot;
     if (slot == MT_INCOMPLETE_SCAN_NOT_ASKED || slot == MT_INCOMPLETE_SCAN_NOT_SERVED ||
-        slot == MT_INCOMPLETE_NOT_SCANNED)
+        slot == MT_INCOMPLETE_NOT_SCANNED || slot == MT_INCOMPLETE_EXEC_UNTRACED)
         s->incomplete[slot] = count;
     else if (s->incomplete[slot] + count >= s->incomplete[slot])
         s->incomplete[slot] += count;
@@ -197,11 +197,29 @@ int summary_unchecked(const struct summary *s, struct unchecked_reason *out, int
         else
             snprintf(u->text, sizeof u->text, "its trace is incomplete: %s", lost[i].one);
     }
+    if (seen(s, MT_INCOMPLETE_EXEC_UNTRACED) && n < max) {
+        uint64_t why = s->incomplete[MT_INCOMPLETE_EXEC_UNTRACED];
+        struct unchecked_reason *u = &out[n++];
+        *u = (struct unchecked_reason){.scope = UNCHECKED_TRACE, .code = "exec_untraced",
+                                       .count = why};
+        snprintf(u->text, sizeof u->text, "the program it exec'd was not traced (%s): its "
+                                          "allocations are unchecked",
+                 why == MT_EXEC_STATIC   ? "statically linked"
+                 : why == MT_EXEC_SETID  ? "set-uid or set-gid: the loader drops LD_PRELOAD"
+                 : why == MT_EXEC_NO_HELLO ? "it never reached memtrace: LD_PRELOAD taken out "
+                                             "of its environment, a seccomp filter or a "
+                                             "descriptor limit"
+                 : why == MT_EXEC_RUNNING ? "it was still running without reaching memtrace "
+                                            "when the program ended"
+                                          : "statically linked, set-uid, or it could not "
+                                            "reach memtrace");
+    }
     /* reasons this reader does not know: events lost, it cannot say which */
     unsigned known = (1u << MT_INCOMPLETE_NO_RING) | (1u << MT_INCOMPLETE_HANDLER_EVENTS) |
                      (1u << MT_INCOMPLETE_CHILD_UNTRACED) | (1u << MT_INCOMPLETE_SCAN_FAILED) |
                      (1u << MT_INCOMPLETE_SCAN_NOT_ASKED) | (1u << MT_INCOMPLETE_SCAN_NOT_SERVED) |
-                     (1u << MT_INCOMPLETE_MALFORMED_RING) | (1u << MT_INCOMPLETE_NOT_SCANNED);
+                     (1u << MT_INCOMPLETE_MALFORMED_RING) | (1u << MT_INCOMPLETE_NOT_SCANNED) |
+                     (1u << MT_INCOMPLETE_EXEC_UNTRACED);
     for (unsigned r = 0; r < SUMMARY_INCOMPLETE_SLOTS && n < max; r++)
         if (seen(s, r) && !((known >> r) & 1u)) {
             struct unchecked_reason *u = &out[n++];

@@ -261,9 +261,19 @@ enum mt_incomplete {
                                           events after it are lost */
     MT_INCOMPLETE_NOT_SCANNED = 8,     /* count: MT_UNSCANNED_* bits, what the consumer saw
                                           of a process that ended unscanned */
+    MT_INCOMPLETE_EXEC_UNTRACED = 9,   /* in an image replaced by exec, count: MT_EXEC_* (why):
+                                          the program it exec'd never connected, so its
+                                          allocations are unchecked */
 };
 #define MT_UNSCANNED_SAID_EXIT 1u  /* it went through exit, _exit or _Exit */
 #define MT_UNSCANNED_ASKED_SCAN 2u /* it asked for its scan and never finished it */
+/* MT_INCOMPLETE_EXEC_UNTRACED's count: what the consumer could tell of the
+ * exec'd file (0: nothing, it was gone) */
+#define MT_EXEC_STATIC 1u  /* statically linked: no LD_PRELOAD */
+#define MT_EXEC_SETID 2u   /* set-uid or set-gid: the loader drops LD_PRELOAD */
+#define MT_EXEC_NO_HELLO 3u /* dynamic: never connected (LD_PRELOAD taken out of its
+                               environment, a seccomp filter, a descriptor limit) */
+#define MT_EXEC_RUNNING 4u /* still running unconnected when the run's program ended */
 
 enum mt_unwind { MT_UNWIND_DWARF = 1, MT_UNWIND_FP = 2 };
 
