@@ -757,6 +757,7 @@ static int read_message(struct consumer *c, struct process *p)
         struct mt_msg_ring ring;
         struct mt_msg_pool pool;
         struct mt_msg_notice notice;
+        struct mt_msg_incomplete incomplete;
         uint32_t type;
     } msg;
     char control[CMSG_SPACE(sizeof(int))];
@@ -784,6 +785,11 @@ static int read_message(struct consumer *c, struct process *p)
         on_scan_done(p);
     else if (msg.type == MT_MSG_NOTICE)
         on_notice(c, &msg.notice, n);
+    else if (msg.type == MT_MSG_INCOMPLETE && n == (ssize_t)sizeof msg.incomplete)
+        /* a ringless thread's MT_RING_INCOMPLETE (any reason, any count:
+         * summary_add_incomplete bounds both) */
+        process_note_incomplete(p, consumer_now_ns(), msg.incomplete.reason,
+                                msg.incomplete.count);
     return 1;
 }
 

@@ -618,7 +618,7 @@ static void atfork_parent(void)
         mt_emit_marker(t, MT_RING_FORK, seq, fork_untraced);
         if (fork_untraced) {
             t->in_record++;
-            mt_emit_marker(t, MT_RING_INCOMPLETE, MT_INCOMPLETE_CHILD_UNTRACED, 1);
+            mt_emit_incomplete(t, MT_INCOMPLETE_CHILD_UNTRACED, 1);
             t->in_record--;
             mt_log("pid %d: its fork child #%u cannot be traced: no connection to memtrace could "
                    "be made for it (%s), and its dump says so",
@@ -799,6 +799,7 @@ void mt_note_exit_signal(int sig)
     if (mt_state != MT_STATE_ACTIVE)
         return;
     t->in_record++;
+    mt_rings_report_missing(t);
     mt_emit_marker(t, MT_RING_EXIT, MT_EXIT_SIGNAL, sig);
     t->in_record--;
 }

@@ -426,7 +426,7 @@ void mt_rings_report_missing(struct mt_thread *t)
 {
     uint32_t n = __atomic_load_n(&ringless_threads, __ATOMIC_RELAXED);
     if (n)
-        mt_emit_marker(t, MT_RING_INCOMPLETE, MT_INCOMPLETE_NO_RING, (int32_t)n);
+        mt_emit_incomplete(t, MT_INCOMPLETE_NO_RING, n);
 }
 
 /* The slow part of mt_ring_get: a ring for a thread that has none. */
@@ -748,6 +748,36 @@ void mt_emit_marker(struct mt_thread *t, uint32_t type, uint32_t a, int32_t b)
         mt_ring_write_pair(r, type, mt_ring_stamp(r), a, b);
         mt_ring_idle(r);
     }
+}
+
+void mt_emit_incomplete(struct mt_thread *t, uint32_t reason, uint32_t count)
+{
+    struct mt_ring *r = mt_ring_get(t);
+    if (r) {
+        mt_ring_write_pair(r, MT_RING_INCOMPLETE, mt_ring_stamp(r), reason, (int32_t)count);
+        mt_ring_idle(r);
+        return;
+    }
+    /* No ring (the thread that knows found none: the descriptor limit, a
+     * seccomp filter): the socket we hold carries it, or the dump would
+     * say complete. One-way, as a notice (mt_log): no socket_lock, which
+     * the scan holds when it reports. */
+    if (mt_state != MT_STATE_ACTIVE)
+        return;
+    int saved = errno;
+    struct mt_msg_incomplete m = {.type = MT_MSG_INCOMPLETE, .reason = reason, .count = count};
+    int fd = mt_socket_fd();
+    ssize_t sent = -1;
+    if (fd >= 0) {
+        do {
+            sent = send(fd, &m, sizeof m, MSG_NOSIGNAL);
+        } while (sent < 0 && errno == EINTR);
+    }
+    if (sent != (ssize_t)sizeof m)
+        mt_log("pid %d: cannot tell memtrace that its trace is incomplete (%s): its dump may "
+               "say complete",
+               (int)getpid(), strerror(sent < 0 ? errno : EMSGSIZE));
+    errno = saved;
 }
 
 void mt_ring_write_name(struct mt_ring *r, uint32_t type, uint64_t ts, uint32_t a,

@@ -823,7 +823,7 @@ void mt_scan_at_exit(int how, const void *context)
             mt_log("cannot scan this Go program at its exit (%s): its leaks are not classified",
                    why);
             t->in_record++;
-            mt_emit_marker(t, MT_RING_INCOMPLETE, MT_INCOMPLETE_SCAN_FAILED, 0);
+            mt_emit_incomplete(t, MT_INCOMPLETE_SCAN_FAILED, 0);
             t->in_record--;
         } else {
             memfd = request_blocks(sock);

@@ -165,6 +165,9 @@ void mt_rings_report_missing(struct mt_thread *t) MT_HIDDEN;
 /* Writes one stamped u32pair record (exit, fork, exec...) into the thread's
  * ring. The caller has raised the guard. */
 void mt_emit_marker(struct mt_thread *t, uint32_t type, uint32_t a, int32_t b) MT_HIDDEN;
+/* MT_RING_INCOMPLETE (reason: enum mt_incomplete) into t's ring, or, if t
+ * has none, as a message on the socket: it needs no new descriptor. */
+void mt_emit_incomplete(struct mt_thread *t, uint32_t reason, uint32_t count) MT_HIDDEN;
 void mt_ring_thread_exit(struct mt_thread *t) MT_HIDDEN;
 void mt_rings_setup(void) MT_HIDDEN;
 /* Makes the spare pool of rings and hands it to the consumer (once

@@ -167,6 +167,10 @@ enum mt_msg_type {
     /* process -> consumer, once, right after HELLO: the spare rings
      * (struct mt_msg_pool, with the pool's memfd as SCM_RIGHTS) */
     MT_MSG_POOL,
+    /* process -> consumer: something its figures lack (struct
+     * mt_msg_incomplete), sent when the thread that knows it has no ring
+     * to write MT_RING_INCOMPLETE into (no descriptor was free for one) */
+    MT_MSG_INCOMPLETE,
 };
 
 enum mt_python_mode { MT_PYTHON_OFF = 0, MT_PYTHON_AUTO = 1, MT_PYTHON_ON = 2 };
@@ -242,6 +246,13 @@ struct mt_msg_notice {
     uint32_t type;
     uint32_t len;
     char text[MT_NOTICE_MAX];
+};
+
+/* process -> consumer: MT_MSG_INCOMPLETE; reason is enum mt_incomplete */
+struct mt_msg_incomplete {
+    uint32_t type;
+    uint32_t reason;
+    uint64_t count;
 };
 
 /* process -> consumer: MT_MSG_SCAN and MT_MSG_SCAN_DONE */
