@@ -422,10 +422,12 @@ static void note_ringless(struct mt_thread *t)
                (int)getpid(), strerror(error));
 }
 
+static uint32_t ringless_reported; /* once: at exit, or at a fatal signal */
+
 void mt_rings_report_missing(struct mt_thread *t)
 {
     uint32_t n = __atomic_load_n(&ringless_threads, __ATOMIC_RELAXED);
-    if (n)
+    if (n && !__atomic_exchange_n(&ringless_reported, 1, __ATOMIC_RELAXED))
         mt_emit_incomplete(t, MT_INCOMPLETE_NO_RING, n);
 }
 
@@ -736,6 +738,7 @@ void mt_rings_forget_all(void)
     next_thread_index = 1;
     recording_threads = 0; /* the child's one thread */
     ringless_threads = 0;
+    ringless_reported = 0;
     mt_thread_state.ringless = 0;
     fine_clock = 0;
     register_remote_barrier(); /* for the child's own memory map */
