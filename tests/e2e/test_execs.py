@@ -28,6 +28,11 @@ point 5): it must not pass a gate silently.
     --case setgid      execs_runner plain COPY: COPY is execs_dynamic, set-gid
                        to a group that is not ours (secure mode: the loader
                        drops LD_PRELOAD); skipped when that cannot be made
+    --case background  sh -c 'execs_runner plain execs_static 2000 & sleep 0.05':
+                       the static image still runs when the program ends; run
+                       returns at once all the same (well before its 2 s),
+                       saying it; JUnit (run --junit) and SARIF (check --sarif)
+                       say it too
 """
 
 import glob
@@ -38,6 +43,7 @@ import re
 import shutil
 import stat
 import sys
+import time
 
 import mtlib
 
@@ -48,7 +54,7 @@ LINE = re.compile(r"memtrace: pid (\d+): (.*), which it exec'd, was not traced \
 def add_arguments(parser):
     parser.add_argument("--case", required=True,
                         choices=["static_sh", "static", "failed", "dynamic", "seccomp", "nofile",
-                                 "noenv", "setgid"])
+                                 "noenv", "setgid", "background"])
 
 
 def main():
@@ -126,6 +132,33 @@ def main():
                 return
             c.check("the copy is set-gid", bool(os.stat(copy).st_mode & stat.S_ISGID))
             untraced(c, [runner, "plain", copy, "300"], "set-uid or set-gid", "execs_setgid")
+        elif case == "background":
+            out = ctx.subdir("bg")
+            junit = os.path.join(ctx.workdir, "run.junit.xml")
+            began = time.monotonic()
+            result = mtlib.memtrace_run(
+                ctx, ["sh", "-c", "%s plain %s 2000 & sleep 0.05" % (runner, static)],
+                os.path.join(out, "%n.%p.mtr"), options=["--max-leaked", "0", "--junit", junit],
+                cwd=out, logdir=ctx.workdir, timeout=60)
+            took = time.monotonic() - began
+            print("  rc %d after %.2f s; stderr:\n    %s"
+                  % (result.returncode, took, "\n    ".join(result.stderr.splitlines())))
+            lines = LINE.findall(result.stderr)
+            c.eq("one line says the exec'd image was not traced", len(lines), 1)
+            c.check("it names execs_static, statically linked",
+                    bool(lines) and os.path.basename(lines[0][1]) == "execs_static" and
+                    lines[0][2] == "statically linked", repr(lines))
+            c.check("run returns before the static image's 2 s", took < 1.8, "%.2f s" % took)
+            c.eq("run --max-leaked 0 fails (99)", mtlib.exit_code(result.returncode), 99)
+            c.check("JUnit says it", "was not traced (statically linked)" in mtlib.read_text(junit))
+            sarif = os.path.join(ctx.workdir, "check.sarif")
+            check = mtlib.run([ctx.memtrace, "check", "--max-leaked", "0", "--sarif", sarif] +
+                              sorted(mtlib.dumps_in(out)),
+                              stdout_path=os.path.join(ctx.workdir, "check.out"),
+                              stderr_path=os.path.join(ctx.workdir, "check.err"))
+            c.eq("check fails", check.returncode, 1)
+            c.check("SARIF says it", "was not traced (statically linked)" in mtlib.read_text(sarif))
+            time.sleep(2.2) # the static image ends before the work directory goes
         elif case == "failed":
             for gate, rc in (("100", 0), ("0", 99)):
                 result, dumps = run(c, "gate" + gate, [runner, "fail", "/nonexistent/prog"],
