@@ -379,6 +379,8 @@ static void process_record(struct process *p, struct consumer_ring *r,
             process_watch_exec(p, (pid_t)pair->b, rec->ts);
         else if (pair->a == 3) /* and that exec failed */
             process_unwatch_exec(p, (pid_t)pair->b);
+        else if (pair->a == 4) /* a posix_spawn child, pid b, exec'd already */
+            process_watch_exec(p, (pid_t)pair->b, p->start_ns);
         else
             p->exec_pending = pair->a == 1;
         break;

@@ -223,6 +223,8 @@ static void resolve_real_functions(void)
     RESOLVE(execvpe, "execvpe");
     RESOLVE(fexecve, "fexecve");
     RESOLVE(execveat, "execveat");
+    RESOLVE(posix_spawn, "posix_spawn");
+    RESOLVE(posix_spawnp, "posix_spawnp");
 }
 
 /* ---- connecting -------------------------------------------------------- */

@@ -66,7 +66,8 @@ enum mt_ring_type {
                              child cannot connect (no kit, no connection: init.c),
                              so no snapshot waits for it */
     MT_RING_EXEC,         /* a = 1: about to execve; a = 0: that execve failed; a = 2:
-                             a vfork child, pid b, about to execve; a = 3: its failed */
+                             a vfork child, pid b, about to execve; a = 3: its failed;
+                             a = 4: posix_spawn made child b (its exec done) */
     MT_RING_PYFRAME,      /* struct mt_ring_pyframe */
     MT_RING_ALLOCATOR,    /* struct mt_ring_name: a = function id, the allocator's name */
     MT_RING_MARK,         /* struct mt_ring_name: a = 0, the label of MEMTRACE_MARK */

@@ -15,8 +15,8 @@ point 5): it must not pass a gate silently.
     --case failed      execs_runner fail /nonexistent: the exec fails (ENOENT)
                        and the runner leaks its 100 bytes: no line, the gate
                        verdict is the leak's (--max-leaked 100 passes, 0 fails)
-    --case dynamic     sh -c 'execs_dynamic; true' and execs_runner plain
-                       execs_dynamic: traced, a dump of 4000 bytes definitely
+    --case dynamic     sh -c 'execs_dynamic; true', execs_runner plain
+                       execs_dynamic and execs_runner spawn execs_dynamic: traced, a dump of 4000 bytes definitely
                        lost, no line, --max-leaked 4000 passes
     --case seccomp     execs_runner seccomp execs_dynamic: socket and connect
                        denied, the exec'd image cannot connect
@@ -28,6 +28,9 @@ point 5): it must not pass a gate silently.
     --case setgid      execs_runner plain COPY: COPY is execs_dynamic, set-gid
                        to a group that is not ours (secure mode: the loader
                        drops LD_PRELOAD); skipped when that cannot be made
+    --case spawn       execs_runner spawn execs_static 300: posix_spawn (whose
+                       child execs through glibc's internal __execve): the
+                       line names execs_static
     --case background  sh -c 'execs_runner plain execs_static 2000 & sleep 0.05':
                        the static image still runs when the program ends; run
                        returns at once all the same (well before its 2 s),
@@ -54,7 +57,7 @@ LINE = re.compile(r"memtrace: pid (\d+): (.*), which it exec'd, was not traced \
 def add_arguments(parser):
     parser.add_argument("--case", required=True,
                         choices=["static_sh", "static", "failed", "dynamic", "seccomp", "nofile",
-                                 "noenv", "setgid", "background"])
+                                 "noenv", "setgid", "background", "spawn"])
 
 
 def main():
@@ -132,6 +135,8 @@ def main():
                 return
             c.check("the copy is set-gid", bool(os.stat(copy).st_mode & stat.S_ISGID))
             untraced(c, [runner, "plain", copy, "300"], "set-uid or set-gid", "execs_setgid")
+        elif case == "spawn":
+            untraced(c, [runner, "spawn", static, "300"], "statically linked", "execs_static")
         elif case == "background":
             out = ctx.subdir("bg")
             junit = os.path.join(ctx.workdir, "run.junit.xml")
@@ -174,7 +179,8 @@ def main():
                          mtlib.totals(rep)["in_use_bytes"], 100)
         elif case == "dynamic":
             for tag, argv in (("sh", ["sh", "-c", dynamic + "; true"]),
-                              ("runner", [runner, "plain", dynamic])):
+                              ("runner", [runner, "plain", dynamic]),
+                              ("spawn", [runner, "spawn", dynamic])):
                 result, dumps = run(c, tag, argv, ["--max-leaked", "4000"])
                 c.eq("%s: no line" % tag, LINE.findall(result.stderr), [])
                 c.eq("%s: --max-leaked 4000 passes" % tag, result.returncode, 0)
