@@ -932,6 +932,16 @@ static char *exec_image_name(pid_t pid)
  * judges the dump that says so. */
 #define EXEC_GRACE_NS 100000000ull
 
+/* pid's start of code (/proc/PID/stat field 26), 0 if it cannot be read. */
+static unsigned long long proc_startcode(pid_t pid)
+{
+    char buf[1024];
+    char *at = peer_proc_stat(pid, buf, sizeof buf);
+    for (int field = 3; field < 26 && at; field++) /* at: the space before field 3 */
+        at = strchr(at + 1, ' ');
+    return at ? strtoull(at + 1, NULL, 10) : 0;
+}
+
 /* 1 once pid has ended: gone, or a zombie. */
 static int pid_ended(pid_t pid)
 {
@@ -950,18 +960,28 @@ static int pid_ended(pid_t pid)
  * its pid has ended without one (and no connection is left to read), or it
  * still runs unconnected when the run's program has ended; -1 while
  * neither is known. */
-static int exec_untraced(struct consumer *c, struct exec_watch *w, uint64_t now)
+static int exec_untraced(struct consumer *c, struct process *p, struct exec_watch *w,
+                         uint64_t now)
 {
     for (size_t i = 0; i < c->nhellos; i++)
         if ((c->hellos[i].pid == w->pid || c->hellos[i].shim_pid == w->pid) &&
             c->hellos[i].start_ns > w->since_ns)
             return 0;
-    if (!w->wait_ns) {
+    if (!w->wait_ns)
         w->wait_ns = now ? now : 1;
+    int ended = pid_ended(w->pid);
+    /* What it runs, once it runs it: a vfork child shares its parent's
+     * memory (the same start of code) until its exec is done. */
+    if (!w->known && !ended &&
+        (w->pid == seen_pid(p) || proc_startcode(w->pid) != proc_startcode(seen_pid(p)))) {
         w->why = exec_cause(w->pid);
+        free(w->image);
         w->image = exec_image_name(w->pid);
+        w->known = w->image != NULL;
     }
-    if (!pid_ended(w->pid)) {
+    if (!w->known && ended && !w->image) /* a zombie keeps its name */
+        w->image = exec_image_name(w->pid);
+    if (!ended) {
         if (!c->opt->direct_child || !c->child_reaped || now - w->wait_ns < EXEC_GRACE_NS)
             return -1;
         if (!w->why)
@@ -986,7 +1006,7 @@ static int settle_watches(struct consumer *c, struct process *p, uint64_t now)
         "it was still running without reaching memtrace when the program ended"};
     for (size_t i = 0; i < p->nwatches;) {
         struct exec_watch *w = &p->watches[i];
-        int r = exec_untraced(c, w, now);
+        int r = exec_untraced(c, p, w, now);
         if (r < 0) {
             i++;
             continue;

@@ -55,6 +55,7 @@ struct exec_watch {
     uint64_t wait_ns;  /* when the consumer first looked for it, 0: not yet */
     unsigned why;      /* MT_EXEC_*: what the file said then */
     char *image;       /* the file, or its name; NULL if it was gone */
+    int known;         /* image and why read once it ran the exec'd file */
 };
 
 enum process_phase { PHASE_RUNNING, PHASE_CLOSING, PHASE_DONE };
