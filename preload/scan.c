@@ -691,6 +691,15 @@ static int request_blocks(int sock)
             close(fd);
         return -1;
     }
+    if (fd < 0 && (mh.msg_flags & MSG_CTRUNC)) {
+        /* The blocks were sent, but their memfd found no free number (the
+         * program lowered RLIMIT_NOFILE): the kernel dropped it. Said as
+         * it is, or the dump would say the process ended before its scan. */
+        struct mt_thread *t = &mt_thread_state;
+        t->in_record++;
+        mt_emit_incomplete(t, MT_INCOMPLETE_SCAN_NOT_SERVED, MT_SCAN_NOT_RECEIVED + EMFILE);
+        t->in_record--;
+    }
     return fd;
 }
 

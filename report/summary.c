@@ -2,6 +2,7 @@
  * (computed by analysis.c, which holds the counting rules). */
 #include "summary.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "text_format.h"
@@ -125,8 +126,15 @@ static const char *scan_cause(const struct summary *s, char *buf, size_t size, i
     }
     if (seen(s, MT_INCOMPLETE_SCAN_NOT_SERVED)) {
         uint64_t e = s->incomplete[MT_INCOMPLETE_SCAN_NOT_SERVED];
-        snprintf(buf, size, "memtrace could not hand it its blocks to scan%s%s",
-                 e ? ": " : "", e && e < 4096 ? strerror((int)e) : "");
+        if (e == MT_SCAN_NOT_RECEIVED + EMFILE) /* its memfd found no free number */
+            snprintf(buf, size, "it could not receive the scan's data: no descriptor free (%s)",
+                     strerror(EMFILE));
+        else if (e > MT_SCAN_NOT_RECEIVED && e < MT_SCAN_NOT_RECEIVED + 4096)
+            snprintf(buf, size, "it could not receive the scan's data: %s",
+                     strerror((int)(e - MT_SCAN_NOT_RECEIVED)));
+        else
+            snprintf(buf, size, "memtrace could not hand it its blocks to scan%s%s",
+                     e ? ": " : "", e && e < 4096 ? strerror((int)e) : "");
         return "scan_not_served";
     }
     if (seen(s, MT_INCOMPLETE_SCAN_FAILED)) {

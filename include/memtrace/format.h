@@ -243,6 +243,10 @@ enum mt_exit {
 /* What memtrace could not record or check in a process (MT_REC_INCOMPLETE,
  * MT_RING_INCOMPLETE). Any of them makes every gate fail unless the user
  * accepts it explicitly (SPEC sections 5 and 6). Append only. */
+/* MT_INCOMPLETE_SCAN_NOT_SERVED's count when the process, not the consumer,
+ * failed (+ the errno: EMFILE, no descriptor free for the blocks' memfd) */
+#define MT_SCAN_NOT_RECEIVED 0x10000u
+
 enum mt_incomplete {
     MT_INCOMPLETE_NO_RING = 1,         /* count: threads that found no ring: events lost */
     MT_INCOMPLETE_HANDLER_EVENTS = 2,  /* count: signal-handler events that found no room */
@@ -256,7 +260,9 @@ enum mt_incomplete {
     MT_INCOMPLETE_SCAN_NOT_ASKED = 5,  /* count: the run's enum mt_leak_check (summary or
                                           none): no scan was asked for */
     MT_INCOMPLETE_SCAN_NOT_SERVED = 6, /* count: the errno (0 if none) that kept the
-                                          consumer from handing the process its blocks */
+                                          consumer from handing the process its blocks;
+                                          MT_SCAN_NOT_RECEIVED + errno: the process
+                                          could not receive them (their memfd) */
     MT_INCOMPLETE_MALFORMED_RING = 7,  /* count 1: a ring held a malformed record: the
                                           events after it are lost */
     MT_INCOMPLETE_NOT_SCANNED = 8,     /* count: MT_UNSCANNED_* bits, what the consumer saw

@@ -94,6 +94,10 @@ def limit_case(ctx, c, n):
         c.eq("N=%d: run --max-leaked %d fails with 99" % (n, LEAK), rc, 99)
         c.check("N=%d: a 'not checked' line names the new image" % n, said is not None,
                 mtlib.tail(gate.stderr, 12))
+        # a scan whose memfd found no free number is said as such (it said
+        # the process "ended before the scan finished" while it waited)
+        c.check("N=%d: the line's reason is true" % n,
+                "ended before the scan" not in gate.stderr, mtlib.tail(gate.stderr, 12))
     chk0 = check_gate(ctx, "zero-%d" % n, dump, 0)
     c.check("N=%d: check --max-leaked 0 fails" % n, chk0.returncode != 0,
             "exit %d: %s" % (chk0.returncode, mtlib.tail(chk0.stdout + chk0.stderr)))

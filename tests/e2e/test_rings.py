@@ -14,8 +14,9 @@ memtrace's stderr, the dump says the trace is incomplete, and gates fail.
                          every event recorded (valgrind.bin's figures); the
                          scan at exit needs a descriptor the program no
                          longer has (preload/scan.c receives its blocks in a
-                         memfd): said, and the gates fail on it, not on a
-                         missing ring
+                         memfd): said as it is ("could not receive the
+                         scan's data: no descriptor free"), and the gates
+                         fail on it, not on a missing ring
   --case nofile_overflow ring_nofile 12: 12 threads alive at once under
                          RLIMIT_NOFILE 3, more than the spare pool's 8
                          slots: 4 threads find no ring, said in one line,
@@ -101,6 +102,15 @@ def nofile_case(ctx, c, soft):
         c.check("check fails: not scanned (no descriptor left for the scan), no ring missing",
                 bad.returncode != 0 and "not scanned for reachability" in text and "found no ring" not in text,
                 "exit %d: %s" % (bad.returncode, mtlib.tail(text)))
+        # the reason is the true one: the blocks' memfd found no free number
+        # (it said "it asked for its scan at exit and ended before the scan
+        # finished", while the process was alive and waiting for it)
+        why = "it could not receive the scan's data: no descriptor free"
+        c.check("check says why: %s" % why, why in text and "ended before the scan" not in text,
+                mtlib.tail(text))
+        c.check("run says why: %s" % why,
+                why in result.stderr and "ended before the scan" not in result.stderr,
+                mtlib.tail(result.stderr))
         return
     _, kinds = mtlib.memtrace_leak_kinds(ctx, dumps[0])
     c.eq("leak kinds == memcheck's", {k: kinds[k] for k in mtlib.LEAK_KINDS},
