@@ -1192,6 +1192,20 @@ static void accept_new(struct consumer *c)
 /* The peer's HELLO has come: it is served if it is a process we trace (or
  * the fork child of one it names), else told it is not traced. No file is
  * made for a peer that is not. */
+/* A pid that was let in: its fork children may be let in by lineage
+ * (verified_hello). Without memory, the list simply stays shorter. */
+static void remember_traced(struct consumer *c, pid_t pid)
+{
+    if (c->ntraced == c->traced_cap) {
+        size_t cap = c->traced_cap ? 2 * c->traced_cap : 64;
+        pid_t *q = realloc(c->traced, cap * sizeof *q);
+        if (q)
+            c->traced = q, c->traced_cap = cap;
+    }
+    if (c->ntraced < c->traced_cap)
+        c->traced[c->ntraced++] = pid;
+}
+
 static void verified_hello(struct consumer *c, int fd, const struct mt_msg_hello *h)
 {
     pid_t known_stack[64], *known = c->nprocs <= 64 ? known_stack : malloc(c->nprocs * sizeof *known);
@@ -1218,14 +1232,7 @@ static void verified_hello(struct consumer *c, int fd, const struct mt_msg_hello
     if (known != known_stack)
         free(known);
     if (ok) {
-        if (c->ntraced == c->traced_cap) {
-            size_t cap = c->traced_cap ? 2 * c->traced_cap : 64;
-            pid_t *q = realloc(c->traced, cap * sizeof *q);
-            if (q)
-                c->traced = q, c->traced_cap = cap;
-        }
-        if (c->ntraced < c->traced_cap)
-            c->traced[c->ntraced++] = h->pid;
+        remember_traced(c, h->pid);
         on_hello(c, fd, h);
         return;
     }
@@ -1329,14 +1336,7 @@ static int kit_read(struct consumer *c, struct kit *k)
         setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &zero, sizeof zero);
         c->accepted_any = 1;
         c->fd_room = descriptors_free(fd, 3);
-        if (c->ntraced == c->traced_cap) {
-            size_t cap = c->traced_cap ? 2 * c->traced_cap : 64;
-            pid_t *q = realloc(c->traced, cap * sizeof *q);
-            if (q)
-                c->traced = q, c->traced_cap = cap;
-        }
-        if (c->ntraced < c->traced_cap)
-            c->traced[c->ntraced++] = h.pid;
+        remember_traced(c, h.pid);
         c->hello_peer = sender;
         size_t before = c->nprocs;
         on_hello(c, fd, &h);
