@@ -53,6 +53,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "loader.h"
 #include "shim.h"
 
 /* ---- stopping the other threads ---------------------------------------- */
@@ -504,6 +505,86 @@ static void scan_root_range(struct marker *m, const struct excluded *ex, uintptr
 }
 
 
+/* ---- heap memory inside a mapping ---------------------------------------- */
+
+/* The kernel merges adjacent anonymous mappings of the same protection, so
+ * one line of /proc/self/maps can hold both a chunk glibc mapped for a large
+ * block and memory the program mapped itself (whose pointers are roots).
+ * With glibc's allocator the heap's part is known from each block's chunk
+ * header (malloc/malloc.c): the word before the block is the chunk's size
+ * with flag bits, the word before that prev_size. An IS_MMAPPED chunk is a
+ * mapping of its own, [chunk - prev_size, chunk + size); a NON_MAIN_ARENA
+ * chunk lies in a heap of HEAP_MAX_SIZE (64 MiB on 64-bit) aligned to that
+ * size, all of which is the arena's. A main-arena chunk outside [heap] (glibc
+ * fell back to mmap when brk failed) has no known extent. */
+#define GLIBC_CHUNK_HEADER 16
+#define GLIBC_IS_MMAPPED 0x2
+#define GLIBC_NON_MAIN_ARENA 0x4
+#define GLIBC_HEAP_MAX (64ull << 20)
+
+static int glibc_heap; /* 1: the allocator the shim forwards to is glibc's */
+
+/* The part of [lo, hi) that the chunk of block b takes, or 0 if unknown. */
+static int chunk_extent(const struct mt_scan_block *b, uintptr_t lo, uintptr_t hi, uintptr_t *x0,
+                        uintptr_t *x1)
+{
+    uintptr_t a = b->address;
+    if ((a & 15) || a < lo + GLIBC_CHUNK_HEADER || a >= hi)
+        return 0;
+    uintptr_t chunk = a - GLIBC_CHUNK_HEADER;
+    uint64_t prev = ((const uint64_t *)chunk)[0], head = ((const uint64_t *)chunk)[1];
+    uint64_t size = head & ~7ull;
+    if (head & GLIBC_IS_MMAPPED) {
+        uintptr_t start = chunk - prev, end = chunk + size;
+        if (prev > chunk || (start & 4095) || (end & 4095) || start < lo || end > hi || end <= a ||
+            size < b->size + GLIBC_CHUNK_HEADER)
+            return 0;
+        *x0 = start;
+        *x1 = end;
+        return 1;
+    }
+    if (head & GLIBC_NON_MAIN_ARENA) {
+        uintptr_t start = chunk & ~(uintptr_t)(GLIBC_HEAP_MAX - 1);
+        *x0 = start > lo ? start : lo;
+        *x1 = start + GLIBC_HEAP_MAX < hi ? start + GLIBC_HEAP_MAX : hi;
+        return 1;
+    }
+    return 0;
+}
+
+/* Scans [from, hi) of a mapping that holds live blocks, but for the heap's
+ * part: only when glibc's chunk headers account for every block in it;
+ * else none of it (as all of it might be heap, whose free chunks hold stale
+ * addresses that must never count as roots). */
+static void scan_around_heap(struct marker *m, const struct excluded *ex, uintptr_t lo,
+                             uintptr_t from, uintptr_t hi)
+{
+    if (!glibc_heap)
+        return;
+    uint64_t first = 0, n = m->count; /* the first block at or above lo */
+    while (first < n) {
+        uint64_t mid = (first + n) / 2;
+        if (m->blocks[mid].address < lo)
+            first = mid + 1;
+        else
+            n = mid;
+    }
+    uintptr_t x0, x1;
+    for (uint64_t i = first; i < m->count && m->blocks[i].address < hi; i++)
+        if (!chunk_extent(&m->blocks[i], lo, hi, &x0, &x1))
+            return;
+    uintptr_t at = from;
+    for (uint64_t i = first; i < m->count && m->blocks[i].address < hi; i++) {
+        chunk_extent(&m->blocks[i], lo, hi, &x0, &x1);
+        if (x0 > at)
+            scan_root_range(m, ex, at, x0, 0);
+        if (x1 > at)
+            at = x1;
+    }
+    if (at < hi)
+        scan_root_range(m, ex, at, hi, 0);
+}
+
 /* Scans one line of /proc/self/maps if it is a root. */
 static void scan_mapping(struct marker_roots *w, const char *line)
 {
@@ -519,8 +600,6 @@ static void scan_mapping(struct marker_roots *w, const char *line)
     if (bracket && (strncmp(bracket, "[heap]", 6) == 0 || strncmp(bracket, "[vvar]", 6) == 0 ||
                     strncmp(bracket, "[vsyscall]", 10) == 0))
         return;
-    if (holds_block(m, lo, hi))
-        return; /* heap memory: its blocks are scanned as blocks */
     /* A thread's stack: only from its stack pointer up. */
     uintptr_t from = lo;
     if (w->self->sp >= lo && w->self->sp < hi)
@@ -529,6 +608,10 @@ static void scan_mapping(struct marker_roots *w, const char *line)
         uintptr_t sp = __atomic_load_n(&stopped[i].sp, __ATOMIC_ACQUIRE);
         if (sp >= lo && sp < hi && sp > from)
             from = sp - RED_ZONE > from ? sp - RED_ZONE : from;
+    }
+    if (holds_block(m, lo, hi)) { /* heap memory: its blocks are scanned as blocks */
+        scan_around_heap(m, w->ex, lo, from, hi);
+        return;
     }
     const char *path = strchr(s, '/');
     scan_root_range(m, w->ex, from, hi, path && strstr(path, "/libc.so"));
@@ -542,6 +625,7 @@ static int root_line(const char *line, void *arg)
 
 static void scan_roots(struct marker *m, const struct program_view *self)
 {
+    glibc_heap = mt_real.malloc && (void *)mt_real.malloc == mt_libc_symbol("malloc");
     int nstopped = __atomic_load_n(&stopped_count, __ATOMIC_ACQUIRE);
     if (nstopped > MAX_THREADS)
         nstopped = MAX_THREADS;
