@@ -443,8 +443,8 @@ struct marker_roots {
     struct excluded *ex;
 };
 
-/* 1 if [lo, hi) holds the start of a live block: heap memory, not a root. */
-static int holds_block(const struct marker *m, uint64_t lo, uint64_t hi)
+/* The index of the first block that starts at or above lo (count if none). */
+static uint64_t first_block_from(const struct marker *m, uint64_t lo)
 {
     uint64_t a = 0, b = m->count;
     while (a < b) {
@@ -454,6 +454,13 @@ static int holds_block(const struct marker *m, uint64_t lo, uint64_t hi)
         else
             b = mid;
     }
+    return a;
+}
+
+/* 1 if [lo, hi) holds the start of a live block: heap memory, not a root. */
+static int holds_block(const struct marker *m, uint64_t lo, uint64_t hi)
+{
+    uint64_t a = first_block_from(m, lo);
     return a < m->count && m->blocks[a].address < hi;
 }
 
@@ -561,14 +568,7 @@ static void scan_around_heap(struct marker *m, const struct excluded *ex, uintpt
 {
     if (!glibc_heap)
         return;
-    uint64_t first = 0, n = m->count; /* the first block at or above lo */
-    while (first < n) {
-        uint64_t mid = (first + n) / 2;
-        if (m->blocks[mid].address < lo)
-            first = mid + 1;
-        else
-            n = mid;
-    }
+    uint64_t first = first_block_from(m, lo);
     uintptr_t x0, x1;
     for (uint64_t i = first; i < m->count && m->blocks[i].address < hi; i++)
         if (!chunk_extent(&m->blocks[i], lo, hi, &x0, &x1))
