@@ -998,11 +998,11 @@ static int exec_untraced(struct consumer *c, struct process *p, struct exec_watc
  * said, once, on stderr and in p's dump. 1 while some are left. */
 static int settle_watches(struct consumer *c, struct process *p, uint64_t now)
 {
+    static const char never_reached[] = "it never reached memtrace: LD_PRELOAD taken out of its "
+                                        "environment, a seccomp filter or a descriptor limit";
     static const char *const why[] = {
         "statically linked, set-uid, or it could not reach memtrace", "statically linked",
-        "set-uid or set-gid: the loader drops LD_PRELOAD",
-        "it never reached memtrace: LD_PRELOAD taken out of its environment, a seccomp filter "
-        "or a descriptor limit",
+        "set-uid or set-gid: the loader drops LD_PRELOAD", never_reached,
         "it was still running without reaching memtrace when the program ended"};
     for (size_t i = 0; i < p->nwatches;) {
         struct exec_watch *w = &p->watches[i];
