@@ -703,17 +703,21 @@ static void note_spawned(pid_t pid)
     errno = saved;
 }
 
-EXPORT int posix_spawn(pid_t *restrict pid, const char *restrict path,
-                       const posix_spawn_file_actions_t *actions,
-                       const posix_spawnattr_t *restrict attr, char *const argv[restrict],
-                       char *const envp[restrict])
+typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+                        const posix_spawnattr_t *, char *const[], char *const[]);
+
+/* posix_spawn or posix_spawnp (*real, resolved by mt_init), then the
+ * child's pid said. */
+static int spawn(spawn_fn *real, pid_t *pid, const char *file,
+                 const posix_spawn_file_actions_t *actions, const posix_spawnattr_t *attr,
+                 char *const argv[], char *const envp[])
 {
-    if (!mt_real.posix_spawn)
+    if (!*real)
         mt_init();
-    if (!mt_real.posix_spawn)
+    if (!*real)
         return ENOSYS;
     pid_t child = 0;
-    int rc = mt_real.posix_spawn(&child, path, actions, attr, argv, envp);
+    int rc = (*real)(&child, file, actions, attr, argv, envp);
     if (rc == 0) {
         if (pid)
             *pid = child;
@@ -722,23 +726,20 @@ EXPORT int posix_spawn(pid_t *restrict pid, const char *restrict path,
     return rc;
 }
 
+EXPORT int posix_spawn(pid_t *restrict pid, const char *restrict path,
+                       const posix_spawn_file_actions_t *actions,
+                       const posix_spawnattr_t *restrict attr, char *const argv[restrict],
+                       char *const envp[restrict])
+{
+    return spawn(&mt_real.posix_spawn, pid, path, actions, attr, argv, envp);
+}
+
 EXPORT int posix_spawnp(pid_t *restrict pid, const char *restrict file,
                         const posix_spawn_file_actions_t *actions,
                         const posix_spawnattr_t *restrict attr, char *const argv[restrict],
                         char *const envp[restrict])
 {
-    if (!mt_real.posix_spawnp)
-        mt_init();
-    if (!mt_real.posix_spawnp)
-        return ENOSYS;
-    pid_t child = 0;
-    int rc = mt_real.posix_spawnp(&child, file, actions, attr, argv, envp);
-    if (rc == 0) {
-        if (pid)
-            *pid = child;
-        note_spawned(child);
-    }
-    return rc;
+    return spawn(&mt_real.posix_spawnp, pid, file, actions, attr, argv, envp);
 }
 
 EXPORT int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }

@@ -195,22 +195,33 @@ static struct {
     uint32_t taken; /* slots handed out (atomic) */
 } pool;
 
+/* A memfd of size bytes, sealed at that size (the consumer maps no memfd
+ * that could shrink), mapped shared at *mem: its descriptor, or -1. */
+static int sealed_memfd(const char *name, size_t size, void **mem)
+{
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -1;
+    *mem = MAP_FAILED;
+    if (ftruncate(fd, (off_t)size) == 0 &&
+        syscall(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
+        *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (*mem == MAP_FAILED) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 int mt_pool_make(void **base, size_t *size, uint64_t *capacity)
 {
     uint64_t cap = mt_config.ring_capacity < POOL_CAPACITY ? mt_config.ring_capacity
                                                            : POOL_CAPACITY;
     size_t bytes = (MT_RING_DATA_OFFSET + cap) * POOL_SLOTS;
-    int fd = memfd_create("memtrace-pool", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    void *mem;
+    int fd = sealed_memfd("memtrace-pool", bytes, &mem);
     if (fd < 0)
         return -1;
-    void *mem = MAP_FAILED;
-    if (ftruncate(fd, (off_t)bytes) == 0 &&
-        syscall(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
-        mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (mem == MAP_FAILED) {
-        close(fd);
-        return -1;
-    }
     *base = mem;
     *size = bytes;
     *capacity = cap;
@@ -272,18 +283,10 @@ static struct mt_ring *create_ring(void)
 {
     uint64_t capacity = mt_config.ring_capacity;
     size_t size = MT_RING_DATA_OFFSET + capacity;
-    int fd = memfd_create("memtrace-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    void *mem;
+    int fd = sealed_memfd("memtrace-ring", size, &mem);
     if (fd < 0)
         return NULL;
-    void *mem = MAP_FAILED;
-    /* sealed at its size: the consumer maps no memfd that could shrink */
-    if (ftruncate(fd, (off_t)size) == 0 &&
-        syscall(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
-        mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (mem == MAP_FAILED) {
-        close(fd);
-        return NULL;
-    }
     struct mt_ring_control *ctl = mem;
     ctl->magic = MT_RING_MAGIC;
     ctl->capacity = capacity;
