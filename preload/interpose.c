@@ -117,6 +117,7 @@ static inline __attribute__((always_inline)) void record_alloc(struct mt_thread 
         mt_frame_leave(t, &outer);
     }
     errno = saved;
+    mt_scrub_scratch();
 }
 
 /* The next definition of name after the shim's (dlsym RTLD_NEXT, made
@@ -339,6 +340,7 @@ static inline __attribute__((always_inline)) void *realloc_as(void *p, size_t n,
     t->in_record--;
     mt_frame_leave(t, &outer);
     errno = saved;
+    mt_scrub_scratch();
     return q;
 }
 

@@ -43,6 +43,7 @@ struct mt_ring {
     volatile uint32_t ndeferred;
     int flushing; /* flush_deferred is writing the queue (no re-entry) */
     uint64_t floor_ts; /* the latest stamp of a queued handler event */
+    struct mt_thread *volatile owner; /* the thread writing it, or NULL */
 };
 
 static uint64_t deferred_lost; /* handler events that found no room */
@@ -457,6 +458,7 @@ static struct mt_ring *attach_ring(struct mt_thread *t)
         return NULL;
     }
     t->ring = r;
+    r->owner = t;
     if (t->stack_hi == 0 && mt_config.unwind == MT_UNWIND_FP)
         mt_note_stack_bounds(t);
     /* Non-NULL so that the destructor runs at thread exit (and runs again
@@ -484,6 +486,7 @@ void mt_ring_thread_exit(struct mt_thread *t)
     mt_ring_write_pair(r, MT_RING_THREAD_END, ts, 0, 0);
     mt_ring_idle(r);
     t->ring = NULL;
+    r->owner = NULL;
     mt_spin_lock(&rings_lock);
     r->next_free = free_rings;
     free_rings = r;
@@ -722,6 +725,19 @@ void mt_ring_write_pair(struct mt_ring *r, uint32_t type, uint64_t ts, uint32_t 
         return;
     *rec = (struct mt_ring_u32pair){{type, sizeof *rec, ts}, a, b};
     mt_ring_commit(r, sizeof *rec);
+}
+
+/* Calls fn on the struct mt_thread of every thread that holds a ring. For
+ * the scan (scan.c), with the other threads stopped or not: no lock (one
+ * stopped inside attach_ring may hold it); descriptors are never freed and
+ * the list only grows at its head, so the walk is safe. */
+void mt_rings_each_owner(void (*fn)(struct mt_thread *t, void *arg), void *arg)
+{
+    for (struct mt_ring *r = __atomic_load_n(&all_rings, __ATOMIC_ACQUIRE); r; r = r->next_all) {
+        struct mt_thread *t = r->owner;
+        if (t)
+            fn(t, arg);
+    }
 }
 
 void mt_rings_forget_all(void)

@@ -484,6 +484,11 @@ static int exclude_own(uintptr_t start, uintptr_t end, void *arg)
     return 0;
 }
 
+static void exclude_thread_state(struct mt_thread *t, void *arg)
+{
+    exclude(arg, (uintptr_t)t, (uintptr_t)(t + 1));
+}
+
 /* Scans [lo, hi) but for the excluded ranges. */
 static void scan_root_range(struct marker *m, const struct excluded *ex, uintptr_t lo, uintptr_t hi,
                             int libc)
@@ -655,6 +660,9 @@ static void scan_roots(struct marker *m, const struct program_view *self)
     }
     mt_own_each(exclude_own, &ex);
     exclude(&ex, (uintptr_t)&mt_thread_state, (uintptr_t)(&mt_thread_state + 1));
+    /* every recording thread's, stopped or not (one that blocks the stop
+     * signal still holds its last block's address in t->pending) */
+    mt_rings_each_owner(exclude_thread_state, &ex);
     for (int i = 0; i < go_dead_count; i++)
         exclude(&ex, go_dead[i][0], go_dead[i][1]);
     for (int i = 0; i < nstopped; i++)

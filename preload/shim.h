@@ -174,6 +174,8 @@ void mt_emit_marker(struct mt_thread *t, uint32_t type, uint32_t a, int32_t b) M
  * has none, as a message on the socket: it needs no new descriptor. */
 void mt_emit_incomplete(struct mt_thread *t, uint32_t reason, uint32_t count) MT_HIDDEN;
 void mt_ring_thread_exit(struct mt_thread *t) MT_HIDDEN;
+/* fn on the struct mt_thread of each thread that holds a ring (scan.c) */
+void mt_rings_each_owner(void (*fn)(struct mt_thread *t, void *arg), void *arg) MT_HIDDEN;
 void mt_rings_setup(void) MT_HIDDEN;
 /* Makes the spare pool of rings and hands it to the consumer (once
  * connected, in every process): threads that can make no ring take one. */
@@ -477,6 +479,34 @@ static inline void mt_pending_clear(struct mt_thread *t)
 {
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     t->pending.type = 0;
+    t->pending.ptr = 0;
+}
+
+/* Called last by a hook that recorded an allocation: clears the scratch
+ * registers (the ABI lets a call destroy them) that the shim's record
+ * writing left holding the block's address. A copy left there would be
+ * spilled into the program's stack later (the dynamic linker's lazy
+ * binding saves every vector and argument register; a signal frame saves
+ * all of them), where the exit scan could find it and call a leaked block
+ * reachable; the real allocator's frames alone leave no such copies. */
+static inline __attribute__((always_inline)) void mt_scrub_scratch(void)
+{
+#if defined(__x86_64__)
+    __asm__ volatile("xorl %%ecx, %%ecx\n\txorl %%edx, %%edx\n\txorl %%esi, %%esi\n\t"
+                     "xorl %%edi, %%edi\n\txorl %%r8d, %%r8d\n\txorl %%r9d, %%r9d\n\t"
+                     "xorl %%r10d, %%r10d\n\txorl %%r11d, %%r11d\n\t"
+                     "pxor %%xmm0, %%xmm0\n\tpxor %%xmm1, %%xmm1\n\tpxor %%xmm2, %%xmm2\n\t"
+                     "pxor %%xmm3, %%xmm3\n\tpxor %%xmm4, %%xmm4\n\tpxor %%xmm5, %%xmm5\n\t"
+                     "pxor %%xmm6, %%xmm6\n\tpxor %%xmm7, %%xmm7\n\tpxor %%xmm8, %%xmm8\n\t"
+                     "pxor %%xmm9, %%xmm9\n\tpxor %%xmm10, %%xmm10\n\tpxor %%xmm11, %%xmm11\n\t"
+                     "pxor %%xmm12, %%xmm12\n\tpxor %%xmm13, %%xmm13\n\tpxor %%xmm14, %%xmm14\n\t"
+                     "pxor %%xmm15, %%xmm15"
+                     :
+                     :
+                     : "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "xmm0", "xmm1", "xmm2",
+                       "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+                       "xmm12", "xmm13", "xmm14", "xmm15");
+#endif
 }
 
 static inline void mt_frame_leave(struct mt_thread *t, const struct mt_frame_note *outer)
