@@ -9,6 +9,7 @@
 
 #include "../report/analysis.h"
 #include "../report/dump_reader.h"
+#include "../report/leak_kinds.h"
 #include "../report/report_output.h"
 #include "../report/suppressions.h"
 #include "memtrace/format.h"

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "ci_reports.h"
-#include "report_output.h"
+#include "leak_kinds.h"
 #include "text_format.h"
 #include "util.h"
 

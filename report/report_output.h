@@ -22,7 +22,5 @@ void report_print_text(FILE *out, const struct dump_reader *r, const struct anal
                        unsigned sections, int top, unsigned kinds, int colour,
                        const struct suppression_matches *supp);
 /* Parses "definite,indirect" (also "all") into a mask; -1 if malformed. */
-int parse_leak_kinds(const char *list, unsigned *mask);
-extern const char *const leak_kind_names[MT_KIND_COUNT];
 
 #endif

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "report_output.h"
+#include "leak_kinds.h"
 #include "util.h"
 
 char *__cxa_demangle(const char *mangled, char *buf, size_t *len, int *status);
