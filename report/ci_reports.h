@@ -8,7 +8,7 @@
 
 #include <stdio.h>
 
-#include "gates.h"
+#include "verdict.h"
 
 struct ci_reports {
     FILE *junit; /* the test cases, in memory */
