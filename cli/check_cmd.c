@@ -1,4 +1,4 @@
-/* `memtrace check`: the CI gates of report/gates.c on dumps already
+/* `memtrace check`: the CI gates of report/ci/gates.c on dumps already
  * written, with the exit status a CI job needs: 0 when every gate passes,
  * 1 (or --error-exitcode) when one fails, 2 when a dump, a suppression file
  * or an option cannot be used. */
@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../report/gates.h"
+#include "ci/gates.h"
 #include "cli.h"
 
 #define CHECK_ERROR 2

@@ -27,7 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../report/text_format.h"
+#include "text_format.h"
 #include "fd_budget.h"
 #include "memtrace/format.h"
 #include "peer.h"
@@ -797,7 +797,7 @@ static int read_message(struct consumer *c, struct process *p)
 
 /* The summary of p on stderr: memcheck's HEAP SUMMARY figures, the leak
  * kinds, and what could not be checked and why, in the words of `memtrace
- * check` (report/summary.c), from what p's dump says (s). */
+ * check` (report/analyze/summary.c), from what p's dump says (s). */
 static void print_summary(const struct process *p, const char *how, uint32_t leak_check,
                           const struct summary *s)
 {

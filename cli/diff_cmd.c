@@ -19,11 +19,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../report/analysis.h"
-#include "../report/dump_reader.h"
-#include "../report/text_format.h"
-#include "../report/util.h"
-#include "../report/report_output.h"
+#include "analyze/analysis.h"
+#include "read/dump_reader.h"
+#include "text_format.h"
+#include "util.h"
+#include "export/report_output.h"
 #include "cli.h"
 
 static const char diff_usage[] =

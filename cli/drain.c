@@ -16,7 +16,7 @@
 
 #include "memtrace/format.h"
 #include "memtrace/varint.h"
-#include "../report/util.h"
+#include "util.h"
 #include "process.h"
 
 _Static_assert(MT_MAX_STACK_ENTRIES <= MT_STACK_DEPTH_MAX, "the dump holds every stack a ring can");

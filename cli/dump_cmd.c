@@ -3,7 +3,7 @@
  * format of these lines is not promised. */
 #include <stdio.h>
 
-#include "../report/dump_reader.h"
+#include "read/dump_reader.h"
 #include "cli.h"
 
 static void print_record(const struct dump_record *r, uint64_t start)

@@ -1,6 +1,6 @@
 /* `memtrace flamegraph`: reads a dump and writes a flame graph of one
  * metric, as an interactive SVG, folded stacks or a speedscope file
- * (report/export_flame.c), or hands it to the pprof export. The output file
+ * (report/export/export_flame.c), or hands it to the pprof export. The output file
  * is opened only once the dump has been read, so a bad dump leaves nothing
  * behind.
  */
@@ -10,10 +10,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../report/analysis.h"
-#include "../report/dump_reader.h"
-#include "../report/export_flame.h"
-#include "../report/export_pprof.h"
+#include "analyze/analysis.h"
+#include "read/dump_reader.h"
+#include "export/export_flame.h"
+#include "export/export_pprof.h"
 #include "cli.h"
 
 static const char flamegraph_usage[] =
@@ -55,7 +55,7 @@ static int parse_format(const char *s, enum flame_format *out)
     return -1;
 }
 
-/* pprof is written by report/export_pprof.c; until it is part of the build
+/* pprof is written by report/export/export_pprof.c; until it is part of the build
  * this says so. */
 int cmd_flamegraph(int argc, char **argv)
 {

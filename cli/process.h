@@ -8,8 +8,8 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "../report/heap_table.h"
-#include "../report/summary.h"
+#include "analyze/heap_table.h"
+#include "analyze/summary.h"
 #include "dump_writer.h"
 #include "stack_store.h"
 #include "memtrace/ring.h"
@@ -120,7 +120,7 @@ struct process {
     int scanned;
     int scan_deferred;        /* asked to scan before its fork snapshot came */
     /* what it could not record or check (enum mt_incomplete), as its dump
-     * says it (report/summary.h): for the summary printed at its end */
+     * says it (report/analyze/summary.h): for the summary printed at its end */
     struct summary incomplete;
 };
 

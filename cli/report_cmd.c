@@ -7,11 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../report/analysis.h"
-#include "../report/dump_reader.h"
-#include "../report/leak_kinds.h"
-#include "../report/report_output.h"
-#include "../report/suppressions.h"
+#include "analyze/analysis.h"
+#include "read/dump_reader.h"
+#include "analyze/leak_kinds.h"
+#include "export/report_output.h"
+#include "analyze/suppressions.h"
 #include "memtrace/format.h"
 #include "cli.h"
 

@@ -21,7 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../report/gates.h"
+#include "ci/gates.h"
 #include "cli.h"
 #include "consumer.h"
 #include "memtrace/format.h"

@@ -6,7 +6,7 @@
 #include "memtrace/format.h"
 #include "memtrace/ring.h"
 #include "memtrace/varint.h"
-#include "../report/util.h"
+#include "util.h"
 #include "dump_writer.h"
 #include "stack_store.h"
 

@@ -1,5 +1,5 @@
 /* `memtrace timeline`: heap in use and RSS over a run's time, as an SVG
- * chart with the peak marked, or as CSV (report/timeline.h). Reads the dump
+ * chart with the peak marked, or as CSV (report/analyze/timeline.h). Reads the dump
  * before it creates the output, so a bad dump leaves no file behind. */
 #include <errno.h>
 #include <getopt.h>
@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../report/dump_reader.h"
-#include "../report/timeline.h"
+#include "read/dump_reader.h"
+#include "analyze/timeline.h"
 #include "cli.h"
 
 static const char timeline_usage[] =

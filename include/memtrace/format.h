@@ -255,7 +255,7 @@ enum mt_incomplete {
     /* The values from 5 are written by the consumer. SCAN_FAILED,
      * SCAN_NOT_ASKED, SCAN_NOT_SERVED and NOT_SCANNED only say why the
      * process has no scan: they fail the leak gates of a process that left
-     * blocks of kind unknown, not the others (report/summary.c, rule in
+     * blocks of kind unknown, not the others (report/analyze/summary.c, rule in
      * summary.h). */
     MT_INCOMPLETE_SCAN_NOT_ASKED = 5,  /* count: the run's enum mt_leak_check (summary or
                                           none): no scan was asked for */

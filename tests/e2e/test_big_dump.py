@@ -163,7 +163,7 @@ def main():
                 "%d of %d frames" % (len(named), len(frames)))
         # not compared: the report counts a free of a block at the address its
         # thread allocated last as temporary even when another thread
-        # allocated that block (report/analysis.c keys on the address)
+        # allocated that block (report/analyze/analysis.c keys on the address)
         got_temp = (rep.get("totals") or {}).get("temporary_allocations")
         if got_temp != want["temporary_allocations"]:
             print("  note: temporary_allocations %s, make_big_dump counts %d (not checked)"

@@ -37,7 +37,7 @@ def fmt_bytes(v):
 
 
 def fmt_time(ns):
-    """report/timeline_output.c fmt_time."""
+    """report/export/timeline_output.c fmt_time."""
     if ns < 1000:
         return "%d ns" % ns
     if ns < 1000000:

@@ -1,6 +1,6 @@
-/* libFuzzer target for the dump reader (report/dump_reader.c) and the
- * streaming analysis over it (report/analysis.c), without symbols, then with
- * its sites and a flame tree (report/sites.c, report/flame_tree.c).
+/* libFuzzer target for the dump reader (report/read/dump_reader.c) and the
+ * streaming analysis over it (report/analyze/analysis.c), without symbols, then with
+ * its sites and a flame tree (report/analyze/sites.c, report/export/flame_tree.c).
  *
  * The reader only takes a path, so each input is written to a memfd and
  * opened through /proc/self/fd/N: no file on disk, nothing left behind.
@@ -14,9 +14,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "analysis.h"
-#include "dump_reader.h"
-#include "flame_tree.h"
+#include "analyze/analysis.h"
+#include "read/dump_reader.h"
+#include "export/flame_tree.h"
 
 /* Writes all of data to fd. 0, or -1 on a short write. */
 static int write_all(int fd, const uint8_t *data, size_t size)

@@ -16,7 +16,7 @@
 
 #include "../../cli/dump_writer.h"
 #include "check.h"
-#include "dump_reader.h"
+#include "read/dump_reader.h"
 #include "memtrace/varint.h"
 
 #define START 1000000000ull

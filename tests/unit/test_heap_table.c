@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "heap_table.h"
+#include "analyze/heap_table.h"
 
 #define MODEL 20000
 

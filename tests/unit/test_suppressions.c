@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "suppressions.h"
+#include "analyze/suppressions.h"
 
 #define DEF (1u << MT_KIND_DEFINITE)
 #define REACH (1u << MT_KIND_REACHABLE)

@@ -1,4 +1,4 @@
-/* Unit test of the symbolizer (report/symbolize.c) on real dumps: runs each
+/* Unit test of the symbolizer (report/symbolize/symbolize.c) on real dumps: runs each
  * victim of tests/unit/symbolize_victims under `memtrace run`, streams its
  * dump through the reader, feeds the module records to the symbolizer and
  * symbolizes every stack, then checks the innermost frames of the victim's
@@ -23,8 +23,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "dump_reader.h"
-#include "symbolize.h"
+#include "read/dump_reader.h"
+#include "symbolize/symbolize.h"
 
 #define KEEP 4 /* frames kept per stack, once libmemtrace's are dropped */
 #define MAX_MODULES 64

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "temporary.h"
+#include "analyze/temporary.h"
 
 #define ADDRESSES 24
 #define THREADS 5

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "ci_reports.h"
-#include "leak_kinds.h"
+#include "analyze/leak_kinds.h"
 #include "text_format.h"
 #include "util.h"
 

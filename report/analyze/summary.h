@@ -6,7 +6,7 @@
 
 #include <stdio.h>
 
-#include "dump_reader.h"
+#include "read/dump_reader.h"
 #include "heap_table.h"
 
 #define SUMMARY_INCOMPLETE_SLOTS 16

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "leak_kinds.h"
-#include "suppressions.h"
+#include "analyze/leak_kinds.h"
+#include "analyze/suppressions.h"
 #include "text_format.h"
 #include "util.h"
 

@@ -24,7 +24,7 @@
 
 #include <stdio.h>
 
-#include "analysis.h"
+#include "analyze/analysis.h"
 
 enum flame_metric { FLAME_LEAKED, FLAME_PEAK, FLAME_ALLOCATED, FLAME_ALLOCATIONS, FLAME_TEMPORARY };
 

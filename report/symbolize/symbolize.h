@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dump_reader.h"
+#include "read/dump_reader.h"
 
 struct symbolizer_options {
     const char *sysroot;   /* prefix for module paths, or NULL */

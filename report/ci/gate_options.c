@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "leak_kinds.h"
+#include "analyze/leak_kinds.h"
 
 #define DEFAULT_KINDS ((1u << MT_KIND_DEFINITE) | (1u << MT_KIND_INDIRECT))
 

@@ -15,11 +15,11 @@
 
 #include <stdint.h>
 
-#include "dump_reader.h"
+#include "read/dump_reader.h"
 #include "heap_table.h"
-#include "python_frames.h"
+#include "symbolize/python_frames.h"
 #include "summary.h"
-#include "symbolize.h"
+#include "symbolize/symbolize.h"
 
 struct analysis_options {
     struct symbolizer_options symbols;

@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "dump_reader.h"
+#include "read/dump_reader.h"
 
 struct timeline_point {
     uint64_t time_ns; /* since the process started */

@@ -26,7 +26,7 @@
 
 #include <stdio.h>
 
-#include "analysis.h"
+#include "analyze/analysis.h"
 
 /* Writes the gzipped profile to out. 0, or -1 with a one-line message on
  * stderr (an unknown metric, out of memory, a write error). */

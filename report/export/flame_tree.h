@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#include "analysis.h"
+#include "analyze/analysis.h"
 #include "export_flame.h"
 
 /* Where a frame's code lives, for the SVG's colours. */

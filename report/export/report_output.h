@@ -4,7 +4,7 @@
 
 #include <stdio.h>
 
-#include "analysis.h"
+#include "analyze/analysis.h"
 
 enum report_section { SECTION_LEAKS, SECTION_PEAK, SECTION_ALLOCATIONS, SECTION_TEMPORARY };
 

@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#include "dump_reader.h"
+#include "read/dump_reader.h"
 
 struct site_builder;
 

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "text_format.h"
-#include "timeline.h"
+#include "analyze/timeline.h"
 #include "xml_util.h"
 
 #define WIDTH 960

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "leak_kinds.h"
+#include "analyze/leak_kinds.h"
 #include "text_format.h"
 #include "util.h"
 

@@ -7,9 +7,9 @@
 
 #include <stdint.h>
 
-#include "analysis.h"
-#include "dump_reader.h"
-#include "suppressions.h"
+#include "analyze/analysis.h"
+#include "read/dump_reader.h"
+#include "analyze/suppressions.h"
 
 #define GATE_MAX_SUPPRESSION_FILES 32
 
