@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "read/dump_reader.h"
-#include "analyze/timeline.h"
+#include "export/timeline_output.h"
 #include "cli.h"
 
 static const char timeline_usage[] =

@@ -325,21 +325,3 @@ long timeline_rows(const struct timeline *t, struct timeline_row **rows)
     *rows = v;
     return n;
 }
-
-int timeline_write_csv(FILE *out, const struct timeline *t)
-{
-    struct timeline_row *rows;
-    long n = timeline_rows(t, &rows);
-    if (n < 0)
-        return -1;
-    fputs("time_ns,heap_bytes,heap_blocks,rss_bytes\n", out);
-    for (long i = 0; i < n; i++) {
-        fprintf(out, "%llu,%llu,%llu,", (unsigned long long)rows[i].time_ns,
-                (unsigned long long)rows[i].heap_bytes, (unsigned long long)rows[i].heap_blocks);
-        if (rows[i].has_rss)
-            fprintf(out, "%llu", (unsigned long long)rows[i].rss_bytes);
-        fputc('\n', out);
-    }
-    free(rows);
-    return fflush(out) == 0 && !ferror(out) ? 0 : -1;
-}

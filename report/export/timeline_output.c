@@ -1,14 +1,15 @@
-/* The SVG chart of `memtrace timeline` (timeline.h): heap in use as a
- * filled step line, RSS as a line, both against the time since the process
- * started, on one byte axis. Self-contained: no script, no font or style
+/* The outputs of `memtrace timeline` (timeline_output.h): CSV rows, and
+ * the SVG chart: heap in use as a filled step line, RSS as a line, both
+ * against the time since the process started, on one byte axis. Self-contained: no script, no font or style
  * from the network. Tick values are 1, 2 or 5 times a power of ten of the
  * unit the axis is labelled in (B, KiB, MiB, GiB; ns, us, ms, s).
  */
+#include "timeline_output.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "text_format.h"
-#include "analyze/timeline.h"
 #include "xml_util.h"
 
 #define WIDTH 960
@@ -198,6 +199,24 @@ static void mark_lines(FILE *out, const struct timeline *t, const struct axis *x
         xml_write_n(out, m->label, 64);
         fputs("</text>\n</g>\n", out);
     }
+}
+
+int timeline_write_csv(FILE *out, const struct timeline *t)
+{
+    struct timeline_row *rows;
+    long n = timeline_rows(t, &rows);
+    if (n < 0)
+        return -1;
+    fputs("time_ns,heap_bytes,heap_blocks,rss_bytes\n", out);
+    for (long i = 0; i < n; i++) {
+        fprintf(out, "%llu,%llu,%llu,", (unsigned long long)rows[i].time_ns,
+                (unsigned long long)rows[i].heap_bytes, (unsigned long long)rows[i].heap_blocks);
+        if (rows[i].has_rss)
+            fprintf(out, "%llu", (unsigned long long)rows[i].rss_bytes);
+        fputc('\n', out);
+    }
+    free(rows);
+    return fflush(out) == 0 && !ferror(out) ? 0 : -1;
 }
 
 int timeline_write_svg(FILE *out, const struct timeline *t, const char *title)
