@@ -23,7 +23,7 @@
 
 #include "ci/gates.h"
 #include "cli.h"
-#include "consumer.h"
+#include "consumer/consumer.h"
 #include "memtrace/format.h"
 #include "run_janitor.h"
 #include "memtrace/ring.h"

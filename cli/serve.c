@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "consumer.h"
+#include "consumer/consumer.h"
 #include "memtrace/format.h"
 #include "memtrace/ring.h"
 

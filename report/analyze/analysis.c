@@ -1,5 +1,5 @@
 /* The report's pass over a dump (see analysis.h). Counting follows SPEC
- * section 4 exactly as the consumer does (cli/drain.c): a free of an
+ * section 4 exactly as the consumer does (cli/consumer/drain.c): a free of an
  * address that is not live counts for nothing; an allocation at a live
  * address replaces the old block. */
 #define _GNU_SOURCE

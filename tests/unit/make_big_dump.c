@@ -1,5 +1,5 @@
 /* make_big_dump OUT.mtr N [MODULE]: writes, with the consumer's dump writer
- * (cli/dump_writer.c), a realistic dump of exactly N ALLOC/FREE events, and
+ * (cli/consumer/dump_writer.c), a realistic dump of exactly N ALLOC/FREE events, and
  * prints on stdout, as one JSON object, the totals that `memtrace report`
  * must find in it. Used by tests/e2e/test_big_dump.py (SPEC section 11:
  * reading a dump takes memory in proportion to the live heap and the stacks,
@@ -37,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../cli/dump_writer.h"
+#include "../../cli/consumer/dump_writer.h"
 #include "memtrace/format.h"
 
 #define MAX_LIVE 100000u

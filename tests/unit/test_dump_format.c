@@ -14,7 +14,7 @@
 
 #include <zstd.h>
 
-#include "../../cli/dump_writer.h"
+#include "../../cli/consumer/dump_writer.h"
 #include "check.h"
 #include "read/dump_reader.h"
 #include "memtrace/varint.h"

@@ -1,4 +1,4 @@
-/* The consumer's stack store (cli/stack_store.c) against a plain model:
+/* The consumer's stack store (cli/consumer/stack_store.c) against a plain model:
  * tens of thousands of stacks shaped like a Python program's (shared outer
  * and inner frames, a changing middle), across many compressed chunks, read
  * back in random order; every stack added again (through the compressed
