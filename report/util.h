@@ -1,5 +1,5 @@
 /* Small helpers shared by the consumer (cli/) and the reader (report/):
- * growable arrays, hash mixing, and JSON strings. */
+ * growable arrays, hash mixing, JSON strings, a path's last part. */
 #ifndef MEMTRACE_UTIL_H
 #define MEMTRACE_UTIL_H
 
@@ -9,6 +9,13 @@
 #include <string.h>
 
 #include "xml_util.h"
+
+/* The last part of a path: what follows its last '/' (NULL for NULL). */
+static inline const char *path_base_name(const char *path)
+{
+    const char *slash = path ? strrchr(path, '/') : NULL;
+    return slash ? slash + 1 : path;
+}
 
 /* Makes room for `need` elements of `elem` bytes in *p (capacity *cap,
  * doubled as needed, new room zeroed). 0, or -1 when out of memory. */

@@ -11,11 +11,6 @@
 
 #include "util.h"
 
-static const char *base_name(const char *path)
-{
-    const char *slash = path ? strrchr(path, '/') : NULL;
-    return slash ? slash + 1 : path;
-}
 
 static uint64_t hash_string(uint64_t h, const char *s)
 {
@@ -30,7 +25,7 @@ static uint64_t frame_key_hash(uint64_t h, const struct sym_frame *f)
     h = hash_string(h, f->function);
     h = hash_string(h, f->file);
     h = hash_mix(h, (uint64_t)f->line);
-    h = hash_string(h, base_name(f->module));
+    h = hash_string(h, path_base_name(f->module));
     return f->function ? h : hash_mix(h, f->module_offset);
 }
 
@@ -42,7 +37,7 @@ static int same_string(const char *a, const char *b)
 static int frame_key_equal(const struct sym_frame *x, const struct sym_frame *y)
 {
     return same_string(x->function, y->function) && same_string(x->file, y->file) &&
-           x->line == y->line && same_string(base_name(x->module), base_name(y->module)) &&
+           x->line == y->line && same_string(path_base_name(x->module), path_base_name(y->module)) &&
            (x->function || x->module_offset == y->module_offset);
 }
 

@@ -382,11 +382,6 @@ static const char *or_unknown(const char *s)
     return s ? s : "???";
 }
 
-static const char *base_name(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    return slash ? slash + 1 : path;
-}
 
 static int allocator_matches(const char *pattern, int question)
 {
@@ -409,7 +404,7 @@ static int valgrind_frame_matches(const struct suppression_frame *p, const struc
     case SFRAME_OBJ:
         return wild_match(p->pattern, or_unknown(v->module), 1, 1);
     case SFRAME_SRC:
-        return v->file && wild_match(p->pattern, base_name(v->file), 1, 1) &&
+        return v->file && wild_match(p->pattern, path_base_name(v->file), 1, 1) &&
                (!p->line || p->line == v->line);
     case SFRAME_ANY:
         return 1;

@@ -314,7 +314,7 @@ static void junit_case(struct ci_reports *c, const struct gate_options *o,
         return;
     }
     const struct dump_process *p = &v->r->process;
-    const char *prog = p->argc ? gate_base_name(p->argv[0]) : "?";
+    const char *prog = p->argc ? path_base_name(p->argv[0]) : "?";
     double seconds = v->a->summary.duration_ns / 1e9;
     char name[512], b1[32], b2[32], b3[32];
     c->seconds += seconds;

@@ -1,6 +1,7 @@
 /* How the gates and the CI reports name a process and a site (verdict.h). */
 #define _GNU_SOURCE
 #include "verdict.h"
+#include "util.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -18,11 +19,6 @@ const char *gate_relative_path(const char *path)
     return path;
 }
 
-const char *gate_base_name(const char *path)
-{
-    const char *slash = path ? strrchr(path, '/') : NULL;
-    return slash ? slash + 1 : path;
-}
 
 void gate_frame_where(const struct sym_frame *f, char *buf, size_t size)
 {
@@ -31,7 +27,7 @@ void gate_frame_where(const struct sym_frame *f, char *buf, size_t size)
     else if (f->file)
         snprintf(buf, size, "%s", gate_relative_path(f->file));
     else if (f->module)
-        snprintf(buf, size, "%s+0x%llx", gate_base_name(f->module),
+        snprintf(buf, size, "%s+0x%llx", path_base_name(f->module),
                  (unsigned long long)f->module_offset);
     else
         snprintf(buf, size, "0x%llx", (unsigned long long)f->address);

@@ -307,7 +307,7 @@ static void leak_name(const struct analysis *a, const struct site *s, unsigned k
             continue;
         if (f->file && f->line > 0)
             snprintf(buf, size, "%s leak in %s (%s:%d)", leak_kind_names[kind], f->function,
-                     gate_base_name(f->file), f->line);
+                     path_base_name(f->file), f->line);
         else
             snprintf(buf, size, "%s leak in %s", leak_kind_names[kind], f->function);
         return;

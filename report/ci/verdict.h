@@ -69,8 +69,6 @@ void gate_site_where(const struct analysis *a, const struct site *s, char *buf, 
 void gate_process_name(const struct dump_reader *r, char *buf, size_t size);
 /* "file.c:12", "libx.so+0x1f0" or "0x401000": where a frame is. */
 void gate_frame_where(const struct sym_frame *f, char *buf, size_t size);
-/* The last part of a path (the path itself when it has no '/'). */
-const char *gate_base_name(const char *path);
 /* A path relative to the current directory when it is under it. */
 const char *gate_relative_path(const char *path);
 

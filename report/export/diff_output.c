@@ -26,11 +26,6 @@ static const struct total totals[] = {
     {"allocations", "allocations", 0},
 };
 
-static const char *base_name(const char *path)
-{
-    const char *slash = path ? strrchr(path, '/') : NULL;
-    return slash ? slash + 1 : path;
-}
 
 static void json_run(FILE *out, const char *name, const struct diff_run *run)
 {
@@ -105,14 +100,14 @@ static void text_stack(FILE *out, const struct analysis *a, const struct site *s
             fprintf(out, "      %-28s ", text_clean(f->function, clean, sizeof clean));
         else
             fprintf(out, "      %s+0x%-18llx ",
-                    f->module ? text_clean(base_name(f->module), clean, sizeof clean) : "?",
+                    f->module ? text_clean(path_base_name(f->module), clean, sizeof clean) : "?",
                     (unsigned long long)f->module_offset);
         if (file && f->line > 0)
             fprintf(out, "%s:%d", text_clean(file, clean_file, sizeof clean_file), f->line);
         else if (file)
             fputs(text_clean(file, clean_file, sizeof clean_file), out);
         else if (f->module)
-            fprintf(out, "(%s)", text_clean(base_name(f->module), clean, sizeof clean));
+            fprintf(out, "(%s)", text_clean(path_base_name(f->module), clean, sizeof clean));
         fputs(f->inlined ? "  [inlined]\n" : "\n", out);
     }
     if (s->nframes > n)

@@ -79,8 +79,8 @@ static void json_clean_string(FILE *out, const char *s, size_t max)
 static const char *program_name(const struct dump_reader *r)
 {
     if (r->process.argc > 0 && r->process.argv && r->process.argv[0])
-        return flame_base_name(r->process.argv[0]);
-    return r->process.exe ? flame_base_name(r->process.exe) : "program";
+        return path_base_name(r->process.argv[0]);
+    return r->process.exe ? path_base_name(r->process.exe) : "program";
 }
 
 /* One sampled profile: every node whose own figure (bytes or blocks) is

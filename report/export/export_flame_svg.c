@@ -314,7 +314,7 @@ static int write_data(FILE *out, const struct flame_tree *t, enum flame_metric m
         fprintf(out, k ? ", \"%s\"" : "\"%s\"", module_labels[k]);
     fputs("],\n\"modules\": [", out);
     for (uint32_t k = 0; k < nmodules; k++) {
-        char *clean = flame_clean_text(flame_base_name(modules[k]), 256);
+        char *clean = flame_clean_text(path_base_name(modules[k]), 256);
         if (k)
             fputs(", ", out);
         js_string(out, clean ? clean : "?");

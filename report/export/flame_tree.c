@@ -15,11 +15,6 @@
 
 /* ---- text ---------------------------------------------------------------- */
 
-const char *flame_base_name(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    return slash ? slash + 1 : path;
-}
 
 /* Length of the valid UTF-8 sequence at s that XML accepts (no surrogates,
  * no U+FFFE/U+FFFF, no overlong forms), or 0. */
@@ -95,10 +90,10 @@ static enum flame_module module_kind(const char *module, const char *program)
                                     "librt.",  "libresolv", "libstdc++",  "libgcc_s", "libc++"};
     if (!module)
         return FLAME_MODULE_UNKNOWN;
-    const char *base = flame_base_name(module);
+    const char *base = path_base_name(module);
     if (strncmp(base, "python", 6) == 0 || strncmp(base, "libpython", 9) == 0)
         return FLAME_MODULE_PYTHON;
-    if (program && (strcmp(module, program) == 0 || strcmp(base, flame_base_name(program)) == 0))
+    if (program && (strcmp(module, program) == 0 || strcmp(base, path_base_name(program)) == 0))
         return FLAME_MODULE_PROGRAM;
     for (size_t i = 0; i < sizeof runtime / sizeof runtime[0]; i++)
         if (strncmp(base, runtime[i], strlen(runtime[i])) == 0)
@@ -176,7 +171,7 @@ static uint32_t frame_name(struct flame_tree *t, const struct analysis *a, uint3
     const char *text = f->function;
     if (!text) {
         if (f->module)
-            snprintf(raw, sizeof raw, "%.64s+0x%llx", flame_base_name(f->module),
+            snprintf(raw, sizeof raw, "%.64s+0x%llx", path_base_name(f->module),
                      (unsigned long long)f->module_offset);
         else
             snprintf(raw, sizeof raw, "0x%llx", (unsigned long long)f->address);

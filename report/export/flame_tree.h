@@ -96,7 +96,5 @@ static inline uint64_t flame_self_value(const struct flame_tree *t, const struct
 /* A malloc'd copy of s made valid UTF-8 without control characters (each
  * bad byte becomes '?'), at most max bytes long; NULL when out of memory. */
 char *flame_clean_text(const char *s, size_t max);
-/* The last component of a path. */
-const char *flame_base_name(const char *path);
 
 #endif

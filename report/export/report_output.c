@@ -335,11 +335,6 @@ static const char *relative_path(const char *path, char *buf, size_t size)
     return path;
 }
 
-static const char *base_name(const char *path)
-{
-    const char *slash = path ? strrchr(path, '/') : NULL;
-    return slash ? slash + 1 : path;
-}
 
 #define TEXT_FRAMES 12
 
@@ -367,9 +362,9 @@ static void text_stack(FILE *out, const struct analysis *a, const struct site *s
         else if (f->file)
             snprintf(where, sizeof where, "%s", relative_path(f->file, rel, sizeof rel));
         else if (f->function)
-            snprintf(where, sizeof where, "(%s)", f->module ? base_name(f->module) : "?");
+            snprintf(where, sizeof where, "(%s)", f->module ? path_base_name(f->module) : "?");
         else if (f->module)
-            snprintf(where, sizeof where, "%s+0x%llx", base_name(f->module),
+            snprintf(where, sizeof where, "%s+0x%llx", path_base_name(f->module),
                      (unsigned long long)f->module_offset);
         else
             snprintf(where, sizeof where, "(no module)");

@@ -6,6 +6,7 @@
 #include "symbolize_state.h"
 
 #include "debug_cache.h"
+#include "util.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -32,11 +33,6 @@ static int elf_file_matches(const char *path, const unsigned char *id, size_t le
     return ok;
 }
 
-const char *sym_base_name(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    return slash ? slash + 1 : path;
-}
 
 /* The debug file of build id (id, len) in the local debug directories:
  * DIR/.build-id/xx/yyyy.debug in debug_dir, the sysroot's /usr/lib/debug and
@@ -68,7 +64,7 @@ static char *find_debug_by_build_id(struct symbolizer *s, const char *path, cons
     }
     free(sys_debug);
     if (!found && s->debug_dir) {
-        char *dir = sym_concat(s->debug_dir, "/", sym_base_name(path));
+        char *dir = sym_concat(s->debug_dir, "/", path_base_name(path));
         char *candidate = dir ? sym_concat(dir, ".debug", NULL) : NULL;
         free(dir);
         if (candidate && elf_file_matches(candidate, id, len))
@@ -103,8 +99,8 @@ int sym_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, D
     if (fd >= 0 || !s || len <= 0)
         return fd;
     char *link =
-        debuglink_file ? strdup(debuglink_file) : sym_concat(sym_base_name(f->path), ".debug", NULL);
-    char *dir = strndup(f->path, (size_t)(sym_base_name(f->path) - f->path));
+        debuglink_file ? strdup(debuglink_file) : sym_concat(path_base_name(f->path), ".debug", NULL);
+    char *dir = strndup(f->path, (size_t)(path_base_name(f->path) - f->path));
     char *candidates[3] = {NULL, NULL, NULL};
     if (link && dir) {
         if (s->debug_dir)

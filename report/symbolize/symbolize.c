@@ -21,6 +21,7 @@
 #include "symbolize_state.h"
 
 #include "debug_cache.h"
+#include "util.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -278,7 +279,7 @@ static struct module_file *file_get(struct symbolizer *s, const char *path, size
     f->path = name;
     f->build_id_len = build_id_len;
     f->low = UINT64_MAX;
-    const char *base = sym_base_name(name);
+    const char *base = path_base_name(name);
     f->no_file = name[0] == '\0' || name[0] == '[' || strncmp(name, "linux-vdso", 10) == 0 ||
                  strncmp(name, "linux-gate", 10) == 0;
     f->is_memtrace = strncmp(base, "libmemtrace.so", 14) == 0 && (!base[14] || base[14] == '.');

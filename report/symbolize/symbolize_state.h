@@ -86,8 +86,6 @@ struct symbolizer {
     size_t nranges, ranges_cap;
 };
 
-/* dwarf_walk.c */
-const char *sym_base_name(const char *path);
 int sym_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
                           const char *file_name, const char *debuglink_file,
                           GElf_Word debuglink_crc, char **debuginfo_file_name);
