@@ -110,6 +110,7 @@ void consumer_write_process_record(struct process *p, const struct consumer_opti
 int consumer_settle_watches(struct consumer *c, struct process *p, uint64_t now);
 int consumer_finish(struct consumer *c, struct process *p);
 void consumer_release(struct process *p);
+int consumer_pid_ended(pid_t pid);
 
 /* A new consumer_serve: this run's role and refusals start again. */
 void consumer_detach_reset(void);    /* detach.c */

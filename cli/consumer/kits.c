@@ -77,6 +77,18 @@ void consumer_on_kit(struct consumer *c, int fd, const struct mt_msg_hello *h, i
     send(fd, &r, sizeof r, MSG_NOSIGNAL);
 }
 
+/* 1 if sender can be the fork child of the kit's owner: its parent is the
+ * owner, or the owner has ended. A daemon's middle process forks and exits
+ * at once; when its child says HELLO only after that (the child or the
+ * consumer slow), the child has been given to another parent already, and
+ * must still be traced: only the owner and the child that took its kit
+ * ever hold the kit's connection. */
+static int kit_child(pid_t sender, pid_t owner)
+{
+    pid_t parent = consumer_read_parent(sender);
+    return parent == owner || (parent > 0 && consumer_pid_ended(owner));
+}
+
 /* A message on a kit: the HELLO of the fork child that took it, whose pid
  * the kernel gives with it (SO_PASSCRED: the socket's own credentials are
  * the parent's). Served as any fork child's HELLO, with the kit's pool as
@@ -110,7 +122,7 @@ static int kit_read(struct consumer *c, struct kit *k)
     }
     if (n == (ssize_t)sizeof h && h.type == MT_MSG_HELLO && h.version == MT_IPC_VERSION &&
         (h.flags & MT_HELLO_KIT_CHILD) && h.fork_parent == k->parent && h.fork_seq != 0 &&
-        sender > 0 && sender != k->parent_seen && consumer_read_parent(sender) == k->parent_seen &&
+        sender > 0 && sender != k->parent_seen && kit_child(sender, k->parent_seen) &&
         peer_claims_own_pid(sender, h.pid)) {
         int fd = k->fd;
         int zero = 0; /* its credentials would crowd out a ring's memfd */

@@ -295,7 +295,7 @@ static unsigned long long proc_startcode(pid_t pid)
 }
 
 /* 1 once pid has ended: gone, or a zombie. */
-static int pid_ended(pid_t pid)
+int consumer_pid_ended(pid_t pid)
 {
     if (kill(pid, 0) != 0 && errno == ESRCH)
         return 1;
@@ -321,7 +321,7 @@ static int exec_untraced(struct consumer *c, struct process *p, struct exec_watc
             return 0;
     if (!w->wait_ns)
         w->wait_ns = now ? now : 1;
-    int ended = pid_ended(w->pid);
+    int ended = consumer_pid_ended(w->pid);
     /* What it runs, once it runs it: a vfork child shares its parent's
      * memory (the same start of code) until its exec is done. */
     if (!w->known && !ended &&

@@ -33,7 +33,7 @@ import time
 
 import mtlib
 
-CASES = ("daemon", "pidns", "fdlimit", "fdlimit_hard", "term", "int", "hup", "kill")
+CASES = ("daemon", "daemon_late", "pidns", "fdlimit", "fdlimit_hard", "term", "int", "hup", "kill")
 
 
 def add_arguments(parser):
@@ -125,6 +125,34 @@ def rss_samples(ctx, dump):
         if rss:
             values.append(int(rss))
     return values
+
+
+def case_daemon_late(ctx, c):
+    """The daemon's grandchild says HELLO only after the middle process that
+    forked it has ended (libmt_slow_child.so holds every fork child half a
+    second before the shim's fork handler): the consumer must still trace
+    it, on the kit its parent left, although its parent is now another
+    process. It was refused, and untraced without a word."""
+    work = ctx.subdir("daemon_late")
+    pidfile = os.path.join(work, "grandchild.pid")
+    argv = [ctx.prog("lifecycle"), "daemon", "2", pidfile]
+    env = dict(os.environ, LD_PRELOAD=ctx.prog("mt_slow_child"))
+    r = mtlib.memtrace_run(ctx, argv, os.path.join(work, "%p.mtr"), cwd=work, logdir=work,
+                           env=env, timeout=60)
+    c.eq("run exits with the program's status", mtlib.exit_code(r.returncode), 3)
+    gpid = int(open(pidfile).read())
+    gdump = os.path.join(work, "%d.mtr" % gpid)
+    try:
+        mtlib.wait_for_dump(gdump, timeout=30)
+    except mtlib.TestError as error:
+        c.check("the grandchild was traced: its dump exists", False, str(error))
+        return
+    rep = mtlib.report(ctx, gdump)
+    c.eq("the grandchild's dump is its own", rep["process"]["pid"], gpid)
+    mtlib.check_exit(c, rep, "grandchild", status=0)
+    c.figures("grandchild", figures(rep),
+              {"allocations": 3, "frees": 1, "bytes_allocated": 600, "in_use_bytes": 400,
+               "in_use_blocks": 2})
 
 
 def case_pidns(ctx, c):
@@ -306,6 +334,8 @@ def main():
     def body(c):
         if case == "daemon":
             case_daemon(ctx, c)
+        elif case == "daemon_late":
+            case_daemon_late(ctx, c)
         elif case == "pidns":
             case_pidns(ctx, c)
         elif case.startswith("fdlimit"):

@@ -1,5 +1,6 @@
 # `memtrace run`'s own life cycle (issue 18, points 7-10).
 memtrace_e2e(lifecycle.daemon test_lifecycle.py TIMEOUT 120 ARGS --case daemon)
+memtrace_e2e(lifecycle.daemon_late test_lifecycle.py TIMEOUT 120 ARGS --case daemon_late)
 memtrace_e2e(lifecycle.pidns test_lifecycle.py ARGS --case pidns)
 set_tests_properties(e2e.lifecycle.pidns PROPERTIES SKIP_RETURN_CODE 77)
 memtrace_e2e(lifecycle.fdlimit test_lifecycle.py TIMEOUT 300 ARGS --case fdlimit)
