@@ -132,7 +132,6 @@ static void record_alloc(struct mt_thread *t, uint64_t p, uint64_t size, uint32_
         t->in_record--;
     }
     errno = saved;
-    mt_scrub_scratch();
 }
 
 /* A free (or the free half of a realloc) around the call of the original:

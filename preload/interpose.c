@@ -15,7 +15,6 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
@@ -58,8 +57,7 @@ static void frame_release(struct mt_frame_note *outer) { mt_frame_leave(&mt_thre
     struct mt_frame_note frame_scope_ __attribute__((cleanup(frame_release), unused));             \
     mt_frame_enter(t, &frame_mark_, &frame_scope_)
 
-/* Writes the event of an allocation that returned p. in_record raised. */
-void mt_emit_alloc(struct mt_thread *t, void *p, size_t size, uint32_t function)
+static void emit_alloc(struct mt_thread *t, void *p, size_t size, uint32_t function)
 {
     if (MT_UNLIKELY(mt_dl_pending)) /* a module came or went (dl_track.c) */
         mt_dl_catch_up(t);
@@ -82,6 +80,13 @@ void mt_emit_alloc(struct mt_thread *t, void *p, size_t size, uint32_t function)
         mt_ring_commit(r, sizeof *rec);
     }
     mt_ring_idle(r);
+}
+
+/* Writes the event of an allocation that returned p. in_record raised. */
+void mt_emit_alloc(struct mt_thread *t, void *p, size_t size, uint32_t function)
+{
+    emit_alloc(t, p, size, function);
+    mt_scrub_scratch();
 }
 
 void mt_write_free(struct mt_ring *r, uint64_t ts, void *p, uint32_t function)
@@ -114,7 +119,6 @@ static inline __attribute__((always_inline)) void record_alloc(struct mt_thread 
         mt_frame_leave(t, &outer);
     }
     errno = saved;
-    mt_scrub_scratch();
 }
 
 /* The next definition of name after the shim's (dlsym RTLD_NEXT, made
@@ -337,7 +341,6 @@ static inline __attribute__((always_inline)) void *realloc_as(void *p, size_t n,
     t->in_record--;
     mt_frame_leave(t, &outer);
     errno = saved;
-    mt_scrub_scratch();
     return q;
 }
 

@@ -32,6 +32,7 @@ void mt_defer_event(struct mt_thread *t, uint32_t type, const void *p, uint64_t 
     uint32_t i = r ? r->ndeferred : MT_DEFERRED_MAX;
     if (!r || !r->deferred || i >= MT_DEFERRED_MAX) {
         __atomic_fetch_add(&deferred_lost, 1, __ATOMIC_RELAXED);
+        mt_scrub_scratch();
         return;
     }
     struct mt_deferred *d = &r->deferred[i];
@@ -43,6 +44,7 @@ void mt_defer_event(struct mt_thread *t, uint32_t type, const void *p, uint64_t 
     d->depth = type == MT_RING_ALLOC ? (uint32_t)mt_stack_capture_fp(t, d->ips, MT_DEFERRED_DEPTH) : 0;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     r->ndeferred = i + 1;
+    mt_scrub_scratch();
 }
 
 /* Writes the events that signal handlers queued while this thread was
@@ -85,6 +87,7 @@ void mt_ring_flush_deferred(struct mt_thread *t, struct mt_ring *r)
     r->ndeferred = 0;
     r->flushing = 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    mt_scrub_scratch();
 }
 
 int mt_frame_recover(struct mt_thread *t, uintptr_t sp)
@@ -218,6 +221,7 @@ void mt_write_alloc_unstacked(struct mt_ring *r, uint64_t ts, uint64_t ptr, uint
         *rec = (struct mt_ring_alloc){{MT_RING_ALLOC, sizeof *rec, ts}, ptr, size, 0, function};
         mt_ring_commit(r, sizeof *rec);
     }
+    mt_scrub_scratch();
 }
 
 void mt_ring_commit(struct mt_ring *r, uint32_t len)

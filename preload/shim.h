@@ -482,9 +482,10 @@ static inline void mt_pending_clear(struct mt_thread *t)
     t->pending.ptr = 0;
 }
 
-/* Called last by a hook that recorded an allocation: clears the scratch
- * registers (the ABI lets a call destroy them) that the shim's record
- * writing left holding the block's address. A copy left there would be
+/* Called last by each function that writes an allocation's address into a
+ * record (mt_emit_alloc, mt_defer_event, the handlers' queue flushed,
+ * mt_write_alloc_unstacked): clears the scratch registers (the ABI lets a
+ * call destroy them) that the record writing left holding the address. A copy left there would be
  * spilled into the program's stack later (the dynamic linker's lazy
  * binding saves every vector and argument register; a signal frame saves
  * all of them), where the exit scan could find it and call a leaked block
