@@ -93,19 +93,11 @@ void mt_kit_make(void)
                                  .ppid = getppid(), .flags = MT_HELLO_KIT,
                                  .start_mono_ns = mt_coarse_ns(),
                                  .reserved = memfd >= 0 ? (uint32_t)(capacity >> 10) : 0};
-    char control[CMSG_SPACE(sizeof(int))];
-    memset(control, 0, sizeof control);
+    char control[MT_MSG_FD_SPACE];
     struct iovec iov = {.iov_base = &hello, .iov_len = sizeof hello};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (memfd >= 0) {
-        mh.msg_control = control;
-        mh.msg_controllen = sizeof control;
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &memfd, sizeof(int));
-    }
+    if (memfd >= 0)
+        mt_msg_attach_fd(&mh, control, memfd);
     ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
     if (n < 0 && memfd >= 0) { /* sendmsg denied: a kit without a pool */
         close(memfd);

@@ -109,16 +109,10 @@ static int hand_over(uint32_t type, int memfd, uint64_t capacity, uint32_t index
                        offsetof(struct mt_msg_ring, capacity) == offsetof(struct mt_msg_pool, capacity),
                    "a POOL message is laid out as a RING message");
     struct mt_msg_ring msg = {.type = type, .capacity = capacity};
-    char control[CMSG_SPACE(sizeof(int))];
-    memset(control, 0, sizeof control);
+    char control[MT_MSG_FD_SPACE];
     struct iovec iov = {.iov_base = &msg, .iov_len = sizeof msg};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-                        .msg_controllen = sizeof control};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &memfd, sizeof(int));
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    mt_msg_attach_fd(&mh, control, memfd);
 
     mt_spin_lock(&socket_lock);
     msg.ring_index = type == MT_MSG_RING ? ++ring_index : index;

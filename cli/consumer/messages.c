@@ -470,19 +470,11 @@ static void on_scan_request(struct consumer *c, struct process *p)
         r.status = MT_REPLY_OK;
     }
     free(blocks);
-    char control[CMSG_SPACE(sizeof(int))];
-    memset(control, 0, sizeof control);
+    char control[MT_MSG_FD_SPACE];
     struct iovec iov = {.iov_base = &r, .iov_len = sizeof r};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (r.status == MT_REPLY_OK) {
-        mh.msg_control = control;
-        mh.msg_controllen = sizeof control;
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-    }
+    if (r.status == MT_REPLY_OK)
+        mt_msg_attach_fd(&mh, control, fd);
     sendmsg(p->conn, &mh, MSG_NOSIGNAL);
     if (fd >= 0)
         close(fd);

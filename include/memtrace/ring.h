@@ -31,6 +31,8 @@
 #define MEMTRACE_RING_H
 
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #define MT_IPC_VERSION 3u
 #define MT_RING_MAGIC 0x31474e4952544d4dull /* "MMTRING1" */
@@ -289,5 +291,22 @@ struct mt_msg_pool {
 #define MT_MAX_DEPTH_LIMIT 256
 /* native frames, then as many Python frames at most */
 #define MT_MAX_STACK_ENTRIES (2 * MT_MAX_DEPTH_LIMIT)
+
+/* Gives mh one SCM_RIGHTS descriptor, fd, in control (zeroed here): how a
+ * ring's or the spare pool's memfd and the scan's block list travel on the
+ * socket. control must outlive the sendmsg. */
+#define MT_MSG_FD_SPACE CMSG_SPACE(sizeof(int))
+static inline void mt_msg_attach_fd(struct msghdr *mh, char control[MT_MSG_FD_SPACE], int fd)
+{
+    memset(control, 0, MT_MSG_FD_SPACE);
+    mh->msg_control = control;
+    mh->msg_controllen = MT_MSG_FD_SPACE;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+}
+
 
 #endif
