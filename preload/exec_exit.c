@@ -3,12 +3,10 @@
  * consumer must know before the image is replaced or a child is spawned).
  * The allocation functions are interpose.c's. */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdint.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "loader.h"

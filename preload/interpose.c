@@ -15,10 +15,8 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "loader.h"
 #include "shim.h"

@@ -5,17 +5,12 @@
  * handler abandoned. Attaching rings to threads is ring_writer.c's. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stddef.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <linux/membarrier.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim.h"

@@ -4,29 +4,17 @@
  * goroutine's stack are found, so that they are never roots. */
 #define _GNU_SOURCE
 #include <dirent.h>
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
-#include <capstone/capstone.h>
-#include <link.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <sched.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
+
 #include "loader.h"
 #include "scan_state.h"
 

@@ -6,11 +6,9 @@
 #define _GNU_SOURCE
 #include "gates.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ci_reports.h"
 #include "analyze/leak_kinds.h"

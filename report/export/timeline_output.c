@@ -7,7 +7,6 @@
 #include "timeline_output.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include "text_format.h"
 #include "xml_util.h"

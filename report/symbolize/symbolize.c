@@ -26,13 +26,10 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
-#include <fcntl.h>
 #include <libelf.h>
 #include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* From the C++ runtime; declared here so that this file stays C. */
 char *__cxa_demangle(const char *mangled, char *buf, size_t *len, int *status);
